@@ -1,0 +1,485 @@
+//! The in-memory data set: columnar, encoded, split.
+//!
+//! Layout (`n` rows): u32 ids per sparse field, offsets plus ids per multi-valued field, f32
+//! normalised values per dense feature, u8 labels per task, u32 user ids, u64 row ids and the
+//! split of each row. Vocabularies and normalisation statistics ([`Encoders`]) are fitted on the
+//! train split only; values unseen in train map to the OOV id 0.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::column::{Chunks, KeyKind, KeyRef};
+use crate::error::{DataError, Result};
+use crate::normalize::NormStats;
+use crate::parquet_io::read_columns;
+use crate::spec::DatasetSpec;
+use crate::split::Split;
+use crate::vocab::{Fitter, RangeFitter, Vocab, VocabKeys, remap_id};
+
+/// A single-valued categorical feature: `ids[row]` in `0..vocab_size`.
+#[derive(Debug, Clone)]
+pub struct SparseColumn {
+    pub name: String,
+    pub ids: Vec<u32>,
+    pub vocab_size: usize,
+}
+
+/// A multi-valued categorical feature: row `r` holds `ids[offsets[r]..offsets[r + 1]]`.
+#[derive(Debug, Clone)]
+pub struct MultiColumn {
+    pub name: String,
+    pub offsets: Vec<u32>,
+    pub ids: Vec<u32>,
+    pub vocab_size: usize,
+}
+
+/// A normalised dense feature.
+#[derive(Debug, Clone)]
+pub struct DenseColumn {
+    pub name: String,
+    pub values: Vec<f32>,
+}
+
+/// One task's labels, 0 or 1.
+#[derive(Debug, Clone)]
+pub struct LabelColumn {
+    pub name: String,
+    pub values: Vec<u8>,
+}
+
+/// What is fitted on the train split: one vocabulary per sparse and multi-valued field and the
+/// statistics of every dense feature. Saved with a model so that new data is encoded the same way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Encoders {
+    pub sparse: Vec<Vocab>,
+    pub multi: Vec<Vocab>,
+    pub dense: Vec<NormStats>,
+}
+
+/// A prepared data set in memory.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub dir: PathBuf,
+    pub spec: DatasetSpec,
+    pub encoders: Encoders,
+    pub row_ids: Vec<u64>,
+    pub splits: Vec<Split>,
+    pub sparse: Vec<SparseColumn>,
+    pub multi: Vec<MultiColumn>,
+    pub dense: Vec<DenseColumn>,
+    pub labels: Vec<LabelColumn>,
+    /// Group id per row (users, or queries), when the spec names a user column.
+    pub users: Option<Vec<u32>>,
+}
+
+impl Dataset {
+    /// Loads `DIR/dataset.toml` and its data, fitting the encoders on the train split.
+    pub fn load(dir: &Path) -> Result<Dataset> {
+        load(dir, None)
+    }
+
+    /// Loads with encoders fitted earlier (a trained model's), so that ids match the model.
+    pub fn load_with(dir: &Path, encoders: &Encoders) -> Result<Dataset> {
+        load(dir, Some(encoders))
+    }
+
+    pub fn rows(&self) -> usize {
+        self.splits.len()
+    }
+
+    pub fn tasks(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// The row indices of one split, in file order.
+    pub fn split_rows(&self, split: Split) -> Vec<u32> {
+        (0..self.splits.len() as u32)
+            .filter(|&r| self.splits[r as usize] == split)
+            .collect()
+    }
+
+    /// The path of the Parquet file.
+    pub fn data_path(&self) -> PathBuf {
+        self.spec.data_path(&self.dir)
+    }
+
+    /// Number of distinct users (groups), if any.
+    pub fn n_users(&self) -> Option<usize> {
+        self.users
+            .as_ref()
+            .map(|u| u.iter().max().map_or(0, |&m| m as usize))
+    }
+}
+
+fn load(dir: &Path, fitted: Option<&Encoders>) -> Result<Dataset> {
+    let spec = DatasetSpec::read(dir)?;
+    let path = spec.data_path(dir);
+    if let Some(enc) = fitted {
+        if enc.sparse.len() != spec.sparse.len()
+            || enc.multi.len() != spec.multi.len()
+            || enc.dense.len() != spec.dense.len()
+        {
+            return Err(DataError::config(
+                dir.join(crate::spec::SPEC_FILE),
+                "the data set's features differ from those the encoders were fitted on",
+            ));
+        }
+    }
+    let started = std::time::Instant::now();
+    let batches = read_columns(&path, &spec.input_columns())?;
+    let read_seconds = started.elapsed().as_secs_f64();
+
+    let splits = parse_splits(&chunks(&path, &batches, &spec.split))?;
+    let n = splits.len();
+    let train: Vec<bool> = splits.iter().map(|&s| s == Split::Train).collect();
+
+    let (row_ids_labels, ((dense, sparse), (multi, users))) = rayon::join(
+        || -> Result<_> {
+            let row_ids = chunks(&path, &batches, &spec.row_id).row_ids()?;
+            let labels = spec
+                .labels
+                .par_iter()
+                .map(|l| {
+                    Ok(LabelColumn {
+                        name: l.name.clone(),
+                        values: chunks(&path, &batches, &l.name).labels()?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok((row_ids, labels))
+        },
+        || {
+            rayon::join(
+                || {
+                    rayon::join(
+                        || -> Result<Vec<(DenseColumn, NormStats)>> {
+                            spec.dense
+                                .par_iter()
+                                .enumerate()
+                                .map(|(i, d)| {
+                                    let raw = chunks(&path, &batches, &d.name).dense()?;
+                                    let stats = match fitted {
+                                        Some(e) => e.dense[i],
+                                        None => NormStats::fit(
+                                            d.norm,
+                                            raw.iter()
+                                                .zip(&train)
+                                                .filter(|(_, t)| **t)
+                                                .map(|(v, _)| *v),
+                                        ),
+                                    };
+                                    let values = raw.iter().map(|&v| stats.apply(v)).collect();
+                                    Ok((
+                                        DenseColumn {
+                                            name: d.name.clone(),
+                                            values,
+                                        },
+                                        stats,
+                                    ))
+                                })
+                                .collect()
+                        },
+                        || -> Result<Vec<(SparseColumn, Vocab)>> {
+                            spec.sparse
+                                .par_iter()
+                                .enumerate()
+                                .map(|(i, s)| {
+                                    let c = chunks(&path, &batches, &s.name);
+                                    let (vocab, ids) = match fitted {
+                                        Some(e) => {
+                                            let vocab = check_kind(&c, e.sparse[i].clone())?;
+                                            let mut ids = Vec::with_capacity(n);
+                                            c.for_each_key(|_, k| ids.push(vocab.id(k)))?;
+                                            (vocab, ids)
+                                        }
+                                        None => fit_sparse(&c, &train, s.min_count)?,
+                                    };
+                                    let col = SparseColumn {
+                                        name: s.name.clone(),
+                                        ids,
+                                        vocab_size: vocab.size(),
+                                    };
+                                    Ok((col, vocab))
+                                })
+                                .collect()
+                        },
+                    )
+                },
+                || {
+                    rayon::join(
+                        || -> Result<Vec<(MultiColumn, Vocab)>> {
+                            spec.multi
+                                .par_iter()
+                                .enumerate()
+                                .map(|(i, m)| {
+                                    let c = chunks(&path, &batches, &m.name);
+                                    let (vocab, offsets, ids) = match fitted {
+                                        Some(e) => {
+                                            let vocab = e.multi[i].clone();
+                                            let mut offsets = Vec::with_capacity(n + 1);
+                                            offsets.push(0u32);
+                                            let mut ids = Vec::new();
+                                            c.for_each_list(|_, keys, range| {
+                                                ids.extend(range.map(|j| vocab.id(keys.get(j))));
+                                                offsets.push(ids.len() as u32);
+                                            })?;
+                                            (vocab, offsets, ids)
+                                        }
+                                        None => fit_multi(&c, &train, m.min_count)?,
+                                    };
+                                    let col = MultiColumn {
+                                        name: m.name.clone(),
+                                        offsets,
+                                        ids,
+                                        vocab_size: vocab.size(),
+                                    };
+                                    Ok((col, vocab))
+                                })
+                                .collect()
+                        },
+                        || -> Result<Option<Vec<u32>>> {
+                            let Some(user) = &spec.user else {
+                                return Ok(None);
+                            };
+                            let c = chunks(&path, &batches, user);
+                            let everyone = vec![true; n];
+                            Ok(Some(fit_sparse(&c, &everyone, 1)?.1))
+                        },
+                    )
+                },
+            )
+        },
+    );
+    let (row_ids, labels) = row_ids_labels?;
+    let (dense, dense_stats): (Vec<_>, Vec<_>) = dense?.into_iter().unzip();
+    let (sparse, sparse_vocabs): (Vec<_>, Vec<_>) = sparse?.into_iter().unzip();
+    let (multi, multi_vocabs): (Vec<_>, Vec<_>) = multi?.into_iter().unzip();
+    let users = users?;
+
+    let ds = Dataset {
+        dir: dir.to_path_buf(),
+        encoders: Encoders {
+            sparse: sparse_vocabs,
+            multi: multi_vocabs,
+            dense: dense_stats,
+        },
+        spec,
+        row_ids,
+        splits,
+        sparse,
+        multi,
+        dense,
+        labels,
+        users,
+    };
+    check_splits_and_labels(&ds, &path)?;
+    tracing::debug!(
+        rows = n,
+        read_seconds,
+        total_seconds = started.elapsed().as_secs_f64(),
+        "loaded {}",
+        path.display()
+    );
+    Ok(ds)
+}
+
+fn chunks<'a>(
+    path: &'a Path,
+    batches: &'a [arrow_array::RecordBatch],
+    name: &'a str,
+) -> Chunks<'a> {
+    Chunks {
+        file: path,
+        name,
+        arrays: batches
+            .iter()
+            .map(|b| b.column_by_name(name).expect("projected column").as_ref())
+            .collect(),
+    }
+}
+
+fn parse_splits(c: &Chunks<'_>) -> Result<Vec<Split>> {
+    let mut out = Vec::with_capacity(c.len());
+    let mut bad: Option<DataError> = None;
+    c.for_each_key(|row, k| {
+        if bad.is_some() {
+            return;
+        }
+        match k {
+            Some(KeyRef::Str(s)) => match Split::parse(s) {
+                Some(sp) => out.push(sp),
+                None => {
+                    bad = Some(DataError::cell(
+                        c.file,
+                        c.name,
+                        row + 1,
+                        format!("`{s}` is not train, valid or test"),
+                    ))
+                }
+            },
+            Some(KeyRef::Int(i)) => {
+                bad = Some(DataError::cell(
+                    c.file,
+                    c.name,
+                    row + 1,
+                    format!("`{i}` is not train, valid or test"),
+                ))
+            }
+            None => {
+                bad = Some(DataError::cell(
+                    c.file,
+                    c.name,
+                    row + 1,
+                    "split is missing (null)",
+                ))
+            }
+        }
+    })?;
+    match bad {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// Fits a vocabulary on the train rows and encodes every row, in one pass over the column.
+fn fit_sparse(c: &Chunks<'_>, train: &[bool], min_count: u32) -> Result<(Vocab, Vec<u32>)> {
+    let mut prov = Vec::with_capacity(c.len());
+    let (keys, remap) = match c.key_kind()? {
+        KeyKind::Int => {
+            let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+            c.for_each_int(|_, k| {
+                if let Some(k) = k {
+                    lo = lo.min(k);
+                    hi = hi.max(k);
+                }
+            })?;
+            let (keys, remap) = match RangeFitter::new(lo, hi, c.len()) {
+                Some(mut fitter) => {
+                    c.for_each_int(|row, k| prov.push(fitter.add(k, train[row])))?;
+                    fitter.finish(min_count)
+                }
+                None => {
+                    let mut fitter = Fitter::<i64>::default();
+                    c.for_each_int(|row, k| prov.push(fitter.add(k, train[row])))?;
+                    fitter.finish(min_count)
+                }
+            };
+            (VocabKeys::Int(keys), remap)
+        }
+        KeyKind::Str => {
+            let mut fitter = Fitter::<&str>::default();
+            c.for_each_key(|row, k| {
+                let k = k.map(|k| match k {
+                    KeyRef::Str(s) => s,
+                    KeyRef::Int(_) => unreachable!("a text column"),
+                });
+                prov.push(fitter.add(k, train[row]))
+            })?;
+            let (keys, remap) = fitter.finish(min_count);
+            (
+                VocabKeys::Str(keys.into_iter().map(String::from).collect()),
+                remap,
+            )
+        }
+    };
+    let ids = prov.into_iter().map(|p| remap_id(&remap, p)).collect();
+    Ok((keys.into(), ids))
+}
+
+/// As [`fit_sparse`] for a list column: the vocabulary, the offsets and the ids. List values
+/// are fitted as text (integers written in decimal).
+fn fit_multi(
+    c: &Chunks<'_>,
+    train: &[bool],
+    min_count: u32,
+) -> Result<(Vocab, Vec<u32>, Vec<u32>)> {
+    let mut fitter = Fitter::<KeyRef<'_>>::default();
+    let mut offsets = Vec::with_capacity(c.len() + 1);
+    offsets.push(0u32);
+    let mut prov = Vec::new();
+    let mut kind = KeyKind::Str;
+    c.for_each_list(|row, keys, range| {
+        for j in range {
+            let k = keys.get(j);
+            if let Some(KeyRef::Int(_)) = k {
+                kind = KeyKind::Int;
+            }
+            prov.push(fitter.add(k, train[row]));
+        }
+        offsets.push(prov.len() as u32);
+    })?;
+    let (keys, remap) = fitter.finish(min_count);
+    let keys = match kind {
+        KeyKind::Int => VocabKeys::Int(
+            keys.iter()
+                .filter_map(|k| match *k {
+                    KeyRef::Int(i) => Some(i),
+                    KeyRef::Str(_) => None,
+                })
+                .collect(),
+        ),
+        KeyKind::Str => VocabKeys::Str(
+            keys.iter()
+                .filter_map(|k| match *k {
+                    KeyRef::Str(s) => Some(s.to_string()),
+                    KeyRef::Int(_) => None,
+                })
+                .collect(),
+        ),
+    };
+    let ids = prov.into_iter().map(|p| remap_id(&remap, p)).collect();
+    Ok((keys.into(), offsets, ids))
+}
+
+fn check_kind(c: &Chunks<'_>, vocab: Vocab) -> Result<Vocab> {
+    if c.key_kind()? != vocab.kind() {
+        return Err(DataError::column(
+            c.file,
+            c.name,
+            "holds text where the fitted vocabulary holds integers, or the other way round",
+        ));
+    }
+    Ok(vocab)
+}
+
+/// Every split has rows; every task has both classes in train.
+fn check_splits_and_labels(ds: &Dataset, path: &Path) -> Result<()> {
+    let mut counts = [0usize; 3];
+    for &s in &ds.splits {
+        counts[s as usize] += 1;
+    }
+    for s in Split::ALL {
+        if counts[s as usize] == 0 {
+            return Err(DataError::column(
+                path,
+                &ds.spec.split,
+                format!("split `{s}` has no rows"),
+            ));
+        }
+    }
+    for l in &ds.labels {
+        let (mut pos, mut neg) = (0usize, 0usize);
+        for (y, s) in l.values.iter().zip(&ds.splits) {
+            if *s == Split::Train {
+                if *y == 1 { pos += 1 } else { neg += 1 }
+            }
+        }
+        if pos == 0 {
+            return Err(DataError::column(
+                path,
+                &l.name,
+                "the task has no positive label in the train split",
+            ));
+        }
+        if neg == 0 {
+            return Err(DataError::column(
+                path,
+                &l.name,
+                "the task has no negative label in the train split",
+            ));
+        }
+    }
+    Ok(())
+}

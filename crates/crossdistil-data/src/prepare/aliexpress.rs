@@ -1,0 +1,67 @@
+//! AliExpress search logs (the public CSV layout): `search_id, categorical_1..16,
+//! numerical_1..63, click, conversion`. Tasks: `click`, `conversion`. Rows are grouped by
+//! `search_id` for GAUC (the data carries no user id).
+
+use std::path::Path;
+
+use super::delimited::{self, Field, Layout, Parse};
+use super::{PrepareOptions, Prepared, concat_columns, finish, input_files, table_of};
+use crate::error::Result;
+use crate::spec::{DatasetSpec, DenseSpec, LabelSpec, Norm, SparseSpec};
+
+pub const N_CATEGORICAL: usize = 16;
+pub const N_NUMERICAL: usize = 63;
+
+pub fn spec() -> DatasetSpec {
+    DatasetSpec {
+        name: "aliexpress".into(),
+        source: "aliexpress".into(),
+        data: crate::spec::DATA_FILE.into(),
+        row_id: "row_id".into(),
+        split: "split".into(),
+        user: Some("search_id".into()),
+        labels: vec![
+            LabelSpec {
+                name: "click".into(),
+                description: "the item was clicked".into(),
+            },
+            LabelSpec {
+                name: "conversion".into(),
+                description: "the item was bought".into(),
+            },
+        ],
+        sparse: (1..=N_CATEGORICAL)
+            .map(|i| SparseSpec {
+                name: format!("categorical_{i}"),
+                min_count: 1,
+            })
+            .collect(),
+        multi: vec![],
+        dense: (1..=N_NUMERICAL)
+            .map(|i| DenseSpec {
+                name: format!("numerical_{i}"),
+                norm: Norm::Standard,
+            })
+            .collect(),
+        extra: vec![],
+    }
+}
+
+/// `raw`: one CSV file, or a folder whose `.csv` files (train, test, ...) are all read.
+pub fn prepare(raw: &Path, opts: &PrepareOptions) -> Result<Prepared> {
+    let s = spec();
+    let mut fields = vec![Field::same("search_id", Parse::Cat)];
+    fields.extend(s.sparse.iter().map(|c| Field::same(&c.name, Parse::Cat)));
+    fields.extend(s.dense.iter().map(|c| Field::same(&c.name, Parse::Float)));
+    fields.extend(s.labels.iter().map(|c| Field::same(&c.name, Parse::Label)));
+    let layout = Layout::csv();
+    let mut columns = Vec::new();
+    for file in input_files(raw, &["csv"])? {
+        concat_columns(
+            &mut columns,
+            delimited::read(&file, layout, &fields)?,
+            &file,
+        )?;
+    }
+    finish(table_of(columns), s, opts)
+}

@@ -1,0 +1,312 @@
+//! A team's own logs: any CSV/TSV or Parquet file plus a TOML that names its columns.
+//!
+//! ```toml
+//! name = "my-logs"
+//! input = "logs.csv"          # relative to this TOML; .csv, .tsv/.txt or .parquet
+//! # delimiter = ","           # delimited files: default from the extension
+//! # header = true             # delimited files: whether the first line names the columns
+//! user = "user_id"            # optional: the grouping column for GAUC
+//!
+//! [[sparse]]
+//! name = "item_id"
+//! min_count = 2
+//!
+//! [[multi]]
+//! name = "tags"
+//! separator = "|"             # delimited files; a Parquet list column needs none
+//!
+//! [[dense]]
+//! name = "price"
+//! norm = "log-standard"
+//!
+//! [[label]]                   # the tasks, in priority order
+//! name = "click"              # a column that is already 0/1 (or true/false)
+//!
+//! [[label]]
+//! name = "long_watch"
+//! column = "watch_seconds"    # derived: 1 when watch_seconds >= 30
+//! threshold = 30.0
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::delimited::{self, Field, Layout, Parse};
+use super::{PrepareOptions, Prepared, finish, table_of};
+use crate::column::{Chunks, KeyArray, KeyRef};
+use crate::error::{DataError, Result};
+use crate::parquet_io::read_columns;
+use crate::spec::{DatasetSpec, DenseSpec, LabelSpec, MultiSpec, Norm, SparseSpec};
+use crate::table::ColumnData;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomConfig {
+    pub name: String,
+    pub input: PathBuf,
+    #[serde(default)]
+    pub delimiter: Option<String>,
+    #[serde(default = "yes")]
+    pub header: bool,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub sparse: Vec<SparseSpec>,
+    #[serde(default)]
+    pub multi: Vec<CustomMulti>,
+    #[serde(default)]
+    pub dense: Vec<CustomDense>,
+    #[serde(rename = "label")]
+    pub labels: Vec<CustomLabel>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomMulti {
+    pub name: String,
+    #[serde(default = "one")]
+    pub min_count: u32,
+    #[serde(default = "bar")]
+    pub separator: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomDense {
+    pub name: String,
+    #[serde(default)]
+    pub norm: Norm,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomLabel {
+    /// The task's name.
+    pub name: String,
+    /// The source column (default: `name`).
+    #[serde(default)]
+    pub column: Option<String>,
+    /// When set, the label is `column >= threshold`; otherwise the column must be 0/1.
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    #[serde(default)]
+    pub description: String,
+}
+
+fn yes() -> bool {
+    true
+}
+fn one() -> u32 {
+    1
+}
+fn bar() -> String {
+    "|".into()
+}
+
+impl CustomConfig {
+    pub fn read(path: &Path) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| DataError::io(path, "cannot read", e))?;
+        let mut cfg: CustomConfig =
+            toml::from_str(&text).map_err(|e| DataError::config(path, e.to_string()))?;
+        if cfg.input.is_relative() {
+            cfg.input = path.parent().unwrap_or(Path::new(".")).join(&cfg.input);
+        }
+        Ok(cfg)
+    }
+
+    fn spec(&self) -> DatasetSpec {
+        DatasetSpec {
+            name: self.name.clone(),
+            source: "custom".into(),
+            data: crate::spec::DATA_FILE.into(),
+            row_id: "row_id".into(),
+            split: "split".into(),
+            user: self.user.clone(),
+            labels: self
+                .labels
+                .iter()
+                .map(|l| LabelSpec {
+                    name: l.name.clone(),
+                    description: if !l.description.is_empty() {
+                        l.description.clone()
+                    } else if let Some(t) = l.threshold {
+                        format!("{} >= {t}", l.column.as_deref().unwrap_or(&l.name))
+                    } else {
+                        String::new()
+                    },
+                })
+                .collect(),
+            sparse: self.sparse.clone(),
+            multi: self
+                .multi
+                .iter()
+                .map(|m| MultiSpec {
+                    name: m.name.clone(),
+                    min_count: m.min_count,
+                })
+                .collect(),
+            dense: self
+                .dense
+                .iter()
+                .map(|d| DenseSpec {
+                    name: d.name.clone(),
+                    norm: d.norm,
+                })
+                .collect(),
+            extra: vec![],
+        }
+    }
+}
+
+/// `config`: the TOML described above.
+pub fn prepare(config: &Path, opts: &PrepareOptions) -> Result<Prepared> {
+    let cfg = CustomConfig::read(config)?;
+    let spec = cfg.spec();
+    spec.validate().map_err(|m| DataError::config(config, m))?;
+    let ext = cfg
+        .input
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let columns = if ext == "parquet" {
+        read_parquet(&cfg)?
+    } else {
+        let delimiter = match (&cfg.delimiter, ext.as_str()) {
+            (Some(d), _) if d == "\\t" || d == "tab" => b'\t',
+            (Some(d), _) if d.len() == 1 => d.as_bytes()[0],
+            (Some(d), _) => {
+                return Err(DataError::config(
+                    config,
+                    format!("delimiter `{d}` is not one byte"),
+                ));
+            }
+            (None, "tsv" | "txt") => b'\t',
+            (None, _) => b',',
+        };
+        let layout = Layout {
+            delimiter,
+            header: cfg.header,
+            quoting: true,
+        };
+        delimited::read(&cfg.input, layout, &fields(&cfg))?
+    };
+    finish(table_of(columns), spec, opts)
+}
+
+fn fields(cfg: &CustomConfig) -> Vec<Field> {
+    let mut f = Vec::new();
+    if let Some(u) = &cfg.user {
+        if !cfg.sparse.iter().any(|s| &s.name == u) {
+            f.push(Field::same(u, Parse::Cat));
+        }
+    }
+    f.extend(cfg.sparse.iter().map(|s| Field::same(&s.name, Parse::Cat)));
+    f.extend(
+        cfg.multi
+            .iter()
+            .map(|m| Field::same(&m.name, Parse::List(m.separator.clone()))),
+    );
+    f.extend(cfg.dense.iter().map(|d| Field::same(&d.name, Parse::Float)));
+    f.extend(cfg.labels.iter().map(|l| {
+        let parse = l.threshold.map_or(Parse::Label, Parse::Threshold);
+        Field::new(
+            l.column.clone().unwrap_or_else(|| l.name.clone()),
+            &l.name,
+            parse,
+        )
+    }));
+    f
+}
+
+fn read_parquet(cfg: &CustomConfig) -> Result<Vec<(String, ColumnData)>> {
+    let file = cfg.input.as_path();
+    let wanted = fields(cfg);
+    let mut names: Vec<&str> = wanted.iter().map(|f| f.source.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let batches = read_columns(file, &names)?;
+    let col = |name: &'_ str| -> Chunks<'_> {
+        Chunks {
+            file,
+            name: names.iter().find(|n| **n == name).copied().unwrap_or("?"),
+            arrays: batches
+                .iter()
+                .map(|b| b.column_by_name(name).expect("projected").as_ref())
+                .collect(),
+        }
+    };
+    let mut out = Vec::new();
+    for f in &wanted {
+        let c = col(&f.source);
+        let data = match &f.parse {
+            Parse::Cat | Parse::Text => categorical(&c)?,
+            Parse::Float => ColumnData::Float(c.dense()?),
+            Parse::Label => ColumnData::Label(c.labels()?),
+            Parse::Threshold(t) => {
+                let mut v = Vec::with_capacity(c.len());
+                c.for_each_f64(|row, x| {
+                    if x.is_nan() {
+                        return Err(DataError::cell(file, c.name, row + 1, "value is NaN"));
+                    }
+                    v.push(u8::from(x >= *t));
+                    Ok(())
+                })?;
+                ColumnData::Label(v)
+            }
+            Parse::List(sep) => list(&c, sep)?,
+        };
+        out.push((f.name.clone(), data));
+    }
+    Ok(out)
+}
+
+fn key_string(k: Option<KeyRef<'_>>) -> String {
+    match k {
+        Some(KeyRef::Str(s)) => s.to_string(),
+        Some(KeyRef::Int(i)) => i.to_string(),
+        None => String::new(),
+    }
+}
+
+fn categorical(c: &Chunks<'_>) -> Result<ColumnData> {
+    let mut ints = Vec::with_capacity(c.len());
+    let mut strs: Option<Vec<String>> = None;
+    c.for_each_key(|_, k| match (&mut strs, k) {
+        (None, Some(KeyRef::Int(i))) => ints.push(i),
+        (None, other) => {
+            let mut s: Vec<String> = ints.iter().map(i64::to_string).collect();
+            s.push(key_string(other));
+            strs = Some(s);
+        }
+        (Some(s), other) => s.push(key_string(other)),
+    })?;
+    Ok(match strs {
+        Some(s) => ColumnData::Str(s),
+        None => ColumnData::Int(ints),
+    })
+}
+
+fn list(c: &Chunks<'_>, sep: &str) -> Result<ColumnData> {
+    let mut out = Vec::with_capacity(c.len());
+    if c.key_kind().is_ok() {
+        // A text column with separators, as in a delimited file.
+        c.for_each_key(|_, k| {
+            let s = key_string(k);
+            out.push(
+                s.split(sep)
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .map(String::from)
+                    .collect(),
+            );
+        })?;
+    } else {
+        c.for_each_list(|_, keys: &KeyArray<'_>, range| {
+            out.push(range.map(|j| key_string(keys.get(j))).collect());
+        })?;
+    }
+    Ok(ColumnData::List(out))
+}

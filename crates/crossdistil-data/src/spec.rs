@@ -1,0 +1,292 @@
+//! `dataset.toml`: the roles of the columns of a prepared `data.parquet`.
+//!
+//! ```toml
+//! name = "adult"
+//! source = "adult"
+//! data = "data.parquet"
+//! row_id = "row_id"
+//! split = "split"
+//! user = "user_id"            # optional: the grouping column for GAUC
+//!
+//! [[label]]                   # the tasks, in priority order
+//! name = "income"
+//! description = "income > 50K"
+//!
+//! [[sparse]]
+//! name = "workclass"
+//! min_count = 1               # values seen fewer times in train map to the OOV id 0
+//!
+//! [[multi]]
+//! name = "genres"
+//! min_count = 1
+//!
+//! [[dense]]
+//! name = "age"
+//! norm = "standard"
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DataError, Result};
+
+/// The name of the schema file inside a prepared data set folder.
+pub const SPEC_FILE: &str = "dataset.toml";
+/// The default name of the data file inside a prepared data set folder.
+pub const DATA_FILE: &str = "data.parquet";
+
+/// How a dense feature is normalised; the statistics are fitted on the train split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Norm {
+    /// `(x - mean) / std`.
+    #[default]
+    Standard,
+    /// `(s(x) - mean) / std` with `s(x) = sign(x) ln(1 + |x|)`: for heavy-tailed counts.
+    LogStandard,
+    /// `(x - min) / (max - min)`, clipped to `[0, 1]` outside the train range.
+    MinMax,
+    /// The value as it is.
+    None,
+}
+
+/// A single-valued categorical feature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SparseSpec {
+    pub name: String,
+    /// Values seen fewer times than this in the train split map to the out-of-vocabulary id 0.
+    #[serde(default = "one")]
+    pub min_count: u32,
+}
+
+/// A multi-valued categorical feature (a list of values per row, mean-pooled by the model).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultiSpec {
+    pub name: String,
+    #[serde(default = "one")]
+    pub min_count: u32,
+}
+
+/// A numeric feature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenseSpec {
+    pub name: String,
+    #[serde(default)]
+    pub norm: Norm,
+}
+
+/// A binary label column: one task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelSpec {
+    pub name: String,
+    /// How the label was derived from the source, for people reading the schema.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn default_row_id() -> String {
+    "row_id".to_string()
+}
+
+fn default_split() -> String {
+    "split".to_string()
+}
+
+fn default_data() -> String {
+    DATA_FILE.to_string()
+}
+
+/// The schema of a prepared data set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSpec {
+    pub name: String,
+    /// The source it was prepared from (`adult`, `movielens-100k`, `synthetic`, ...).
+    #[serde(default)]
+    pub source: String,
+    /// The Parquet file, relative to the folder of `dataset.toml`.
+    #[serde(default = "default_data")]
+    pub data: String,
+    /// A unique u64 per row, kept in predictions.
+    #[serde(default = "default_row_id")]
+    pub row_id: String,
+    /// `train`, `valid` or `test` per row.
+    #[serde(default = "default_split")]
+    pub split: String,
+    /// The user (or query) column used to group rows for GAUC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The tasks, in priority order.
+    #[serde(rename = "label")]
+    pub labels: Vec<LabelSpec>,
+    #[serde(default)]
+    pub sparse: Vec<SparseSpec>,
+    #[serde(default)]
+    pub multi: Vec<MultiSpec>,
+    #[serde(default)]
+    pub dense: Vec<DenseSpec>,
+    /// Columns kept in the file but not used as inputs (for example a synthetic set's true
+    /// probabilities).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<String>,
+}
+
+impl DatasetSpec {
+    /// Reads and checks `DIR/dataset.toml`.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join(SPEC_FILE);
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| DataError::io(&path, "cannot read", e))?;
+        let spec: DatasetSpec =
+            toml::from_str(&text).map_err(|e| DataError::config(&path, e.to_string()))?;
+        spec.validate().map_err(|m| DataError::config(&path, m))?;
+        Ok(spec)
+    }
+
+    /// The Parquet file of a data set whose `dataset.toml` is in `dir`.
+    pub fn data_path(&self, dir: &Path) -> PathBuf {
+        dir.join(&self.data)
+    }
+
+    /// The task names, in priority order.
+    pub fn task_names(&self) -> Vec<&str> {
+        self.labels.iter().map(|l| l.name.as_str()).collect()
+    }
+
+    /// Every column the loader reads, each once.
+    pub fn input_columns(&self) -> Vec<&str> {
+        let mut cols: Vec<&str> = vec![self.row_id.as_str(), self.split.as_str()];
+        cols.extend(self.user.as_deref());
+        cols.extend(self.labels.iter().map(|c| c.name.as_str()));
+        cols.extend(self.sparse.iter().map(|c| c.name.as_str()));
+        cols.extend(self.multi.iter().map(|c| c.name.as_str()));
+        cols.extend(self.dense.iter().map(|c| c.name.as_str()));
+        let mut seen = std::collections::HashSet::new();
+        cols.retain(|c| seen.insert(*c));
+        cols
+    }
+
+    /// Checks what serde cannot: at least one task, no column with two roles, sane counts.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.labels.is_empty() {
+            return Err("no [[label]] column: a data set needs at least one task".into());
+        }
+        if self.sparse.is_empty() && self.multi.is_empty() && self.dense.is_empty() {
+            return Err("no feature column ([[sparse]], [[multi]] or [[dense]])".into());
+        }
+        let mut roles = std::collections::HashMap::new();
+        let mut claim = |name: &str, role: &str| -> std::result::Result<(), String> {
+            if name.is_empty() {
+                return Err(format!("a {role} column has an empty name"));
+            }
+            if let Some(prev) = roles.insert(name.to_string(), role.to_string()) {
+                return Err(format!(
+                    "column `{name}` is named both as {prev} and as {role}"
+                ));
+            }
+            Ok(())
+        };
+        claim(&self.row_id, "row_id")?;
+        claim(&self.split, "split")?;
+        for l in &self.labels {
+            claim(&l.name, "label")?;
+        }
+        for c in &self.sparse {
+            claim(&c.name, "sparse")?;
+        }
+        for c in &self.multi {
+            claim(&c.name, "multi")?;
+        }
+        for c in &self.dense {
+            claim(&c.name, "dense")?;
+        }
+        for c in &self.extra {
+            claim(c, "extra")?;
+        }
+        // The user column may double as a sparse feature (a user-id embedding).
+        if let Some(user) = &self.user {
+            if let Some(role) = roles.get(user.as_str()) {
+                if role != "sparse" {
+                    return Err(format!("user column `{user}` is also named as {role}"));
+                }
+            }
+        }
+        if self.labels.len() > 16 {
+            return Err(format!(
+                "{} tasks: at most 16 are supported",
+                self.labels.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes `DIR/dataset.toml` atomically.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let path = dir.join(SPEC_FILE);
+        let text =
+            toml::to_string_pretty(self).map_err(|e| DataError::config(&path, e.to_string()))?;
+        crate::atomic::write_file(&path, text.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> DatasetSpec {
+        toml::from_str(
+            r#"
+            name = "t"
+            [[label]]
+            name = "a"
+            [[label]]
+            name = "b"
+            [[sparse]]
+            name = "x"
+            [[dense]]
+            name = "d"
+            norm = "log-standard"
+            "#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn defaults_and_round_trip() {
+        let s = spec();
+        assert_eq!(s.row_id, "row_id");
+        assert_eq!(s.split, "split");
+        assert_eq!(s.data, "data.parquet");
+        assert_eq!(s.sparse[0].min_count, 1);
+        assert_eq!(s.dense[0].norm, Norm::LogStandard);
+        let again: DatasetSpec = toml::from_str(&toml::to_string(&s).unwrap()).unwrap();
+        assert_eq!(again, s);
+        s.validate().unwrap();
+    }
+
+    #[test]
+    fn a_column_with_two_roles_is_refused() {
+        let mut s = spec();
+        s.dense[0].name = "a".into();
+        let err = s.validate().unwrap_err();
+        assert!(
+            err.contains("`a`") && err.contains("label") && err.contains("dense"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = toml::from_str::<DatasetSpec>("name='t'\nlabels=[]\n").unwrap_err();
+        assert!(err.to_string().contains("labels"), "{err}");
+    }
+}

@@ -1,0 +1,270 @@
+//! `cargo xtask`: the project's automation, in Rust rather than shell scripts.
+//!
+//! - `cargo xtask prepare <source> --out DIR`: a supported source into the canonical layout.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use clap::{Parser, Subcommand, ValueEnum};
+use crossdistil_data::prepare::{self, PrepareOptions, Prepared, synthetic::SyntheticOptions};
+use crossdistil_data::split::SplitFractions;
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "crossdistil's project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Source {
+    /// UCI Adult (bundled in datasets/adult): income > 50K, never married.
+    Adult,
+    /// MovieLens-100K, RecBole or GroupLens layout (--raw FOLDER): like, above_mean, love.
+    #[value(name = "movielens-100k")]
+    Movielens100k,
+    /// TikTok ICME 2019 short-video challenge, tab-separated (--raw FILE or FOLDER): finish, like.
+    #[value(name = "tiktok-icme2019")]
+    TiktokIcme2019,
+    /// AliExpress search logs, CSV (--raw FILE or FOLDER): click, conversion.
+    Aliexpress,
+    /// Ali-CCP, the pre-encoded CSV layout (--raw FILE or FOLDER): click, purchase.
+    #[value(name = "ali-ccp")]
+    AliCcp,
+    /// Your own CSV/TSV/Parquet file described by a TOML (--raw CONFIG.toml).
+    Custom,
+    /// Generated data with known true probabilities (--rows, --fields, --vocab, --tasks).
+    Synthetic,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Prepare a source into DIR/data.parquet and DIR/dataset.toml, with a seeded split.
+    Prepare {
+        source: Source,
+        /// The output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// The raw input: a file or folder (custom: the TOML). Adult defaults to the bundled file.
+        #[arg(long)]
+        raw: Option<PathBuf>,
+        /// Seed of the random train/valid/test split (and of synthetic data).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Fraction of rows for validation.
+        #[arg(long, default_value_t = 0.1)]
+        valid: f64,
+        /// Fraction of rows for test.
+        #[arg(long, default_value_t = 0.1)]
+        test: f64,
+        /// Synthetic: number of rows.
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+        /// Synthetic: sparse fields (the first two are user and item).
+        #[arg(long, default_value_t = 10)]
+        fields: usize,
+        /// Synthetic: values per sparse field.
+        #[arg(long, default_value_t = 10_000)]
+        vocab: usize,
+        /// Synthetic: number of tasks.
+        #[arg(long, default_value_t = 2)]
+        tasks: usize,
+        /// Synthetic: dense features.
+        #[arg(long, default_value_t = 8)]
+        dense: usize,
+    },
+    /// Measure how fast a prepared data set loads (read, fit encoders, encode): rows per second.
+    LoadSpeed {
+        /// A prepared data set folder.
+        #[arg(long)]
+        data: PathBuf,
+        /// Timed loads; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse().command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (the parent of this crate's folder).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Prepare {
+            source,
+            out,
+            raw,
+            seed,
+            valid,
+            test,
+            rows,
+            fields,
+            vocab,
+            tasks,
+            dense,
+        } => {
+            let opts = PrepareOptions {
+                out,
+                seed,
+                fractions: SplitFractions { valid, test },
+            };
+            let started = Instant::now();
+            let prepared = prepare_source(
+                source,
+                raw,
+                &opts,
+                SyntheticOptions {
+                    rows,
+                    fields,
+                    vocab,
+                    tasks,
+                    dense,
+                    ..Default::default()
+                },
+            )?;
+            println!(
+                "prepared {} rows of {} into {} in {:.1} s",
+                prepared.rows,
+                prepared.spec.name,
+                prepared.dir.display(),
+                started.elapsed().as_secs_f64()
+            );
+            println!(
+                "inspect it with: cargo run --release -p crossdistil-cli -- inspect {}",
+                prepared.dir.display()
+            );
+        }
+        Command::LoadSpeed { data, repeat } => load_speed(&data, repeat.max(1))?,
+    }
+    Ok(())
+}
+
+fn load_speed(dir: &Path, repeat: usize) -> anyhow::Result<()> {
+    let mut seconds = Vec::with_capacity(repeat);
+    let mut rows = 0;
+    for i in 0..repeat {
+        let started = Instant::now();
+        let ds = crossdistil_data::Dataset::load(dir)?;
+        let s = started.elapsed().as_secs_f64();
+        rows = ds.rows();
+        tracing::info!(run = i + 1, seconds = s, rows, "loaded");
+        seconds.push(s);
+        drop(ds);
+    }
+    seconds.sort_by(f64::total_cmp);
+    let median = seconds[seconds.len() / 2];
+    println!(
+        "{rows} rows: median {median:.2} s over {repeat} loads (min {:.2} s, max {:.2} s), {:.2} M rows/s, {} threads",
+        seconds[0],
+        seconds[seconds.len() - 1],
+        rows as f64 / median / 1e6,
+        rayon::current_num_threads()
+    );
+    Ok(())
+}
+
+fn spinner(message: &str) -> ProgressBar {
+    let pb = ProgressBar::new_spinner();
+    pb.set_message(message.to_string());
+    pb.enable_steady_tick(Duration::from_millis(120));
+    pb
+}
+
+fn need_raw(raw: Option<PathBuf>, source: &str, hint: &str) -> anyhow::Result<PathBuf> {
+    match raw {
+        Some(r) => Ok(r),
+        None => bail!("`{source}` needs --raw: {hint}"),
+    }
+}
+
+fn prepare_source(
+    source: Source,
+    raw: Option<PathBuf>,
+    opts: &PrepareOptions,
+    synth: SyntheticOptions,
+) -> anyhow::Result<Prepared> {
+    let prepared = match source {
+        Source::Synthetic => {
+            let pb = ProgressBar::new(synth.rows as u64).with_style(
+                ProgressStyle::with_template("{spinner} generating [{bar:40}] {human_pos}/{human_len} rows ({per_sec}, {eta})")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            let p = prepare::synthetic::prepare(&synth, opts, &|done| pb.set_position(done as u64));
+            pb.finish_and_clear();
+            p?
+        }
+        other => {
+            let pb = spinner(&format!("preparing {other:?}"));
+            let p = match other {
+                Source::Adult => {
+                    let raw = raw.unwrap_or_else(|| root().join("datasets/adult/adult.parquet"));
+                    prepare::adult::prepare(&raw, opts)
+                }
+                Source::Movielens100k => {
+                    let raw = need_raw(
+                        raw,
+                        "movielens-100k",
+                        "a folder with ml-100k.inter/.user/.item (RecBole) or u.data/u.user/u.item (GroupLens); `bash ../shared/scripts/fetch-movielens-100k.sh` prints one",
+                    )?;
+                    prepare::movielens::prepare(&raw, opts)
+                }
+                Source::TiktokIcme2019 => {
+                    let raw = need_raw(
+                        raw,
+                        "tiktok-icme2019",
+                        "the challenge's tab-separated file, or a folder of them",
+                    )?;
+                    prepare::tiktok::prepare(&raw, opts)
+                }
+                Source::Aliexpress => {
+                    let raw = need_raw(
+                        raw,
+                        "aliexpress",
+                        "a CSV file or a folder of them (train.csv, test.csv)",
+                    )?;
+                    prepare::aliexpress::prepare(&raw, opts)
+                }
+                Source::AliCcp => {
+                    let raw = need_raw(raw, "ali-ccp", "a CSV file or a folder of them")?;
+                    prepare::ali_ccp::prepare(&raw, opts)
+                }
+                Source::Custom => {
+                    let raw = need_raw(
+                        raw,
+                        "custom",
+                        "the TOML that describes your file (see datasets/README.md)",
+                    )?;
+                    prepare::custom::prepare(&raw, opts)
+                }
+                Source::Synthetic => unreachable!("handled above"),
+            };
+            pb.finish_and_clear();
+            p?
+        }
+    };
+    Ok(prepared)
+}
