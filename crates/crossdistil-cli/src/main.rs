@@ -27,6 +27,9 @@ enum Command {
         /// Print JSON instead of tables.
         #[arg(long)]
         json: bool,
+        /// Only these tasks, comma-separated, in this order (default: all, in priority order).
+        #[arg(long, value_delimiter = ',')]
+        tasks: Vec<String>,
     },
 }
 
@@ -53,9 +56,26 @@ fn init_logs(default: &str) {
 
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Inspect { dir, json } => {
+        Command::Inspect { dir, json, tasks } => {
             let ds = Dataset::load(&dir)?;
-            let summary = Summary::of(&ds);
+            let summary = if tasks.is_empty() {
+                Summary::of(&ds)
+            } else {
+                let names = ds.spec.task_names();
+                let chosen = tasks
+                    .iter()
+                    .map(|t| {
+                        names.iter().position(|n| n == t).ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "--tasks: `{t}` is not a task of {} (tasks: {})",
+                                dir.display(),
+                                names.join(", ")
+                            )
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                Summary::of_tasks(&ds, &chosen)
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             } else {

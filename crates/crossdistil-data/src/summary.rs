@@ -100,8 +100,19 @@ pub fn pattern(combo: usize, tasks: usize) -> String {
 }
 
 impl Summary {
+    /// The summary over every task.
     pub fn of(ds: &Dataset) -> Summary {
-        let k = ds.tasks();
+        Summary::of_tasks(ds, &(0..ds.tasks()).collect::<Vec<_>>())
+    }
+
+    /// The summary over the tasks at these indices, in this order (the label combinations are
+    /// those of these tasks).
+    pub fn of_tasks(ds: &Dataset, chosen: &[usize]) -> Summary {
+        let k = chosen.len();
+        let labels: Vec<&crate::dataset::LabelColumn> =
+            chosen.iter().map(|&t| &ds.labels[t]).collect();
+        let label_specs: Vec<&crate::spec::LabelSpec> =
+            chosen.iter().map(|&t| &ds.spec.labels[t]).collect();
         let mut rows = PerSplit::default();
         for &s in &ds.splits {
             rows.add(s);
@@ -110,7 +121,7 @@ impl Summary {
         let mut positives = vec![PerSplit::default(); k];
         for (r, &s) in ds.splits.iter().enumerate() {
             let mut c = 0usize;
-            for (t, l) in ds.labels.iter().enumerate() {
+            for (t, l) in labels.iter().enumerate() {
                 let y = l.values[r] as usize;
                 c = (c << 1) | y;
                 if y == 1 {
@@ -120,9 +131,7 @@ impl Summary {
             combos[c].add(s);
         }
         let n = ds.rows().max(1) as f64;
-        let tasks = ds
-            .spec
-            .labels
+        let tasks = label_specs
             .iter()
             .zip(positives)
             .map(|(l, p)| TaskSummary {
