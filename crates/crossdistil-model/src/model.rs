@@ -205,13 +205,17 @@ impl MultiTaskModel {
         Ok(out)
     }
 
-    /// Restores what [`MultiTaskModel::save_tensors`] wrote.
+    /// Restores what [`MultiTaskModel::save_tensors`] wrote. Nothing changes on error.
     pub fn load_tensors(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
         let (input, dense): (HashMap<_, _>, HashMap<_, _>) = tensors
             .iter()
             .map(|(n, t)| (n.clone(), t.clone()))
             .partition(|(n, _)| n.starts_with("input."));
-        self.params.load_tensors(&dense)?;
-        self.input.load_tensors(&input)
+        let staged = self.params.staged(&dense)?;
+        self.input.load_tensors(&input)?;
+        for (var, t) in staged {
+            var.set(&t)?;
+        }
+        Ok(())
     }
 }

@@ -87,10 +87,19 @@ impl ParamStore {
     /// Sets every parameter from `tensors`, which must hold exactly the store's names with the
     /// store's shapes (any float dtype, converted to f32). Nothing changes on error.
     pub fn load_tensors(&self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        for (var, t) in self.staged(tensors)? {
+            var.set(&t)?;
+        }
+        Ok(())
+    }
+
+    /// Checks `tensors` as [`ParamStore::load_tensors`] does and pairs each parameter with its
+    /// new value, converted, without setting anything.
+    pub(crate) fn staged(&self, tensors: &HashMap<String, Tensor>) -> Result<Vec<(Var, Tensor)>> {
         if let Some(extra) = tensors.keys().find(|n| !self.vars.contains_key(*n)) {
             candle_core::bail!("unexpected tensor {extra}: the model has no such parameter");
         }
-        let mut sources = Vec::with_capacity(self.vars.len());
+        let mut staged = Vec::with_capacity(self.vars.len());
         for (name, var) in &self.vars {
             let Some(t) = tensors.get(name) else {
                 candle_core::bail!("missing tensor {name}");
@@ -102,12 +111,10 @@ impl ParamStore {
                     var.dims()
                 );
             }
-            sources.push((var, t.to_dtype(DType::F32)?.to_device(&self.device)?));
+            let value = t.to_dtype(DType::F32)?.to_device(&self.device)?;
+            staged.push((var.clone(), value));
         }
-        for (var, t) in sources {
-            var.set(&t)?;
-        }
-        Ok(())
+        Ok(staged)
     }
 }
 
