@@ -9,9 +9,3 @@ pub enum Mode<'a> {
     Train(&'a mut ChaCha8Rng),
     Eval,
 }
-
-impl Mode<'_> {
-    pub fn is_train(&self) -> bool {
-        matches!(self, Mode::Train(_))
-    }
-}
