@@ -1,0 +1,95 @@
+//! MMoE (Ma et al., KDD 2018): shared experts, one softmax gate per task.
+
+use candle_core::{Result, Tensor};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::activation::Activation;
+use crate::backbone::gate::{Gate, stack_experts};
+use crate::config::{ConfigError, positive};
+use crate::mlp::{Mlp, MlpConfig};
+use crate::mode::Mode;
+use crate::params::ParamStore;
+
+/// `experts` expert MLPs of sizes `hidden`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MmoeConfig {
+    #[serde(default = "default_experts")]
+    pub experts: usize,
+    pub hidden: Vec<usize>,
+    #[serde(default)]
+    pub activation: Activation,
+    #[serde(default)]
+    pub dropout: f32,
+}
+
+fn default_experts() -> usize {
+    4
+}
+
+impl MmoeConfig {
+    /// The configuration of one expert.
+    pub fn expert(&self) -> MlpConfig {
+        MlpConfig {
+            hidden: self.hidden.clone(),
+            activation: self.activation,
+            dropout: self.dropout,
+        }
+    }
+
+    pub fn validate(&self) -> std::result::Result<(), ConfigError> {
+        positive("experts", self.experts)?;
+        self.expert().validate()
+    }
+}
+
+/// `e_k = expert_k(x)`, `g_t = softmax(x W_t^T + b_t)` over the experts,
+/// `repr_t = sum_k g_t[:, k] * e_k`.
+#[derive(Debug, Clone)]
+pub struct Mmoe {
+    experts: Vec<Mlp>,
+    gates: Vec<Gate>,
+}
+
+impl Mmoe {
+    /// Registers `backbone.expert<k>.layer<i>.*` and `backbone.gate<t>.*`.
+    pub fn new(
+        cfg: &MmoeConfig,
+        in_dim: usize,
+        n_tasks: usize,
+        params: &mut ParamStore,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Self> {
+        let expert = cfg.expert();
+        let experts = (0..cfg.experts)
+            .map(|k| Mlp::new(&expert, &format!("backbone.expert{k}"), in_dim, params, rng))
+            .collect::<Result<_>>()?;
+        let gates = (0..n_tasks)
+            .map(|t| {
+                Gate::new(
+                    &format!("backbone.gate{t}"),
+                    in_dim,
+                    cfg.experts,
+                    params,
+                    rng,
+                )
+            })
+            .collect::<Result<_>>()?;
+        Ok(Mmoe { experts, gates })
+    }
+
+    pub fn out_dim(&self) -> usize {
+        self.experts[0].out_dim()
+    }
+
+    pub fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Vec<Tensor>> {
+        let outs = self
+            .experts
+            .iter()
+            .map(|e| e.forward(x, mode))
+            .collect::<Result<Vec<_>>>()?;
+        let stacked = stack_experts(&outs)?;
+        self.gates.iter().map(|g| g.forward(x, &stacked)).collect()
+    }
+}

@@ -1,0 +1,126 @@
+//! Backbones: `x [b, in_dim]` to one representation per task, each `[b, out_dim]`.
+
+pub mod cross_stitch;
+pub mod gate;
+pub mod mmoe;
+pub mod ple;
+pub mod shared_bottom;
+pub mod single_task;
+
+use candle_core::{Result, Tensor};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+use crate::mlp::MlpConfig;
+use crate::mode::Mode;
+use crate::params::ParamStore;
+
+pub use cross_stitch::CrossStitch;
+pub use gate::Gate;
+pub use mmoe::{Mmoe, MmoeConfig};
+pub use ple::{Ple, PleConfig};
+pub use shared_bottom::SharedBottom;
+pub use single_task::SingleTask;
+
+/// The backbone, by `type`: "single-task", "shared-bottom", "mmoe", "ple" or "cross-stitch".
+///
+/// ```toml
+/// [model.backbone]
+/// type = "mmoe"
+/// experts = 4
+/// hidden = [256, 128]
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum BackboneConfig {
+    /// An independent MLP per task.
+    SingleTask(MlpConfig),
+    /// One MLP shared by every task.
+    SharedBottom(MlpConfig),
+    Mmoe(MmoeConfig),
+    Ple(PleConfig),
+    /// One column per task with these layer sizes, mixed after every layer.
+    CrossStitch(MlpConfig),
+}
+
+impl Default for BackboneConfig {
+    /// Shared-Bottom with hidden sizes `[256, 128]`.
+    fn default() -> Self {
+        BackboneConfig::SharedBottom(MlpConfig::new(vec![256, 128]))
+    }
+}
+
+impl BackboneConfig {
+    pub fn validate(&self) -> std::result::Result<(), ConfigError> {
+        match self {
+            BackboneConfig::SingleTask(c)
+            | BackboneConfig::SharedBottom(c)
+            | BackboneConfig::CrossStitch(c) => c.validate(),
+            BackboneConfig::Mmoe(c) => c.validate(),
+            BackboneConfig::Ple(c) => c.validate(),
+        }
+    }
+}
+
+/// A built backbone; its parameters live in the [`ParamStore`] under `backbone.`.
+#[derive(Debug, Clone)]
+pub enum Backbone {
+    SingleTask(SingleTask),
+    SharedBottom(SharedBottom),
+    Mmoe(Mmoe),
+    Ple(Ple),
+    CrossStitch(CrossStitch),
+}
+
+impl Backbone {
+    /// Builds the backbone for inputs of `in_dim` columns and `n_tasks >= 1` tasks, registering
+    /// its parameters (drawn from `rng`) in `params`.
+    pub fn new(
+        cfg: &BackboneConfig,
+        in_dim: usize,
+        n_tasks: usize,
+        params: &mut ParamStore,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Self> {
+        cfg.validate().map_err(|e| e.within("backbone"))?;
+        if n_tasks == 0 {
+            candle_core::bail!("a backbone needs at least one task");
+        }
+        Ok(match cfg {
+            BackboneConfig::SingleTask(c) => {
+                Backbone::SingleTask(SingleTask::new(c, in_dim, n_tasks, params, rng)?)
+            }
+            BackboneConfig::SharedBottom(c) => {
+                Backbone::SharedBottom(SharedBottom::new(c, in_dim, n_tasks, params, rng)?)
+            }
+            BackboneConfig::Mmoe(c) => Backbone::Mmoe(Mmoe::new(c, in_dim, n_tasks, params, rng)?),
+            BackboneConfig::Ple(c) => Backbone::Ple(Ple::new(c, in_dim, n_tasks, params, rng)?),
+            BackboneConfig::CrossStitch(c) => {
+                Backbone::CrossStitch(CrossStitch::new(c, in_dim, n_tasks, params, rng)?)
+            }
+        })
+    }
+
+    /// `x: [b, in_dim]` -> one `[b, out_dim]` representation per task.
+    pub fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Vec<Tensor>> {
+        match self {
+            Backbone::SingleTask(b) => b.forward(x, mode),
+            Backbone::SharedBottom(b) => b.forward(x, mode),
+            Backbone::Mmoe(b) => b.forward(x, mode),
+            Backbone::Ple(b) => b.forward(x, mode),
+            Backbone::CrossStitch(b) => b.forward(x, mode),
+        }
+    }
+
+    /// The size of every task representation.
+    pub fn out_dim(&self) -> usize {
+        match self {
+            Backbone::SingleTask(b) => b.out_dim(),
+            Backbone::SharedBottom(b) => b.out_dim(),
+            Backbone::Mmoe(b) => b.out_dim(),
+            Backbone::Ple(b) => b.out_dim(),
+            Backbone::CrossStitch(b) => b.out_dim(),
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! PLE, Progressive Layered Extraction (Tang et al., RecSys 2020).
+
+use candle_core::{Result, Tensor};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::activation::Activation;
+use crate::backbone::gate::{Gate, stack_experts};
+use crate::config::{ConfigError, positive};
+use crate::mlp::{Mlp, MlpConfig};
+use crate::mode::Mode;
+use crate::params::ParamStore;
+
+/// `levels` extraction levels, each with `shared_experts` shared experts and `task_experts`
+/// experts per task, every expert an MLP of sizes `hidden` (the same at every level).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PleConfig {
+    #[serde(default = "default_levels")]
+    pub levels: usize,
+    #[serde(default = "one")]
+    pub shared_experts: usize,
+    #[serde(default = "one")]
+    pub task_experts: usize,
+    pub hidden: Vec<usize>,
+    #[serde(default)]
+    pub activation: Activation,
+    #[serde(default)]
+    pub dropout: f32,
+}
+
+fn default_levels() -> usize {
+    2
+}
+
+fn one() -> usize {
+    1
+}
+
+impl PleConfig {
+    /// The configuration of one expert.
+    pub fn expert(&self) -> MlpConfig {
+        MlpConfig {
+            hidden: self.hidden.clone(),
+            activation: self.activation,
+            dropout: self.dropout,
+        }
+    }
+
+    pub fn validate(&self) -> std::result::Result<(), ConfigError> {
+        positive("levels", self.levels)?;
+        positive("shared_experts", self.shared_experts)?;
+        positive("task_experts", self.task_experts)?;
+        self.expert().validate()
+    }
+}
+
+/// One extraction level.
+#[derive(Debug, Clone)]
+struct PleLevel {
+    /// `task_experts[t][k]`: expert `k` of task `t`.
+    task_experts: Vec<Vec<Mlp>>,
+    shared_experts: Vec<Mlp>,
+    /// Task `t`'s gate over its own experts then the shared ones.
+    task_gates: Vec<Gate>,
+    /// The gate over every expert of the level (tasks' in task order, then shared) that gives the
+    /// shared input of the next level; `None` at the last level.
+    shared_gate: Option<Gate>,
+}
+
+/// Level `l` maps inputs `(u_1..u_T, s)` (all `x` at level 0) to
+/// `u'_t = gate_t(u_t) . [E_t(u_t), S(s)]` and `s' = gate_s(s) . [E_1(u_1), .., E_T(u_T), S(s)]`;
+/// `repr_t = u_t` after the last level.
+#[derive(Debug, Clone)]
+pub struct Ple {
+    levels: Vec<PleLevel>,
+}
+
+impl Ple {
+    /// Registers `backbone.level<l>.task<t>.expert<k>.*`, `backbone.level<l>.shared<k>.*`,
+    /// `backbone.level<l>.gate<t>.*` and (before the last level) `backbone.level<l>.shared_gate.*`.
+    pub fn new(
+        cfg: &PleConfig,
+        in_dim: usize,
+        n_tasks: usize,
+        params: &mut ParamStore,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Self> {
+        let expert = cfg.expert();
+        let (te, se) = (cfg.task_experts, cfg.shared_experts);
+        let mut levels = Vec::with_capacity(cfg.levels);
+        let mut d = in_dim;
+        for l in 0..cfg.levels {
+            let p = format!("backbone.level{l}");
+            let mut task_experts = Vec::with_capacity(n_tasks);
+            for t in 0..n_tasks {
+                task_experts.push(
+                    (0..te)
+                        .map(|k| {
+                            Mlp::new(&expert, &format!("{p}.task{t}.expert{k}"), d, params, rng)
+                        })
+                        .collect::<Result<Vec<_>>>()?,
+                );
+            }
+            let shared_experts = (0..se)
+                .map(|k| Mlp::new(&expert, &format!("{p}.shared{k}"), d, params, rng))
+                .collect::<Result<_>>()?;
+            let task_gates = (0..n_tasks)
+                .map(|t| Gate::new(&format!("{p}.gate{t}"), d, te + se, params, rng))
+                .collect::<Result<_>>()?;
+            let shared_gate = if l + 1 < cfg.levels {
+                let n = n_tasks * te + se;
+                Some(Gate::new(&format!("{p}.shared_gate"), d, n, params, rng)?)
+            } else {
+                None
+            };
+            levels.push(PleLevel {
+                task_experts,
+                shared_experts,
+                task_gates,
+                shared_gate,
+            });
+            d = expert.out_dim();
+        }
+        Ok(Ple { levels })
+    }
+
+    pub fn out_dim(&self) -> usize {
+        self.levels[self.levels.len() - 1].shared_experts[0].out_dim()
+    }
+
+    pub fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Vec<Tensor>> {
+        let n_tasks = self.levels[0].task_gates.len();
+        let mut task_in = vec![x.clone(); n_tasks];
+        let mut shared_in = x.clone();
+        for level in &self.levels {
+            let shared_out = level
+                .shared_experts
+                .iter()
+                .map(|e| e.forward(&shared_in, mode))
+                .collect::<Result<Vec<_>>>()?;
+            let mut task_out = Vec::with_capacity(n_tasks);
+            for (experts, u) in level.task_experts.iter().zip(&task_in) {
+                task_out.push(
+                    experts
+                        .iter()
+                        .map(|e| e.forward(u, mode))
+                        .collect::<Result<Vec<_>>>()?,
+                );
+            }
+            let mut next = Vec::with_capacity(n_tasks);
+            for ((gate, own), u) in level.task_gates.iter().zip(&task_out).zip(&task_in) {
+                let pool: Vec<Tensor> = own.iter().chain(&shared_out).cloned().collect();
+                next.push(gate.forward(u, &stack_experts(&pool)?)?);
+            }
+            if let Some(gate) = &level.shared_gate {
+                let pool: Vec<Tensor> = task_out
+                    .iter()
+                    .flatten()
+                    .chain(&shared_out)
+                    .cloned()
+                    .collect();
+                shared_in = gate.forward(&shared_in, &stack_experts(&pool)?)?;
+            }
+            task_in = next;
+        }
+        Ok(task_in)
+    }
+}

@@ -1,0 +1,146 @@
+//! One embedding table in plain memory, outside candle's autograd.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Result, Tensor};
+use rand_chacha::ChaCha8Rng;
+
+use crate::init::Init;
+use crate::sparse_optim::{AdamStep, OptimState, SparseOptimConfig, adagrad_row};
+
+/// A table `[vocab, dim]`, row-major, with its optimiser state. Id 0 (out of vocabulary) is an
+/// ordinary row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddingTable {
+    /// The checkpoint prefix of the table, "input.sparse.<field>" or "input.multi.<field>".
+    pub key: String,
+    pub vocab: usize,
+    pub dim: usize,
+    pub weight: Vec<f32>,
+    pub state: OptimState,
+}
+
+impl EmbeddingTable {
+    /// A table initialised `N(0, std^2)` from `rng`.
+    pub fn new(
+        key: String,
+        vocab: usize,
+        dim: usize,
+        std: f32,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Self> {
+        let weight = Init::Normal { std }.sample(&[vocab, dim], rng)?;
+        Ok(EmbeddingTable {
+            key,
+            vocab,
+            dim,
+            weight,
+            state: OptimState::Empty,
+        })
+    }
+
+    /// Row `id`, `[dim]`. The caller has checked `id < vocab`.
+    #[inline]
+    pub fn row(&self, id: u32) -> &[f32] {
+        let start = id as usize * self.dim;
+        &self.weight[start..start + self.dim]
+    }
+
+    /// Updates rows `ids` (distinct) with their gradients `grads` (`[ids.len(), dim]`, row-major)
+    /// at global step `step >= 1`. Other rows and their optimiser state do not change.
+    pub fn update_rows(
+        &mut self,
+        ids: &[u32],
+        grads: &[f32],
+        opt: &SparseOptimConfig,
+        lr: f64,
+        step: u64,
+    ) -> Result<()> {
+        if matches!(self.state, OptimState::Empty) {
+            self.state = OptimState::new(opt, self.weight.len());
+        }
+        let d = self.dim;
+        let rows = ids.iter().zip(grads.chunks_exact(d));
+        match (opt, &mut self.state) {
+            (SparseOptimConfig::Adam(cfg), OptimState::Adam { m, v }) => {
+                let adam = AdamStep::new(cfg, lr, step);
+                for (&id, g) in rows {
+                    let r = id as usize * d..(id as usize + 1) * d;
+                    adam.apply(&mut self.weight[r.clone()], &mut m[r.clone()], &mut v[r], g);
+                }
+            }
+            (SparseOptimConfig::Adagrad(cfg), OptimState::Adagrad { sum }) => {
+                for (&id, g) in rows {
+                    let r = id as usize * d..(id as usize + 1) * d;
+                    adagrad_row(cfg, lr, &mut self.weight[r.clone()], &mut sum[r], g);
+                }
+            }
+            (opt, state) => candle_core::bail!(
+                "embedding table {} holds {} state but the optimiser is {}",
+                self.key,
+                state.kind(),
+                opt.kind()
+            ),
+        }
+        Ok(())
+    }
+
+    /// The table and its optimiser state as CPU tensors `[vocab, dim]`: `<key>.weight` and
+    /// `<key>.adam_m`, `<key>.adam_v` or `<key>.adagrad_sum`.
+    pub fn save_tensors(&self, out: &mut HashMap<String, Tensor>) -> Result<()> {
+        let shape = (self.vocab, self.dim);
+        let mut put = |suffix: &str, data: &[f32]| -> Result<()> {
+            let t = Tensor::from_slice(data, shape, &Device::Cpu)?;
+            out.insert(format!("{}.{suffix}", self.key), t);
+            Ok(())
+        };
+        put("weight", &self.weight)?;
+        match &self.state {
+            OptimState::Empty => {}
+            OptimState::Adam { m, v } => {
+                put("adam_m", m)?;
+                put("adam_v", v)?;
+            }
+            OptimState::Adagrad { sum } => put("adagrad_sum", sum)?,
+        }
+        Ok(())
+    }
+
+    /// The names, after `<key>.`, of the tensors a table may be saved as.
+    pub const SUFFIXES: [&str; 4] = ["weight", "adam_m", "adam_v", "adagrad_sum"];
+
+    /// The table (required) and its optimiser state (if saved) read from `tensors`, checked
+    /// against this table's shape.
+    pub fn read_tensors(
+        &self,
+        tensors: &HashMap<String, Tensor>,
+    ) -> Result<(Vec<f32>, OptimState)> {
+        let get = |suffix: &str| -> Result<Option<Vec<f32>>> {
+            let name = format!("{}.{suffix}", self.key);
+            let Some(t) = tensors.get(&name) else {
+                return Ok(None);
+            };
+            if t.dims() != [self.vocab, self.dim] {
+                candle_core::bail!(
+                    "tensor {name} has shape {:?}, the model expects {:?}",
+                    t.dims(),
+                    [self.vocab, self.dim]
+                );
+            }
+            Ok(Some(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?))
+        };
+        let Some(weight) = get("weight")? else {
+            candle_core::bail!("missing tensor {}.weight", self.key);
+        };
+        let state = match (get("adam_m")?, get("adam_v")?, get("adagrad_sum")?) {
+            (None, None, None) => OptimState::Empty,
+            (Some(m), Some(v), None) => OptimState::Adam { m, v },
+            (None, None, Some(sum)) => OptimState::Adagrad { sum },
+            _ => candle_core::bail!(
+                "tensors {}.*: expected adam_m with adam_v, or adagrad_sum alone",
+                self.key
+            ),
+        };
+        Ok((weight, state))
+    }
+}

@@ -1,0 +1,272 @@
+//! The feature input: embedding tables outside autograd, gathered into a leaf `Var` per batch.
+//!
+//! Per step: [`FeatureInput::gather`] builds the embedding matrix `[b, width]` of the batch in
+//! plain Rust and wraps it in a leaf `Var`; the model reads `x = [emb | dense]` (`[b, in_dim]`);
+//! after `loss.backward()`, [`FeatureInput::apply_grads`] reads the leaf's gradient, sums it per
+//! distinct id and updates only those rows with a row-wise optimiser. No full-table gradient is
+//! ever built.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use candle_core::backprop::GradStore;
+use candle_core::{Device, Result, Tensor, Var};
+use crossdistil_data::Batch;
+use rand_chacha::ChaCha8Rng;
+
+use crate::embedding_table::EmbeddingTable;
+use crate::gather::{FieldPlan, GatherPlan};
+use crate::schema::InputSchema;
+use crate::sparse_optim::SparseOptimConfig;
+
+/// The input of one batch.
+#[derive(Debug, Clone)]
+pub struct Gathered {
+    /// `[emb | dense]`, `[b, in_dim]`; parts that are empty are left out.
+    pub x: Tensor,
+    /// The embedding matrix `[b, width]` as a leaf of the graph.
+    pub leaf: Var,
+    pub plan: GatherPlan,
+}
+
+/// One embedding table per single-valued field, then one per multi-valued field, and the number
+/// of dense features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureInput {
+    tables: Vec<EmbeddingTable>,
+    n_sparse: usize,
+    n_dense: usize,
+    width: usize,
+}
+
+impl FeatureInput {
+    /// Tables of `embedding_dim` columns (or `field_dims[name]`), initialised `N(0, init_std^2)`
+    /// from `rng`, field by field in schema order.
+    pub fn new(
+        schema: &InputSchema,
+        embedding_dim: usize,
+        field_dims: &BTreeMap<String, usize>,
+        init_std: f32,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Self> {
+        let names = || schema.sparse.iter().chain(&schema.multi).map(|(n, _)| n);
+        if let Some(unknown) = field_dims.keys().find(|k| names().all(|n| n != *k)) {
+            candle_core::bail!("model.field_dims.{unknown}: the data set has no such field");
+        }
+        let fields = schema
+            .sparse
+            .iter()
+            .map(|f| ("sparse", f))
+            .chain(schema.multi.iter().map(|f| ("multi", f)));
+        let mut tables = Vec::with_capacity(schema.sparse.len() + schema.multi.len());
+        for (kind, (name, vocab)) in fields {
+            let dim = field_dims.get(name).copied().unwrap_or(embedding_dim);
+            if dim == 0 {
+                candle_core::bail!("model.field_dims.{name} must be > 0");
+            }
+            if *vocab == 0 {
+                candle_core::bail!("field {name} has an empty vocabulary");
+            }
+            let key = format!("input.{kind}.{name}");
+            tables.push(EmbeddingTable::new(key, *vocab, dim, init_std, rng)?);
+        }
+        let width = tables.iter().map(|t| t.dim).sum();
+        if width + schema.n_dense == 0 {
+            candle_core::bail!("the data set has no features");
+        }
+        Ok(FeatureInput {
+            tables,
+            n_sparse: schema.sparse.len(),
+            n_dense: schema.n_dense,
+            width,
+        })
+    }
+
+    /// `width + n_dense`: the columns of `x`.
+    pub fn in_dim(&self) -> usize {
+        self.width + self.n_dense
+    }
+
+    /// The columns of the embedding matrix (sum of the fields' dimensions).
+    pub fn emb_width(&self) -> usize {
+        self.width
+    }
+
+    pub fn n_dense(&self) -> usize {
+        self.n_dense
+    }
+
+    /// The tables: single-valued fields, then multi-valued fields.
+    pub fn tables(&self) -> &[EmbeddingTable] {
+        &self.tables
+    }
+
+    /// Builds the input of `batch` on `device`.
+    pub fn gather(&self, batch: &Batch, device: &Device) -> Result<Gathered> {
+        let b = batch.size();
+        self.check(batch)?;
+        let ns = self.n_sparse;
+        let mut fields = Vec::with_capacity(self.tables.len());
+        let mut column = 0;
+        let mut ids = Vec::with_capacity(b);
+        for (f, table) in self.tables[..ns].iter().enumerate() {
+            ids.clear();
+            ids.extend(batch.sparse.iter().skip(f).step_by(ns));
+            fields.push(FieldPlan::new(table, column, &ids, None)?);
+            column += table.dim;
+        }
+        for (mb, table) in batch.multi.iter().zip(&self.tables[ns..]) {
+            fields.push(FieldPlan::new(
+                table,
+                column,
+                &mb.ids,
+                Some(mb.offsets.clone()),
+            )?);
+            column += table.dim;
+        }
+        let width = self.width;
+        let mut emb = vec![0.0f32; b * width];
+        for (plan, table) in fields.iter().zip(&self.tables) {
+            plan.fill(table, &mut emb, width);
+        }
+        let leaf = Var::from_vec(emb, (b, width), device)?;
+        let x = match (width, self.n_dense) {
+            (_, 0) => leaf.as_tensor().clone(),
+            (0, nd) => Tensor::from_slice(&batch.dense, (b, nd), device)?,
+            (_, nd) => {
+                let dense = Tensor::from_slice(&batch.dense, (b, nd), device)?;
+                Tensor::cat(&[leaf.as_tensor(), &dense], 1)?
+            }
+        };
+        Ok(Gathered {
+            x,
+            leaf,
+            plan: GatherPlan {
+                rows: b,
+                width,
+                fields,
+            },
+        })
+    }
+
+    /// Checks that `batch` has this input's layout.
+    fn check(&self, batch: &Batch) -> Result<()> {
+        let b = batch.size();
+        let n_multi = self.tables.len() - self.n_sparse;
+        if batch.sparse.len() != b * self.n_sparse {
+            candle_core::bail!(
+                "batch: {} sparse ids for {b} rows of {} fields",
+                batch.sparse.len(),
+                self.n_sparse
+            );
+        }
+        if batch.dense.len() != b * self.n_dense {
+            candle_core::bail!(
+                "batch: {} dense values for {b} rows of {} features",
+                batch.dense.len(),
+                self.n_dense
+            );
+        }
+        if batch.multi.len() != n_multi {
+            candle_core::bail!(
+                "batch: {} multi-valued fields, the model has {n_multi}",
+                batch.multi.len()
+            );
+        }
+        for (mb, table) in batch.multi.iter().zip(&self.tables[self.n_sparse..]) {
+            let o = &mb.offsets;
+            if o.len() != b + 1
+                || o[0] != 0
+                || o[b] as usize != mb.ids.len()
+                || o.windows(2).any(|w| w[0] > w[1])
+            {
+                candle_core::bail!(
+                    "batch: {}: offsets must be {} non-decreasing values from 0 to {}",
+                    table.key,
+                    b + 1,
+                    mb.ids.len()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The gradient of each field's distinct ids (aligned with `plan.fields[f].unique`,
+    /// `[unique.len(), dim]` row-major), read from the leaf's gradient in `grads`.
+    pub fn table_grads(&self, grads: &GradStore, gathered: &Gathered) -> Result<Vec<Vec<f32>>> {
+        let plan = &gathered.plan;
+        if plan.fields.len() != self.tables.len() || plan.width != self.width {
+            candle_core::bail!("the gather plan does not belong to this input");
+        }
+        if plan.fields.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(grad) = grads.get(gathered.leaf.as_tensor()) else {
+            candle_core::bail!(
+                "the embedding leaf received no gradient: the loss does not depend on this forward"
+            );
+        };
+        let grad = grad.flatten_all()?.to_vec1::<f32>()?;
+        Ok(plan
+            .fields
+            .iter()
+            .map(|f| f.accumulate(&grad, plan.width))
+            .collect())
+    }
+
+    /// Updates the rows the batch used, with `opt` at learning rate `lr` and global step
+    /// `step >= 1` (Adam's bias correction). Other rows and their optimiser state do not change.
+    pub fn apply_grads(
+        &mut self,
+        grads: &GradStore,
+        gathered: &Gathered,
+        opt: &SparseOptimConfig,
+        lr: f64,
+        step: u64,
+    ) -> Result<()> {
+        if step == 0 {
+            candle_core::bail!("the optimiser step count starts at 1");
+        }
+        let field_grads = self.table_grads(grads, gathered)?;
+        for ((table, plan), g) in self
+            .tables
+            .iter_mut()
+            .zip(&gathered.plan.fields)
+            .zip(&field_grads)
+        {
+            table.update_rows(&plan.unique, g, opt, lr, step)?;
+        }
+        Ok(())
+    }
+
+    /// Every table and its optimiser state (see [`EmbeddingTable::save_tensors`]).
+    pub fn save_tensors(&self) -> Result<HashMap<String, Tensor>> {
+        let mut out = HashMap::new();
+        for t in &self.tables {
+            t.save_tensors(&mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Restores every table from `tensors`, which must hold nothing else. Nothing changes on
+    /// error.
+    pub fn load_tensors(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        let known: HashSet<String> = self
+            .tables
+            .iter()
+            .flat_map(|t| EmbeddingTable::SUFFIXES.map(|s| format!("{}.{s}", t.key)))
+            .collect();
+        if let Some(extra) = tensors.keys().find(|n| !known.contains(*n)) {
+            candle_core::bail!("unexpected tensor {extra}: the input has no such table");
+        }
+        let loaded = self
+            .tables
+            .iter()
+            .map(|t| t.read_tensors(tensors))
+            .collect::<Result<Vec<_>>>()?;
+        for (t, (weight, state)) in self.tables.iter_mut().zip(loaded) {
+            t.weight = weight;
+            t.state = state;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,39 @@
+//! A fully connected layer whose parameters live in the [`ParamStore`].
+
+use candle_core::{Result, Tensor, Var};
+use rand_chacha::ChaCha8Rng;
+
+use crate::init::Init;
+use crate::params::ParamStore;
+
+/// `y = x W^T + b`, `W: [out, in]`, `b: [out]`, `x: [n, in]`, `y: [n, out]`.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    pub weight: Var,
+    pub bias: Var,
+}
+
+impl Linear {
+    /// Registers `<name>.weight` (initialised with `init`) and `<name>.bias` (zeros).
+    pub fn new(
+        name: &str,
+        in_dim: usize,
+        out_dim: usize,
+        init: Init,
+        params: &mut ParamStore,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Self> {
+        let weight =
+            params.get_or_init(&format!("{name}.weight"), &[out_dim, in_dim], init, rng)?;
+        let bias = params.get_or_init(&format!("{name}.bias"), &[out_dim], Init::Zeros, rng)?;
+        Ok(Linear { weight, bias })
+    }
+
+    pub fn out_dim(&self) -> usize {
+        self.bias.dims()[0]
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)
+    }
+}

@@ -1,0 +1,221 @@
+//! The multi-task ranking model: feature input, backbone, one tower per task.
+
+use std::collections::{BTreeMap, HashMap};
+
+use candle_core::{Device, Result, Tensor};
+use crossdistil_data::Batch;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::backbone::{Backbone, BackboneConfig};
+use crate::config::{ConfigError, non_negative, positive, rate};
+use crate::dropout::dropout;
+use crate::input::{FeatureInput, Gathered};
+use crate::mlp::MlpConfig;
+use crate::mode::Mode;
+use crate::params::ParamStore;
+use crate::schema::InputSchema;
+use crate::tower::Tower;
+
+/// The `[model]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Embedding size of every categorical field (16).
+    pub embedding_dim: usize,
+    /// Per-field overrides of `embedding_dim`, by feature name.
+    pub field_dims: BTreeMap<String, usize>,
+    /// Standard deviation of the `N(0, std^2)` initialisation of the embedding tables (0.01).
+    pub embedding_init_std: f32,
+    /// Shared-Bottom `[256, 128]` by default.
+    pub backbone: BackboneConfig,
+    /// Hidden layers of every task's tower before its logit (`[64]`).
+    pub tower: MlpConfig,
+    /// Dropout on the input `x = [emb | dense]` in training (0: off). Each MLP has its own rate.
+    pub dropout: f32,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            embedding_dim: 16,
+            field_dims: BTreeMap::new(),
+            embedding_init_std: 0.01,
+            backbone: BackboneConfig::default(),
+            tower: MlpConfig::new(vec![64]),
+            dropout: 0.0,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Checks every value; the error names the key ("model.backbone.experts must be > 0").
+    pub fn validate(&self) -> std::result::Result<(), ConfigError> {
+        let check = || -> std::result::Result<(), ConfigError> {
+            positive("embedding_dim", self.embedding_dim)?;
+            for (name, &d) in &self.field_dims {
+                positive(&format!("field_dims.{name}"), d)?;
+            }
+            non_negative("embedding_init_std", self.embedding_init_std as f64)?;
+            self.backbone.validate().map_err(|e| e.within("backbone"))?;
+            self.tower.validate().map_err(|e| e.within("tower"))?;
+            rate("dropout", self.dropout)
+        };
+        check().map_err(|e| e.within("model"))
+    }
+}
+
+/// The result of a forward pass.
+#[derive(Debug, Clone)]
+pub struct Forward {
+    /// The batch's input; pass it to [`FeatureInput::apply_grads`] after the backward pass.
+    pub gathered: Gathered,
+    /// Per task, the backbone's representation `[b, repr_dim]`.
+    pub reprs: Vec<Tensor>,
+    /// `[b, n_tasks]`.
+    pub logits: Tensor,
+}
+
+/// Feature input, backbone and towers. Dense parameters (backbone and towers) live in the
+/// [`ParamStore`] and train with any candle optimiser over `params().vars()`; embedding tables
+/// live in the [`FeatureInput`] and train with [`FeatureInput::apply_grads`].
+#[derive(Debug, Clone)]
+pub struct MultiTaskModel {
+    config: ModelConfig,
+    input: FeatureInput,
+    params: ParamStore,
+    backbone: Backbone,
+    towers: Vec<Tower>,
+}
+
+impl MultiTaskModel {
+    /// A model on the CPU; see [`MultiTaskModel::new_on`].
+    pub fn new(cfg: &ModelConfig, schema: &InputSchema, n_tasks: usize, seed: u64) -> Result<Self> {
+        Self::new_on(cfg, schema, n_tasks, seed, &Device::Cpu)
+    }
+
+    /// A model for `n_tasks` tasks over the features of `schema`, initialised from `seed`: the
+    /// embedding tables from ChaCha8 stream 1, the dense parameters from stream 2 (so the tables
+    /// do not depend on the backbone).
+    pub fn new_on(
+        cfg: &ModelConfig,
+        schema: &InputSchema,
+        n_tasks: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        if n_tasks == 0 {
+            candle_core::bail!("the model needs at least one task");
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(1);
+        let input = FeatureInput::new(
+            schema,
+            cfg.embedding_dim,
+            &cfg.field_dims,
+            cfg.embedding_init_std,
+            &mut rng,
+        )?;
+        rng.set_stream(2);
+        let mut params = ParamStore::new(device.clone());
+        let backbone = Backbone::new(
+            &cfg.backbone,
+            input.in_dim(),
+            n_tasks,
+            &mut params,
+            &mut rng,
+        )?;
+        let towers = (0..n_tasks)
+            .map(|t| {
+                let name = format!("tower{t}");
+                Tower::new(&cfg.tower, &name, backbone.out_dim(), &mut params, &mut rng)
+            })
+            .collect::<Result<_>>()?;
+        Ok(MultiTaskModel {
+            config: cfg.clone(),
+            input,
+            params,
+            backbone,
+            towers,
+        })
+    }
+
+    /// Gathers `batch`, runs the backbone and the towers.
+    pub fn forward(&self, batch: &Batch, mode: Mode<'_>) -> Result<Forward> {
+        let mut mode = mode;
+        let gathered = self.input.gather(batch, self.params.device())?;
+        let x = dropout(&gathered.x, self.config.dropout, &mut mode)?;
+        let reprs = self.backbone.forward(&x, &mut mode)?;
+        let logits = self
+            .towers
+            .iter()
+            .zip(&reprs)
+            .map(|(tower, r)| tower.forward(r, &mut mode))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Forward {
+            gathered,
+            reprs,
+            logits: Tensor::cat(&logits, 1)?,
+        })
+    }
+
+    /// `sigmoid(logits)` in evaluation mode, `[b * n_tasks]` row-major.
+    pub fn predict_probs(&self, batch: &Batch) -> Result<Vec<f32>> {
+        let fwd = self.forward(batch, Mode::Eval)?;
+        candle_nn::ops::sigmoid(&fwd.logits)?
+            .flatten_all()?
+            .to_vec1()
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    pub fn params(&self) -> &ParamStore {
+        &self.params
+    }
+
+    pub fn input(&self) -> &FeatureInput {
+        &self.input
+    }
+
+    pub fn input_mut(&mut self) -> &mut FeatureInput {
+        &mut self.input
+    }
+
+    pub fn backbone(&self) -> &Backbone {
+        &self.backbone
+    }
+
+    pub fn n_tasks(&self) -> usize {
+        self.towers.len()
+    }
+
+    /// The size of each task representation.
+    pub fn repr_dim(&self) -> usize {
+        self.backbone.out_dim()
+    }
+
+    /// Dense parameters by name and the input's tables (names under `input.`), copied.
+    pub fn save_tensors(&self) -> Result<HashMap<String, Tensor>> {
+        let mut out = self.params.save_tensors()?;
+        out.extend(self.input.save_tensors()?);
+        Ok(out)
+    }
+
+    /// Restores what [`MultiTaskModel::save_tensors`] wrote. Nothing changes on error.
+    pub fn load_tensors(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        let (input, dense): (HashMap<_, _>, HashMap<_, _>) = tensors
+            .iter()
+            .map(|(n, t)| (n.clone(), t.clone()))
+            .partition(|(n, _)| n.starts_with("input."));
+        let staged = self.params.staged(&dense)?;
+        self.input.load_tensors(&input)?;
+        for (var, t) in staged {
+            var.set(&t)?;
+        }
+        Ok(())
+    }
+}
