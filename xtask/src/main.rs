@@ -1,6 +1,10 @@
 //! `cargo xtask`: the project's automation, in Rust rather than shell scripts.
 //!
 //! - `cargo xtask prepare <source> --out DIR`: a supported source into the canonical layout.
+//! - `cargo xtask experiment --data DIR --grid FILE --seeds N --out DIR`: a grid of runs.
+//! - `cargo xtask load-speed --data DIR`: how fast a prepared set loads.
+
+mod experiment;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -75,6 +79,25 @@ enum Command {
         /// Synthetic: dense features.
         #[arg(long, default_value_t = 8)]
         dense: usize,
+    },
+    /// Run a grid of configurations x seeds (resumable: finished runs are kept) and write
+    /// results.json and results.md with the mean and standard deviation of every metric.
+    Experiment {
+        /// A prepared data set folder.
+        #[arg(long)]
+        data: PathBuf,
+        /// The grid file: `name` and `configs = [...]` (paths relative to the workspace).
+        #[arg(long)]
+        grid: PathBuf,
+        /// Seeds 1..=N for every configuration.
+        #[arg(long, default_value_t = 5)]
+        seeds: usize,
+        /// The output folder (one sub-folder per configuration and seed).
+        #[arg(long)]
+        out: PathBuf,
+        /// Runs at a time, each a single-threaded process when more than one.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
     },
     /// Measure how fast a prepared data set loads (read, fit encoders, encode): rows per second.
     LoadSpeed {
@@ -158,6 +181,20 @@ fn run(command: Command) -> anyhow::Result<()> {
             );
         }
         Command::LoadSpeed { data, repeat } => load_speed(&data, repeat.max(1))?,
+        Command::Experiment {
+            data,
+            grid,
+            seeds,
+            out,
+            jobs,
+        } => experiment::run(&experiment::Args {
+            root: root(),
+            data,
+            grid,
+            seeds,
+            out,
+            jobs,
+        })?,
     }
     Ok(())
 }

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use crossdistil_data::{Dataset, Summary};
+use std::io::IsTerminal;
+
+use crossdistil_data::{Dataset, Split, Summary};
+use crossdistil_train::{FitOptions, RunConfig, evaluate, output};
 
 #[derive(Parser)]
 #[command(name = "crossdistil", version, about, long_about = None)]
@@ -20,6 +23,52 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a model on a prepared data set, evaluate the best one on valid and test, and write
+    /// RUN/report.json (plus checkpoints, metrics.csv and the resolved config).
+    Train {
+        /// A prepared data set folder (`cargo xtask prepare ...`).
+        #[arg(long)]
+        data: PathBuf,
+        /// The run configuration (see configs/). Optional with --resume.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The run folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Continue the run in --out from its last checkpoint, with its optimiser state.
+        #[arg(long)]
+        resume: bool,
+        /// Override the seed of the configuration.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print the report as JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Evaluate a trained run's best model on a split: prints the metric table and writes
+    /// RUN/eval-<split>.json.
+    Eval {
+        #[arg(long)]
+        run: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value = "test")]
+        split: Split,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write one probability column per task (with row_id and split) to a Parquet file.
+    Predict {
+        #[arg(long)]
+        run: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Only the rows of this split (default: every row).
+        #[arg(long)]
+        split: Option<Split>,
+    },
     /// Show a prepared data set: schema, rows per split, positive rates, label combinations.
     Inspect {
         /// A folder written by `cargo xtask prepare` (holding dataset.toml and data.parquet).
@@ -56,6 +105,79 @@ fn init_logs(default: &str) {
 
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Train {
+            data,
+            config,
+            out,
+            resume,
+            seed,
+            json,
+        } => {
+            let mut cfg = match (&config, resume) {
+                (Some(path), _) => RunConfig::from_file(path)?,
+                (None, true) => RunConfig::from_file(&out.join("config.toml"))?,
+                (None, false) => anyhow::bail!("--config is needed to start a run (see configs/)"),
+            };
+            if let Some(seed) = seed {
+                cfg.train.seed = seed;
+            }
+            let opts = FitOptions {
+                resume,
+                progress: std::io::stderr().is_terminal(),
+                stop_after_epochs: None,
+            };
+            let report = crossdistil_train::fit(&data, &cfg, &out, &opts)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_table());
+                println!("report: {}", out.join("report.json").display());
+            }
+        }
+        Command::Eval {
+            run,
+            data,
+            split,
+            json,
+        } => {
+            let opened = output::open(&run, &data)?;
+            let metrics = opened.evaluate(split)?;
+            let path = run.join(format!("eval-{split}.json"));
+            let text = serde_json::to_string_pretty(&metrics)?;
+            crossdistil_data::atomic::write_file(&path, text.as_bytes())?;
+            if json {
+                println!("{text}");
+            } else {
+                print!(
+                    "{}",
+                    evaluate::table(
+                        &format!("{split} ({})", data.display()),
+                        &opened.trained.task_names,
+                        &metrics
+                    )
+                );
+                println!("written: {}", path.display());
+            }
+        }
+        Command::Predict {
+            run,
+            data,
+            out,
+            split,
+        } => {
+            let opened = output::open(&run, &data)?;
+            let rows: Vec<u32> = match split {
+                Some(s) => opened.ds.split_rows(s),
+                None => (0..opened.ds.rows() as u32).collect(),
+            };
+            opened.write_scores(&out, &rows)?;
+            println!(
+                "wrote {} rows x {} tasks to {}",
+                rows.len(),
+                opened.trained.task_names.len(),
+                out.display()
+            );
+        }
         Command::Inspect { dir, json, tasks } => {
             let ds = Dataset::load(&dir)?;
             let summary = if tasks.is_empty() {

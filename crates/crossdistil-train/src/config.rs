@@ -1,0 +1,225 @@
+//! The run configuration, one TOML file: which tasks, the model, and how to train it.
+//!
+//! ```toml
+//! tasks = ["income", "never_married"]   # default: every task of the data, in priority order
+//!
+//! [model]                               # crossdistil-model's ModelConfig
+//! embedding_dim = 16
+//! [model.backbone]
+//! type = "mmoe"
+//!
+//! [train]
+//! epochs = 10
+//! batch_size = 1024
+//! lr = 0.001
+//! ```
+
+use std::path::Path;
+
+use crossdistil_data::Dataset;
+use crossdistil_model::{ModelConfig, SparseOptimConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+use crate::optim::OptimizerKind;
+
+/// Everything a run needs besides the data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// The tasks to train, in priority order; empty means every task of the data set.
+    #[serde(default)]
+    pub tasks: Vec<String>,
+    #[serde(default)]
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub train: TrainSettings,
+}
+
+/// The training loop's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainSettings {
+    /// Passes over the train split (at most; early stopping may end sooner).
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Batch size of evaluation passes.
+    pub eval_batch_size: usize,
+    /// Learning rate of the dense parameters (and of the embeddings unless `embedding_lr`).
+    pub lr: f64,
+    /// Learning rate of the embedding tables; default `lr`.
+    pub embedding_lr: Option<f64>,
+    /// `adam` (L2 in the gradient) or `adamw` (decoupled decay).
+    pub optimizer: OptimizerKind,
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// The row-wise optimiser of the embedding tables.
+    pub sparse_optimizer: SparseOptimConfig,
+    /// Clip the global gradient norm to this; 0 turns clipping off.
+    pub grad_clip: f64,
+    /// Weight of each task's loss, in task order; empty means 1 for every task.
+    pub task_weights: Vec<f32>,
+    /// Seeds initialisation, shuffling and dropout.
+    pub seed: u64,
+    /// Stop after this many validations without a better mean validation AUC; 0 never stops early.
+    pub patience: usize,
+    /// Also validate every this many steps; 0 validates once per epoch only.
+    pub eval_every: usize,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        TrainSettings {
+            epochs: 10,
+            batch_size: 1024,
+            eval_batch_size: 8192,
+            lr: 1e-3,
+            embedding_lr: None,
+            optimizer: OptimizerKind::Adam,
+            weight_decay: 0.0,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            sparse_optimizer: SparseOptimConfig::default(),
+            grad_clip: 0.0,
+            task_weights: Vec::new(),
+            seed: 42,
+            patience: 2,
+            eval_every: 0,
+        }
+    }
+}
+
+fn bad(key: &str, problem: impl std::fmt::Display) -> TrainError {
+    TrainError::Config(format!("{key} {problem}"))
+}
+
+impl RunConfig {
+    /// Reads and checks a TOML file; unknown keys, unknown backbones and bad values are refused
+    /// with a message naming the key.
+    pub fn from_file(path: &Path) -> Result<RunConfig> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| TrainError::Config(format!("{}: cannot read: {e}", path.display())))?;
+        let cfg: RunConfig = toml::from_str(&text)
+            .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
+        cfg.validate()
+            .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
+        Ok(cfg)
+    }
+
+    /// Checks every value that serde cannot.
+    pub fn validate(&self) -> Result<()> {
+        self.model
+            .validate()
+            .map_err(|e| TrainError::Config(e.to_string()))?;
+        let t = &self.train;
+        let positive = |key: &str, v: usize| {
+            if v == 0 {
+                Err(bad(key, "must be > 0"))
+            } else {
+                Ok(())
+            }
+        };
+        positive("train.epochs", t.epochs)?;
+        positive("train.batch_size", t.batch_size)?;
+        positive("train.eval_batch_size", t.eval_batch_size)?;
+        let rate = |key: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(bad(key, format!("must be a positive number (got {v})")))
+            }
+        };
+        rate("train.lr", t.lr)?;
+        if let Some(lr) = t.embedding_lr {
+            rate("train.embedding_lr", lr)?;
+        }
+        rate("train.eps", t.eps)?;
+        for (key, b) in [("train.beta1", t.beta1), ("train.beta2", t.beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                return Err(bad(key, format!("must be in [0, 1) (got {b})")));
+            }
+        }
+        if !(t.weight_decay >= 0.0 && t.weight_decay.is_finite()) {
+            return Err(bad("train.weight_decay", "must be >= 0"));
+        }
+        if !(t.grad_clip >= 0.0 && t.grad_clip.is_finite()) {
+            return Err(bad(
+                "train.grad_clip",
+                "must be >= 0 (0 turns clipping off)",
+            ));
+        }
+        if t.task_weights.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
+            return Err(bad("train.task_weights", "must all be >= 0"));
+        }
+        if !self.tasks.is_empty()
+            && !t.task_weights.is_empty()
+            && t.task_weights.len() != self.tasks.len()
+        {
+            return Err(bad(
+                "train.task_weights",
+                format!(
+                    "has {} weights for {} tasks",
+                    t.task_weights.len(),
+                    self.tasks.len()
+                ),
+            ));
+        }
+        t.sparse_optimizer
+            .validate()
+            .map_err(|e| TrainError::Config(format!("train.sparse_optimizer.{e}")))?;
+        let mut seen = std::collections::HashSet::new();
+        for name in &self.tasks {
+            if !seen.insert(name) {
+                return Err(bad("tasks", format!("names `{name}` twice")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The data set's label indices of the configured tasks, in order.
+    pub fn task_indices(&self, ds: &Dataset) -> Result<Vec<usize>> {
+        let names = ds.spec.task_names();
+        if self.tasks.is_empty() {
+            return Ok((0..names.len()).collect());
+        }
+        let idx: Vec<usize> = self
+            .tasks
+            .iter()
+            .map(|t| {
+                names.iter().position(|n| n == t).ok_or_else(|| {
+                    bad(
+                        "tasks",
+                        format!(
+                            "names `{t}`, which data set `{}` lacks (its tasks: {})",
+                            ds.spec.name,
+                            names.join(", ")
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<_>>()?;
+        if !self.train.task_weights.is_empty() && self.train.task_weights.len() != idx.len() {
+            return Err(bad(
+                "train.task_weights",
+                format!(
+                    "has {} weights for {} tasks",
+                    self.train.task_weights.len(),
+                    idx.len()
+                ),
+            ));
+        }
+        Ok(idx)
+    }
+
+    /// The loss weight of each task.
+    pub fn task_weights(&self, n_tasks: usize) -> Vec<f32> {
+        if self.train.task_weights.is_empty() {
+            vec![1.0; n_tasks]
+        } else {
+            self.train.task_weights.clone()
+        }
+    }
+}

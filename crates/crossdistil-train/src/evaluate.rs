@@ -1,0 +1,116 @@
+//! Metrics of a model's predictions on one split, per task.
+
+use std::collections::BTreeMap;
+
+use crossdistil_data::Dataset;
+use crossdistil_metrics as m;
+use serde::{Deserialize, Serialize};
+
+/// Bins of the expected calibration error.
+pub const ECE_BINS: usize = 15;
+
+/// The metrics of one task's predictions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskMetrics {
+    pub auc: Option<f64>,
+    pub logloss: Option<f64>,
+    /// Per-user AUC weighted by rows; `None` when the data has no user column.
+    pub gauc: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gauc_users_skipped: Option<u64>,
+    /// Mean pairwise AUC over the task's ordered label-combination classes.
+    pub multi_auc: Option<f64>,
+    pub ece: Option<f64>,
+    pub positives: usize,
+    pub rows: usize,
+}
+
+/// Metrics of every task on one split, and the mean AUC that early stopping watches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitMetrics {
+    pub tasks: BTreeMap<String, TaskMetrics>,
+    pub mean_auc: f64,
+}
+
+/// Computes every metric. `probs[t]` holds task `t`'s probabilities for `rows` (in order);
+/// `tasks` are the dataset's label indices of the model's tasks, in the model's order (which is
+/// the priority order of the graded classes).
+pub fn evaluate(
+    ds: &Dataset,
+    rows: &[u32],
+    tasks: &[usize],
+    probs: &[Vec<f32>],
+) -> Result<SplitMetrics, m::MetricError> {
+    let labels: Vec<Vec<u8>> = tasks
+        .iter()
+        .map(|&t| {
+            rows.iter()
+                .map(|&r| ds.labels[t].values[r as usize])
+                .collect()
+        })
+        .collect();
+    let label_refs: Vec<&[u8]> = labels.iter().map(Vec::as_slice).collect();
+    let groups: Option<Vec<u32>> = ds
+        .users
+        .as_ref()
+        .map(|u| rows.iter().map(|&r| u[r as usize]).collect());
+    let n_classes = 1u32 << tasks.len();
+    let mut out = BTreeMap::new();
+    let mut aucs = Vec::new();
+    for (k, &t) in tasks.iter().enumerate() {
+        let (p, y) = (&probs[k], &labels[k]);
+        let auc = m::auc(p, y)?;
+        let g = match &groups {
+            Some(g) => Some(m::gauc(p, y, g)?),
+            None => None,
+        };
+        let classes = m::graded_classes(&label_refs, k)?;
+        let metrics = TaskMetrics {
+            auc,
+            logloss: m::log_loss(p, y)?,
+            gauc: g.as_ref().and_then(|g| g.value),
+            gauc_users_skipped: g.as_ref().map(|g| g.users_skipped),
+            multi_auc: m::multi_auc(p, &classes, n_classes)?.value,
+            ece: m::calibration(p, y, ECE_BINS)?.map(|c| c.ece),
+            positives: y.iter().map(|&v| v as usize).sum(),
+            rows: y.len(),
+        };
+        aucs.push(auc.unwrap_or(0.5));
+        out.insert(ds.labels[t].name.clone(), metrics);
+    }
+    let mean_auc = aucs.iter().sum::<f64>() / aucs.len().max(1) as f64;
+    Ok(SplitMetrics {
+        tasks: out,
+        mean_auc,
+    })
+}
+
+/// A readable table of one split's metrics, tasks in the given order.
+pub fn table(title: &str, order: &[String], metrics: &SplitMetrics) -> String {
+    use std::fmt::Write;
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+    let w = order.iter().map(|t| t.len()).max().unwrap_or(4).max(4);
+    let mut s = String::new();
+    let _ = writeln!(s, "{title}");
+    let _ = writeln!(
+        s,
+        "  {:w$}  {:>7}  {:>7}  {:>9}  {:>7}  {:>7}",
+        "task", "AUC", "GAUC", "Multi-AUC", "logloss", "ECE"
+    );
+    for t in order {
+        if let Some(m) = metrics.tasks.get(t) {
+            let _ = writeln!(
+                s,
+                "  {:w$}  {:>7}  {:>7}  {:>9}  {:>7}  {:>7}",
+                t,
+                f(m.auc),
+                f(m.gauc),
+                f(m.multi_auc),
+                f(m.logloss),
+                f(m.ece)
+            );
+        }
+    }
+    let _ = writeln!(s, "  mean AUC {:.4}", metrics.mean_auc);
+    s
+}

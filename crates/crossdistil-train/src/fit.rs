@@ -1,0 +1,374 @@
+//! The training loop: one optimiser step per mini-batch, validation after every epoch (and every
+//! `eval_every` steps), early stopping on the mean validation AUC, checkpoints for `--resume`.
+
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::Tensor;
+use crossdistil_data::{Batch, Batches, Dataset, Order, Split};
+use crossdistil_loss::weighted_bce_with_logits;
+use crossdistil_model::{InputSchema, Mode, MultiTaskModel};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::RunConfig;
+use crate::error::{Result, TrainError};
+use crate::evaluate::{SplitMetrics, evaluate};
+use crate::optim::{Adam, AdamParams, clip_grad_norm};
+use crate::predict::predict;
+use crate::report::Report;
+use crate::run::{RunDir, TrainState, append_csv, load_tensors, save_tensors};
+
+/// How to run the loop.
+#[derive(Debug, Clone, Default)]
+pub struct FitOptions {
+    /// Continue from `RUN/last.safetensors` and `RUN/state.json`.
+    pub resume: bool,
+    /// Draw a progress bar on the terminal.
+    pub progress: bool,
+    /// Stop (as if interrupted) after this many epochs in this call; used to test `--resume`.
+    pub stop_after_epochs: Option<usize>,
+}
+
+/// A model with its data-side bookkeeping: the data set's label indices of its tasks.
+pub struct Trained {
+    pub model: MultiTaskModel,
+    pub tasks: Vec<usize>,
+    pub task_names: Vec<String>,
+}
+
+/// A seed per (run seed, epoch, purpose): shuffles and dropout of each epoch come from their own
+/// streams, so a resumed run sees the same ones.
+fn stream_seed(seed: u64, epoch: usize, purpose: u64) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (epoch as u64 + 1).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+        ^ purpose
+}
+
+/// The batch's labels of the model's tasks, `[b, T]`.
+pub fn label_tensor(batch: &Batch, n_all: usize, tasks: &[usize]) -> Result<Tensor> {
+    let b = batch.size();
+    let data: Vec<f32> = if tasks.len() == n_all && tasks.iter().enumerate().all(|(i, &t)| i == t) {
+        batch.labels.clone()
+    } else {
+        (0..b)
+            .flat_map(|r| tasks.iter().map(move |&t| batch.labels[r * n_all + t]))
+            .collect()
+    };
+    Ok(Tensor::from_vec(
+        data,
+        (b, tasks.len()),
+        &candle_core::Device::Cpu,
+    )?)
+}
+
+/// Builds the model a configuration describes, for a loaded data set.
+pub fn build_model(cfg: &RunConfig, ds: &Dataset) -> Result<Trained> {
+    let tasks = cfg.task_indices(ds)?;
+    let task_names = tasks.iter().map(|&t| ds.labels[t].name.clone()).collect();
+    let model = MultiTaskModel::new(
+        &cfg.model,
+        &InputSchema::of(ds),
+        tasks.len(),
+        cfg.train.seed,
+    )?;
+    Ok(Trained {
+        model,
+        tasks,
+        task_names,
+    })
+}
+
+fn model_tensors(
+    t: &std::collections::HashMap<String, Tensor>,
+) -> std::collections::HashMap<String, Tensor> {
+    t.iter()
+        .filter(|(k, _)| !k.starts_with("adam."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Loads the weights of a checkpoint into a model built from the same configuration.
+pub fn load_weights(model: &mut MultiTaskModel, path: &Path) -> Result<()> {
+    let t = load_tensors(path)?;
+    model
+        .load_tensors(&model_tensors(&t))
+        .map_err(|e| TrainError::run(path, format!("does not fit the model: {e}")))
+}
+
+/// Trains on `data_dir` into `out` and returns the final report (best model on valid and test).
+pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> Result<Report> {
+    let run = RunDir::new(out);
+    let cfg = if opts.resume {
+        let saved = run.read_config()?;
+        if saved.train != cfg.train
+            || saved.model != cfg.model
+            || (!cfg.tasks.is_empty() && saved.tasks != cfg.tasks)
+        {
+            return Err(TrainError::run(
+                run.config_path(),
+                "--resume with a configuration that differs from the run's",
+            ));
+        }
+        saved
+    } else {
+        cfg.clone()
+    };
+    let ds = Dataset::load(data_dir)?;
+    let Trained {
+        mut model,
+        tasks,
+        task_names,
+    } = build_model(&cfg, &ds)?;
+    let mut resolved = cfg.clone();
+    resolved.tasks = task_names.clone();
+    let weights = resolved.task_weights(tasks.len());
+    let t = &cfg.train;
+    let mut adam = Adam::new(AdamParams {
+        kind: t.optimizer,
+        beta1: t.beta1,
+        beta2: t.beta2,
+        eps: t.eps,
+        weight_decay: t.weight_decay,
+    });
+    let mut state = TrainState::default();
+    if opts.resume {
+        let tensors = load_tensors(&run.last_path())?;
+        state = run.read_state()?;
+        model
+            .load_tensors(&model_tensors(&tensors))
+            .map_err(|e| TrainError::run(run.last_path(), e.to_string()))?;
+        adam.load_tensors(&tensors, state.step)?;
+        tracing::info!(
+            epochs_done = state.epochs_done,
+            step = state.step,
+            "resuming {}",
+            out.display()
+        );
+    } else {
+        run.create()?;
+        run.write_config(&resolved)?;
+        run.write_encoders(&ds.encoders)?;
+        let _ = std::fs::remove_file(run.metrics_path());
+    }
+
+    let train_rows = ds.split_rows(Split::Train);
+    let valid_rows = ds.split_rows(Split::Valid);
+    let emb_lr = t.embedding_lr.unwrap_or(t.lr);
+    let header = metrics_header(&task_names);
+    let started = Instant::now();
+    let seconds_before = state.train_seconds;
+    let mut epochs_this_call = 0;
+
+    while state.epochs_done < t.epochs && !state.stopped_early {
+        let epoch = state.epochs_done;
+        let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(t.seed, epoch, 2));
+        let batches = Batches::new(
+            &ds,
+            &train_rows,
+            t.batch_size,
+            Order::Shuffled(stream_seed(t.seed, epoch, 1)),
+        );
+        let bar = progress_bar(opts.progress, batches.len() as u64, epoch + 1, t.epochs);
+        let epoch_start = Instant::now();
+        let (mut loss_sum, mut loss_n) = (0.0f64, 0usize);
+        for batch in batches {
+            let fwd = model.forward(&batch, Mode::Train(&mut rng))?;
+            let labels = label_tensor(&batch, ds.tasks(), &tasks)?;
+            let (loss, _) = weighted_bce_with_logits(&fwd.logits, &labels, &weights)?;
+            let value = loss.to_scalar::<f32>()?;
+            if !value.is_finite() {
+                return Err(TrainError::Diverged(format!(
+                    "loss {value} at step {}",
+                    state.step + 1
+                )));
+            }
+            let mut grads = loss.backward()?;
+            if t.grad_clip > 0.0 {
+                let vars = model.params().vars();
+                let mut refs: Vec<&candle_core::Var> = vars.iter().map(|(_, v)| v).collect();
+                refs.push(&fwd.gathered.leaf);
+                clip_grad_norm(&refs, &mut grads, t.grad_clip)?;
+            }
+            adam.step(&model.params().vars(), &grads, t.lr)?;
+            state.step += 1;
+            model.input_mut().apply_grads(
+                &grads,
+                &fwd.gathered,
+                &t.sparse_optimizer,
+                emb_lr,
+                state.step,
+            )?;
+            state.rows_seen += batch.size() as u64;
+            loss_sum += value as f64;
+            loss_n += 1;
+            bar.inc(1);
+            bar.set_message(format!(
+                "loss {:.4}  {:.0} rows/s",
+                loss_sum / loss_n as f64,
+                (loss_n * t.batch_size) as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9)
+            ));
+            if t.eval_every > 0 && state.step % t.eval_every as u64 == 0 {
+                let m = validate(&model, &ds, &valid_rows, &tasks, t.eval_batch_size)?;
+                state.train_seconds = seconds_before + started.elapsed().as_secs_f64();
+                record(
+                    &run,
+                    &header,
+                    &task_names,
+                    &mut state,
+                    epoch,
+                    loss_sum / loss_n as f64,
+                    &m,
+                    &model,
+                    &adam,
+                    t.patience,
+                )?;
+                if state.stopped_early {
+                    break;
+                }
+            }
+        }
+        bar.finish_and_clear();
+        if state.stopped_early {
+            break;
+        }
+        state.epochs_done += 1;
+        epochs_this_call += 1;
+        let m = validate(&model, &ds, &valid_rows, &tasks, t.eval_batch_size)?;
+        state.train_seconds = seconds_before + started.elapsed().as_secs_f64();
+        let train_loss = loss_sum / loss_n.max(1) as f64;
+        record(
+            &run,
+            &header,
+            &task_names,
+            &mut state,
+            epoch + 1,
+            train_loss,
+            &m,
+            &model,
+            &adam,
+            t.patience,
+        )?;
+        tracing::info!(
+            epoch = epoch + 1,
+            train_loss,
+            valid_mean_auc = m.mean_auc,
+            seconds = epoch_start.elapsed().as_secs_f64(),
+            "epoch done"
+        );
+        let mut last = model.save_tensors()?;
+        last.extend(adam.save_tensors());
+        save_tensors(&run.last_path(), &last)?;
+        run.write_state(&state)?;
+        if opts
+            .stop_after_epochs
+            .is_some_and(|n| epochs_this_call >= n)
+        {
+            return Err(TrainError::run(
+                out,
+                format!("stopped after {epochs_this_call} epochs as asked"),
+            ));
+        }
+    }
+    run.write_state(&state)?;
+
+    load_weights(&mut model, &run.best_path())?;
+    let test_rows = ds.split_rows(Split::Test);
+    let valid = validate(&model, &ds, &valid_rows, &tasks, t.eval_batch_size)?;
+    let test = validate(&model, &ds, &test_rows, &tasks, t.eval_batch_size)?;
+    let report = Report::new(&ds, &resolved, &task_names, valid, test, &state);
+    report.write(&run.report_path())?;
+    Ok(report)
+}
+
+fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "epoch {epoch}/{epochs} [{{bar:30}}] {{pos}}/{{len}} {{msg}} ({{eta}})"
+        ))
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// The model's metrics on `rows`.
+pub fn validate(
+    model: &MultiTaskModel,
+    ds: &Dataset,
+    rows: &[u32],
+    tasks: &[usize],
+    batch_size: usize,
+) -> Result<SplitMetrics> {
+    let probs = predict(model, ds, rows, batch_size)?;
+    Ok(evaluate(ds, rows, tasks, &probs)?)
+}
+
+fn metrics_header(tasks: &[String]) -> Vec<String> {
+    let mut h: Vec<String> = ["epoch", "step", "seconds", "train_loss", "valid_mean_auc"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for t in tasks {
+        for m in ["auc", "gauc", "multi_auc", "logloss", "ece"] {
+            h.push(format!("valid_{t}_{m}"));
+        }
+    }
+    h
+}
+
+/// Appends a validation to metrics.csv, keeps the best checkpoint, and counts patience.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    run: &RunDir,
+    header: &[String],
+    tasks: &[String],
+    state: &mut TrainState,
+    epoch: usize,
+    train_loss: f64,
+    m: &SplitMetrics,
+    model: &MultiTaskModel,
+    adam: &Adam,
+    patience: usize,
+) -> Result<()> {
+    let f = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
+    let mut row = vec![
+        epoch.to_string(),
+        state.step.to_string(),
+        format!("{:.3}", state.train_seconds),
+        format!("{train_loss:.6}"),
+        format!("{:.6}", m.mean_auc),
+    ];
+    for t in tasks {
+        let tm = &m.tasks[t];
+        row.extend([
+            f(tm.auc),
+            f(tm.gauc),
+            f(tm.multi_auc),
+            f(tm.logloss),
+            f(tm.ece),
+        ]);
+    }
+    append_csv(&run.metrics_path(), header, &row)?;
+    if state.best_mean_auc.is_none_or(|b| m.mean_auc > b) {
+        state.best_mean_auc = Some(m.mean_auc);
+        state.best_epoch = Some(epoch);
+        state.best_step = Some(state.step);
+        state.since_best = 0;
+        let mut best = model.save_tensors()?;
+        best.extend(adam.save_tensors());
+        save_tensors(&run.best_path(), &best)?;
+    } else {
+        state.since_best += 1;
+        if patience > 0 && state.since_best >= patience {
+            state.stopped_early = true;
+            tracing::info!(epoch, best_epoch = state.best_epoch, "early stopping");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! Training and evaluation of crossdistil models.
+//!
+//! - [`config`]: the run's TOML configuration.
+//! - [`fit`]: the training loop, checkpoints and `--resume`.
+//! - [`optim`]: Adam/AdamW for the dense parameters, gradient clipping.
+//! - [`evaluate`]: AUC, GAUC, Multi-AUC, log loss and ECE per task.
+//! - [`predict`], [`output`]: predictions and the scores file.
+//! - [`run`], [`report`]: the run folder and `report.json`.
+
+pub mod config;
+pub mod error;
+pub mod evaluate;
+pub mod fit;
+pub mod optim;
+pub mod output;
+pub mod predict;
+pub mod report;
+pub mod run;
+
+pub use config::RunConfig;
+pub use error::{Result, TrainError};
+pub use fit::{FitOptions, fit};
+pub use report::Report;

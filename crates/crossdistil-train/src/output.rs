@@ -1,0 +1,96 @@
+//! Opening a finished run on a data set: evaluation and the scores file.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Float32Array, RecordBatch, StringArray, UInt64Array};
+use arrow_schema::{DataType, Field, Schema};
+use crossdistil_data::{Dataset, Split};
+use parquet::arrow::ArrowWriter;
+
+use crate::config::RunConfig;
+use crate::error::{Result, TrainError};
+use crate::evaluate::SplitMetrics;
+use crate::fit::{Trained, build_model, load_weights, validate};
+use crate::predict::predict;
+use crate::run::RunDir;
+
+/// A trained run's best model, with the data encoded by the run's own encoders.
+pub struct OpenRun {
+    pub config: RunConfig,
+    pub ds: Dataset,
+    pub trained: Trained,
+}
+
+/// Opens `run` (its config, encoders and best checkpoint) on the prepared data in `data`.
+pub fn open(run: &Path, data: &Path) -> Result<OpenRun> {
+    let dir = RunDir::new(run);
+    let config = dir.read_config()?;
+    let encoders = dir.read_encoders()?;
+    let ds = Dataset::load_with(data, &encoders)?;
+    let mut trained = build_model(&config, &ds)?;
+    load_weights(&mut trained.model, &dir.best_path())?;
+    Ok(OpenRun {
+        config,
+        ds,
+        trained,
+    })
+}
+
+impl OpenRun {
+    /// Metrics on one split.
+    pub fn evaluate(&self, split: Split) -> Result<SplitMetrics> {
+        let rows = self.ds.split_rows(split);
+        validate(
+            &self.trained.model,
+            &self.ds,
+            &rows,
+            &self.trained.tasks,
+            self.config.train.eval_batch_size,
+        )
+    }
+
+    /// Writes `row_id`, `split` and one probability column per task for `rows` to a Parquet
+    /// file, atomically.
+    pub fn write_scores(&self, path: &Path, rows: &[u32]) -> Result<()> {
+        let probs = predict(
+            &self.trained.model,
+            &self.ds,
+            rows,
+            self.config.train.eval_batch_size,
+        )?;
+        let mut fields = vec![
+            Field::new("row_id", DataType::UInt64, false),
+            Field::new("split", DataType::Utf8, false),
+        ];
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(UInt64Array::from_iter_values(
+                rows.iter().map(|&r| self.ds.row_ids[r as usize]),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|&r| self.ds.splits[r as usize].as_str()),
+            )),
+        ];
+        for (name, p) in self.trained.task_names.iter().zip(probs) {
+            fields.push(Field::new(name, DataType::Float32, false));
+            cols.push(Arc::new(Float32Array::from(p)));
+        }
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
+            .map_err(|e| TrainError::run(path, e.to_string()))?;
+        let tmp = crossdistil_data::atomic::temp_path(path);
+        let write = || -> std::result::Result<(), String> {
+            let file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+            let mut w =
+                ArrowWriter::try_new(file, batch.schema(), None).map_err(|e| e.to_string())?;
+            w.write(&batch).map_err(|e| e.to_string())?;
+            w.close().map_err(|e| e.to_string())?;
+            Ok(())
+        };
+        if let Err(e) = write() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(TrainError::run(path, format!("cannot write scores: {e}")));
+        }
+        crossdistil_data::atomic::commit(&tmp, path)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,252 @@
+//! Training end to end on small generated data with a known signal.
+
+use std::path::Path;
+
+use crossdistil_data::Split;
+use crossdistil_data::prepare::{PrepareOptions, synthetic};
+use crossdistil_data::split::SplitFractions;
+use crossdistil_train::{FitOptions, RunConfig, TrainError, fit, output};
+
+fn synthetic_set(dir: &Path, rows: usize) {
+    let o = synthetic::SyntheticOptions {
+        rows,
+        fields: 4,
+        vocab: 200,
+        tasks: 2,
+        dense: 3,
+        ..Default::default()
+    };
+    let opts = PrepareOptions {
+        out: dir.to_path_buf(),
+        seed: 11,
+        fractions: SplitFractions::default(),
+    };
+    synthetic::prepare(&o, &opts, &|_| {}).unwrap();
+}
+
+fn config(text: &str) -> RunConfig {
+    let cfg: RunConfig = toml::from_str(text).unwrap();
+    cfg.validate().unwrap();
+    cfg
+}
+
+const SMALL: &str = r#"
+[model]
+embedding_dim = 8
+dropout = 0.1
+[model.backbone]
+type = "mmoe"
+experts = 2
+hidden = [16]
+[model.tower]
+hidden = [8]
+[train]
+epochs = 3
+batch_size = 256
+lr = 0.01
+patience = 0
+seed = 3
+"#;
+
+#[test]
+fn trains_and_reports_every_metric() {
+    let tmp = tempfile::tempdir().unwrap();
+    synthetic_set(&tmp.path().join("data"), 6000);
+    let run = tmp.path().join("run");
+    let report = fit(
+        &tmp.path().join("data"),
+        &config(SMALL),
+        &run,
+        &FitOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(report.tasks, ["task0", "task1"]);
+    assert_eq!(report.epochs_run, 3);
+    for t in &report.tasks {
+        let m = &report.test[t];
+        // The synthetic labels follow a hidden preference that the features reveal.
+        assert!(m.auc.unwrap() > 0.6, "{t}: {m:?}");
+        assert!(
+            m.gauc.is_some() && m.multi_auc.is_some() && m.ece.is_some() && m.logloss.is_some()
+        );
+    }
+    for f in [
+        "config.toml",
+        "encoders.json",
+        "last.safetensors",
+        "best.safetensors",
+        "state.json",
+        "metrics.csv",
+        "report.json",
+    ] {
+        assert!(run.join(f).is_file(), "{f}");
+    }
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(
+        csv.lines().count(),
+        4,
+        "a header and one row per epoch:\n{csv}"
+    );
+    assert!(csv.starts_with("epoch,step,seconds,train_loss,valid_mean_auc,valid_task0_auc"));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
+    for key in [
+        "valid",
+        "test",
+        "config",
+        "train_seconds",
+        "rows_per_second",
+    ] {
+        assert!(json.get(key).is_some(), "{key}");
+    }
+    for key in ["auc", "logloss", "gauc", "multi_auc", "ece"] {
+        assert!(json["test"]["task0"].get(key).is_some(), "{key}");
+    }
+}
+
+#[test]
+fn the_same_seed_gives_the_same_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    synthetic_set(&tmp.path().join("data"), 3000);
+    let cfg = config(SMALL);
+    let a = fit(
+        &tmp.path().join("data"),
+        &cfg,
+        &tmp.path().join("a"),
+        &FitOptions::default(),
+    )
+    .unwrap();
+    let b = fit(
+        &tmp.path().join("data"),
+        &cfg,
+        &tmp.path().join("b"),
+        &FitOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(a.test, b.test);
+    assert_eq!(a.valid, b.valid);
+    let mut other = cfg.clone();
+    other.train.seed = 4;
+    let c = fit(
+        &tmp.path().join("data"),
+        &other,
+        &tmp.path().join("c"),
+        &FitOptions::default(),
+    )
+    .unwrap();
+    assert_ne!(a.test, c.test);
+}
+
+#[test]
+fn the_best_checkpoint_reproduces_the_reported_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    synthetic_set(&tmp.path().join("data"), 3000);
+    let run = tmp.path().join("run");
+    let report = fit(
+        &tmp.path().join("data"),
+        &config(SMALL),
+        &run,
+        &FitOptions::default(),
+    )
+    .unwrap();
+    let opened = output::open(&run, &tmp.path().join("data")).unwrap();
+    let test = opened.evaluate(Split::Test).unwrap();
+    assert_eq!(test.tasks, report.test);
+    // Scores file: one column per task, row ids kept, the same probabilities.
+    let scores = tmp.path().join("scores.parquet");
+    let rows = opened.ds.split_rows(Split::Test);
+    opened.write_scores(&scores, &rows).unwrap();
+    let batches =
+        crossdistil_data::parquet_io::read_columns(&scores, &["row_id", "task0", "task1"]).unwrap();
+    let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(n, rows.len());
+}
+
+#[test]
+fn resume_continues_where_it_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    synthetic_set(&tmp.path().join("data"), 3000);
+    let cfg = config(SMALL);
+    let data = tmp.path().join("data");
+    let whole = fit(
+        &data,
+        &cfg,
+        &tmp.path().join("whole"),
+        &FitOptions::default(),
+    )
+    .unwrap();
+    let run = tmp.path().join("split");
+    let stop = FitOptions {
+        stop_after_epochs: Some(1),
+        ..Default::default()
+    };
+    assert!(
+        fit(&data, &cfg, &run, &stop).is_err(),
+        "stops after one epoch"
+    );
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["epochs_done"], 1);
+    let resumed = fit(
+        &data,
+        &cfg,
+        &run,
+        &FitOptions {
+            resume: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(resumed.test, whole.test);
+    assert_eq!(resumed.steps, whole.steps);
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+}
+
+fn config_error(text: &str) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("c.toml");
+    std::fs::write(&p, text).unwrap();
+    match RunConfig::from_file(&p) {
+        Err(TrainError::Config(m)) => m,
+        other => panic!("expected a config error, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_configs_are_refused_naming_the_key() {
+    let m = config_error("[train]\nepochs = 3\nlearning_rate = 0.1\n");
+    assert!(m.contains("learning_rate"), "{m}");
+    let m = config_error("[model.backbone]\ntype = \"transformer\"\n");
+    assert!(m.contains("transformer") && m.contains("mmoe"), "{m}");
+    let m = config_error("[train]\nbatch_size = 0\n");
+    assert!(m.contains("train.batch_size"), "{m}");
+    let m = config_error("[model.backbone]\ntype = \"mmoe\"\nexperts = 0\nhidden = [8]\n");
+    assert!(m.contains("model.backbone.experts"), "{m}");
+    let m = config_error("[model.backbone]\ntype = \"shared-bottom\"\nhidden = [16, 0]\n");
+    assert!(m.contains("model.backbone.hidden"), "{m}");
+    let m = config_error("[model]\nembedding_dim = 0\n");
+    assert!(m.contains("model.embedding_dim"), "{m}");
+    let m = config_error("[train]\nlr = -1.0\n");
+    assert!(m.contains("train.lr"), "{m}");
+}
+
+#[test]
+fn a_task_the_data_lacks_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    synthetic_set(&tmp.path().join("data"), 500);
+    let mut cfg = config(SMALL);
+    cfg.tasks = vec!["task0".into(), "purchase".into()];
+    let err = fit(
+        &tmp.path().join("data"),
+        &cfg,
+        &tmp.path().join("run"),
+        &FitOptions::default(),
+    )
+    .unwrap_err();
+    let m = err.to_string();
+    assert!(
+        m.contains("tasks") && m.contains("`purchase`") && m.contains("task0, task1"),
+        "{m}"
+    );
+}
