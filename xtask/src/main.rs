@@ -5,6 +5,7 @@
 //! - `cargo xtask load-speed --data DIR`: how fast a prepared set loads.
 
 mod experiment;
+mod plots;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -86,7 +87,8 @@ enum Command {
         /// A prepared data set folder.
         #[arg(long)]
         data: PathBuf,
-        /// The grid file: `name` and `configs = [...]` (paths relative to the workspace).
+        /// The grid file: `name`, `configs = [...]` (paths relative to the workspace) and
+        /// optional `[variants.NAME]` tables merged into every config, `baseline = "NAME"`.
         #[arg(long)]
         grid: PathBuf,
         /// Seeds 1..=N for every configuration.

@@ -127,6 +127,8 @@ pub fn ranking_loss(
     if b != levels.len() {
         candle_core::bail!("ranking_loss: {b} scores but {} levels", levels.len());
     }
+    // index_select needs a contiguous input; a column of a [b, T] matrix is not.
+    let scores = &scores.contiguous()?;
     let mut total: Option<Tensor> = None;
     for (h, l) in level_pairs(levels, cfg.pairs) {
         let term = level_pair_loss(scores, &rows_of(levels, h), &rows_of(levels, l), cfg, rng)?;

@@ -7,6 +7,7 @@
 //! - [`backbone`]: Single-Task, Shared-Bottom, MMoE, PLE and Cross-Stitch, each mapping
 //!   `x [b, in_dim]` to one representation `[b, h]` per task.
 //! - [`tower`], [`model`]: a logit per task and the whole model.
+//! - [`teacher`]: CrossDistil's teacher heads (ranking scores) and Platt calibrators.
 //!
 //! Everything is f32. Randomness (initialisation, dropout) comes from `ChaCha8Rng`s, so a seed
 //! reproduces a model bit for bit.
@@ -26,6 +27,7 @@ pub mod model;
 pub mod params;
 pub mod schema;
 pub mod sparse_optim;
+pub mod teacher;
 pub mod tower;
 
 pub use activation::Activation;
@@ -41,4 +43,5 @@ pub use model::{Forward, ModelConfig, MultiTaskModel};
 pub use params::ParamStore;
 pub use schema::InputSchema;
 pub use sparse_optim::{AdagradConfig, AdamConfig, SparseOptimConfig};
+pub use teacher::{Calibrator, RHO_FOR_UNIT_SLOPE, TeacherConfig, TeacherHead};
 pub use tower::Tower;

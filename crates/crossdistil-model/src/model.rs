@@ -16,6 +16,7 @@ use crate::mlp::MlpConfig;
 use crate::mode::Mode;
 use crate::params::ParamStore;
 use crate::schema::InputSchema;
+use crate::teacher::{Calibrator, TeacherConfig, TeacherHead};
 use crate::tower::Tower;
 
 /// The `[model]` table.
@@ -75,6 +76,8 @@ pub struct Forward {
     pub reprs: Vec<Tensor>,
     /// `[b, n_tasks]`.
     pub logits: Tensor,
+    /// The teacher heads' ranking scores `[b, n_tasks]`, when the model has teachers.
+    pub teacher_scores: Option<Tensor>,
 }
 
 /// Feature input, backbone and towers. Dense parameters (backbone and towers) live in the
@@ -87,6 +90,8 @@ pub struct MultiTaskModel {
     params: ParamStore,
     backbone: Backbone,
     towers: Vec<Tower>,
+    teachers: Vec<TeacherHead>,
+    calibrators: Vec<Calibrator>,
 }
 
 impl MultiTaskModel {
@@ -139,7 +144,43 @@ impl MultiTaskModel {
             params,
             backbone,
             towers,
+            teachers: Vec::new(),
+            calibrators: Vec::new(),
         })
+    }
+
+    /// Adds a teacher head (`teacher<t>.*`) and a calibrator (`calibrator<t>.*`) per task,
+    /// initialised from stream 3 of `seed`: the student's own parameters are the same as
+    /// without teachers, so a model with and one without start from the same point.
+    pub fn with_teachers(mut self, cfg: &TeacherConfig, seed: u64) -> Result<Self> {
+        cfg.validate().map_err(|e| e.within("distill.teacher"))?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(3);
+        let d = self.backbone.out_dim();
+        for t in 0..self.towers.len() {
+            self.teachers.push(TeacherHead::new(
+                cfg,
+                &format!("teacher{t}"),
+                d,
+                &mut self.params,
+                &mut rng,
+            )?);
+            self.calibrators.push(Calibrator::new(
+                &format!("calibrator{t}"),
+                &mut self.params,
+                &mut rng,
+            )?);
+        }
+        Ok(self)
+    }
+
+    /// The calibrators, one per task (empty without teachers).
+    pub fn calibrators(&self) -> &[Calibrator] {
+        &self.calibrators
+    }
+
+    pub fn has_teachers(&self) -> bool {
+        !self.teachers.is_empty()
     }
 
     /// Gathers `batch`, runs the backbone and the towers.
@@ -154,10 +195,22 @@ impl MultiTaskModel {
             .zip(&reprs)
             .map(|(tower, r)| tower.forward(r, &mut mode))
             .collect::<Result<Vec<_>>>()?;
+        let teacher_scores = if self.teachers.is_empty() {
+            None
+        } else {
+            let scores = self
+                .teachers
+                .iter()
+                .zip(&reprs)
+                .map(|(t, r)| t.forward(r, &mut mode))
+                .collect::<Result<Vec<_>>>()?;
+            Some(Tensor::cat(&scores, 1)?)
+        };
         Ok(Forward {
             gathered,
             reprs,
             logits: Tensor::cat(&logits, 1)?,
+            teacher_scores,
         })
     }
 

@@ -12,6 +12,9 @@
 //! epochs = 10
 //! batch_size = 1024
 //! lr = 0.001
+//!
+//! [distill]                             # see crate::distill
+//! mode = "crossdistil"
 //! ```
 
 use std::path::Path;
@@ -20,6 +23,7 @@ use crossdistil_data::Dataset;
 use crossdistil_model::{ModelConfig, SparseOptimConfig};
 use serde::{Deserialize, Serialize};
 
+use crate::distill::DistillConfig;
 use crate::error::{Result, TrainError};
 use crate::optim::OptimizerKind;
 
@@ -34,6 +38,9 @@ pub struct RunConfig {
     pub model: ModelConfig,
     #[serde(default)]
     pub train: TrainSettings,
+    /// CrossDistil and its baselines; off by default (the backbone alone).
+    #[serde(default)]
+    pub distill: DistillConfig,
 }
 
 /// The training loop's settings.

@@ -6,6 +6,8 @@ use crossdistil_data::Dataset;
 use crossdistil_metrics as m;
 use serde::{Deserialize, Serialize};
 
+use crate::predict::Predictions;
+
 /// Bins of the expected calibration error.
 pub const ECE_BINS: usize = 15;
 
@@ -23,6 +25,19 @@ pub struct TaskMetrics {
     pub ece: Option<f64>,
     pub positives: usize,
     pub rows: usize,
+    /// The teacher head's ranking scores: AUC and Multi-AUC (models with teachers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher_auc: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher_multi_auc: Option<f64>,
+    /// The calibrated teacher `sigmoid(P r + Q)`: log loss and ECE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibrated_teacher_logloss: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibrated_teacher_ece: Option<f64>,
+    /// The calibrated teacher's reliability bins (for reliability diagrams).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibrated_teacher_bins: Option<Vec<m::Bin>>,
 }
 
 /// Metrics of every task on one split, and the mean AUC that early stopping watches.
@@ -39,8 +54,9 @@ pub fn evaluate(
     ds: &Dataset,
     rows: &[u32],
     tasks: &[usize],
-    probs: &[Vec<f32>],
+    pred: &Predictions,
 ) -> Result<SplitMetrics, m::MetricError> {
+    let probs = &pred.student;
     let labels: Vec<Vec<u8>> = tasks
         .iter()
         .map(|&t| {
@@ -74,7 +90,21 @@ pub fn evaluate(
             ece: m::calibration(p, y, ECE_BINS)?.map(|c| c.ece),
             positives: y.iter().map(|&v| v as usize).sum(),
             rows: y.len(),
+            teacher_auc: None,
+            teacher_multi_auc: None,
+            calibrated_teacher_logloss: None,
+            calibrated_teacher_ece: None,
+            calibrated_teacher_bins: None,
         };
+        let mut metrics = metrics;
+        if let (Some(scores), Some(cal)) = (&pred.teacher, &pred.calibrated) {
+            metrics.teacher_auc = m::auc(&scores[k], y)?;
+            metrics.teacher_multi_auc = m::multi_auc(&scores[k], &classes, n_classes)?.value;
+            metrics.calibrated_teacher_logloss = m::log_loss(&cal[k], y)?;
+            let c = m::calibration(&cal[k], y, ECE_BINS)?;
+            metrics.calibrated_teacher_ece = c.as_ref().map(|c| c.ece);
+            metrics.calibrated_teacher_bins = c.map(|c| c.bins);
+        }
         aucs.push(auc.unwrap_or(0.5));
         out.insert(ds.labels[t].name.clone(), metrics);
     }
@@ -90,16 +120,25 @@ pub fn table(title: &str, order: &[String], metrics: &SplitMetrics) -> String {
     use std::fmt::Write;
     let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
     let w = order.iter().map(|t| t.len()).max().unwrap_or(4).max(4);
+    let teachers = metrics.tasks.values().any(|m| m.teacher_auc.is_some());
     let mut s = String::new();
     let _ = writeln!(s, "{title}");
-    let _ = writeln!(
+    let _ = write!(
         s,
         "  {:w$}  {:>7}  {:>7}  {:>9}  {:>7}  {:>7}",
         "task", "AUC", "GAUC", "Multi-AUC", "logloss", "ECE"
     );
+    if teachers {
+        let _ = write!(
+            s,
+            "  | teacher {:>7}  {:>9}  calibrated: {:>7}  {:>7}",
+            "AUC", "Multi-AUC", "logloss", "ECE"
+        );
+    }
+    let _ = writeln!(s);
     for t in order {
         if let Some(m) = metrics.tasks.get(t) {
-            let _ = writeln!(
+            let _ = write!(
                 s,
                 "  {:w$}  {:>7}  {:>7}  {:>9}  {:>7}  {:>7}",
                 t,
@@ -109,6 +148,17 @@ pub fn table(title: &str, order: &[String], metrics: &SplitMetrics) -> String {
                 f(m.logloss),
                 f(m.ece)
             );
+            if teachers {
+                let _ = write!(
+                    s,
+                    "  |         {:>7}  {:>9}              {:>7}  {:>7}",
+                    f(m.teacher_auc),
+                    f(m.teacher_multi_auc),
+                    f(m.calibrated_teacher_logloss),
+                    f(m.calibrated_teacher_ece)
+                );
+            }
+            let _ = writeln!(s);
         }
     }
     let _ = writeln!(s, "  mean AUC {:.4}", metrics.mean_auc);

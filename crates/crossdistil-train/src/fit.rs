@@ -6,17 +6,19 @@ use std::time::Instant;
 
 use candle_core::Tensor;
 use crossdistil_data::{Batch, Batches, Dataset, Order, Split};
-use crossdistil_loss::weighted_bce_with_logits;
+use crossdistil_loss::calibration::fit_platt;
 use crossdistil_model::{InputSchema, Mode, MultiTaskModel};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::RunConfig;
+use crate::distill::CalibratorFit;
 use crate::error::{Result, TrainError};
 use crate::evaluate::{SplitMetrics, evaluate};
+use crate::objective::{StepLoss, objective};
 use crate::optim::{Adam, AdamParams, clip_grad_norm};
-use crate::predict::predict;
+use crate::predict::predict_all;
 use crate::report::Report;
 use crate::run::{RunDir, TrainState, append_csv, load_tensors, save_tensors};
 
@@ -67,12 +69,15 @@ pub fn label_tensor(batch: &Batch, n_all: usize, tasks: &[usize]) -> Result<Tens
 pub fn build_model(cfg: &RunConfig, ds: &Dataset) -> Result<Trained> {
     let tasks = cfg.task_indices(ds)?;
     let task_names = tasks.iter().map(|&t| ds.labels[t].name.clone()).collect();
-    let model = MultiTaskModel::new(
+    let mut model = MultiTaskModel::new(
         &cfg.model,
         &InputSchema::of(ds),
         tasks.len(),
         cfg.train.seed,
     )?;
+    if cfg.distill.needs_teachers() {
+        model = model.with_teachers(&cfg.distill.teacher, cfg.train.seed)?;
+    }
     Ok(Trained {
         model,
         tasks,
@@ -156,7 +161,7 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
     let train_rows = ds.split_rows(Split::Train);
     let valid_rows = ds.split_rows(Split::Valid);
     let emb_lr = t.embedding_lr.unwrap_or(t.lr);
-    let header = metrics_header(&task_names);
+    let header = metrics_header(&task_names, model.has_teachers());
     let started = Instant::now();
     let seconds_before = state.train_seconds;
     let mut epochs_this_call = 0;
@@ -173,10 +178,23 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
         let bar = progress_bar(opts.progress, batches.len() as u64, epoch + 1, t.epochs);
         let epoch_start = Instant::now();
         let (mut loss_sum, mut loss_n) = (0.0f64, 0usize);
+        let mut parts = EpochParts::new(tasks.len());
         for batch in batches {
             let fwd = model.forward(&batch, Mode::Train(&mut rng))?;
             let labels = label_tensor(&batch, ds.tasks(), &tasks)?;
-            let (loss, _) = weighted_bce_with_logits(&fwd.logits, &labels, &weights)?;
+            let labels_rows: Vec<f32> = labels.flatten_all()?.to_vec1()?;
+            let step_loss = objective(
+                &fwd,
+                &labels,
+                &labels_rows,
+                &weights,
+                &model,
+                &cfg.distill,
+                state.step + 1,
+                &mut rng,
+            )?;
+            parts.add(&step_loss);
+            let loss = step_loss.total;
             let value = loss.to_scalar::<f32>()?;
             if !value.is_finite() {
                 return Err(TrainError::Diverged(format!(
@@ -191,7 +209,14 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
                 refs.push(&fwd.gathered.leaf);
                 clip_grad_norm(&refs, &mut grads, t.grad_clip)?;
             }
-            adam.step(&model.params().vars(), &grads, t.lr)?;
+            let cal_lr = cfg.distill.calibrator_lr;
+            adam.step_with(&model.params().vars(), &grads, |name| {
+                if name.starts_with("calibrator") {
+                    cal_lr
+                } else {
+                    t.lr
+                }
+            })?;
             state.step += 1;
             model.input_mut().apply_grads(
                 &grads,
@@ -218,7 +243,7 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
                     &task_names,
                     &mut state,
                     epoch,
-                    loss_sum / loss_n as f64,
+                    &parts,
                     &m,
                     &model,
                     &adam,
@@ -235,16 +260,19 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
         }
         state.epochs_done += 1;
         epochs_this_call += 1;
+        if model.has_teachers() && cfg.distill.calibrator == CalibratorFit::RefitValid {
+            refit_calibrators(&model, &ds, &valid_rows, &tasks, t.eval_batch_size)?;
+        }
         let m = validate(&model, &ds, &valid_rows, &tasks, t.eval_batch_size)?;
         state.train_seconds = seconds_before + started.elapsed().as_secs_f64();
-        let train_loss = loss_sum / loss_n.max(1) as f64;
+        let train_loss = parts.mean(parts.total);
         record(
             &run,
             &header,
             &task_names,
             &mut state,
             epoch + 1,
-            train_loss,
+            &parts,
             &m,
             &model,
             &adam,
@@ -305,18 +333,106 @@ pub fn validate(
     tasks: &[usize],
     batch_size: usize,
 ) -> Result<SplitMetrics> {
-    let probs = predict(model, ds, rows, batch_size)?;
-    Ok(evaluate(ds, rows, tasks, &probs)?)
+    let pred = predict_all(model, ds, rows, batch_size)?;
+    Ok(evaluate(ds, rows, tasks, &pred)?)
 }
 
-fn metrics_header(tasks: &[String]) -> Vec<String> {
-    let mut h: Vec<String> = ["epoch", "step", "seconds", "train_loss", "valid_mean_auc"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+/// Refits every calibrator by maximum-likelihood Platt scaling on the teacher scores of `rows`.
+fn refit_calibrators(
+    model: &MultiTaskModel,
+    ds: &Dataset,
+    rows: &[u32],
+    tasks: &[usize],
+    batch_size: usize,
+) -> Result<()> {
+    let pred = predict_all(model, ds, rows, batch_size)?;
+    let Some(scores) = pred.teacher else {
+        return Ok(());
+    };
+    for (k, &t) in tasks.iter().enumerate() {
+        let y: Vec<f32> = rows
+            .iter()
+            .map(|&r| ds.labels[t].values[r as usize] as f32)
+            .collect();
+        let (p, q) = fit_platt(&scores[k], &y);
+        model.calibrators()[k].set(p, q)?;
+    }
+    Ok(())
+}
+
+/// Sums of the loss parts over an epoch.
+struct EpochParts {
+    n: usize,
+    total: f64,
+    bce: f64,
+    kd: f64,
+    rank: f64,
+    cal: f64,
+    kd_gap: Vec<f64>,
+}
+
+impl EpochParts {
+    fn new(tasks: usize) -> Self {
+        EpochParts {
+            n: 0,
+            total: 0.0,
+            bce: 0.0,
+            kd: 0.0,
+            rank: 0.0,
+            cal: 0.0,
+            kd_gap: vec![0.0; tasks],
+        }
+    }
+
+    fn add(&mut self, s: &StepLoss) {
+        self.n += 1;
+        self.bce += s.bce;
+        self.kd += s.kd;
+        self.rank += s.rank;
+        self.cal += s.cal;
+        self.total += s.bce + s.kd + s.rank + s.cal;
+        for (a, g) in self.kd_gap.iter_mut().zip(&s.kd_gap) {
+            *a += g;
+        }
+    }
+
+    fn mean(&self, v: f64) -> f64 {
+        v / self.n.max(1) as f64
+    }
+}
+
+const PER_TASK: [&str; 5] = ["auc", "gauc", "multi_auc", "logloss", "ece"];
+const PER_TEACHER: [&str; 4] = [
+    "teacher_auc",
+    "teacher_multi_auc",
+    "cal_teacher_logloss",
+    "cal_teacher_ece",
+];
+
+fn metrics_header(tasks: &[String], teachers: bool) -> Vec<String> {
+    let mut h: Vec<String> = [
+        "epoch",
+        "step",
+        "seconds",
+        "train_loss",
+        "train_bce",
+        "train_kd",
+        "train_rank",
+        "train_cal",
+        "valid_mean_auc",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     for t in tasks {
-        for m in ["auc", "gauc", "multi_auc", "logloss", "ece"] {
+        h.push(format!("kd_gap_{t}"));
+        for m in PER_TASK {
             h.push(format!("valid_{t}_{m}"));
+        }
+        if teachers {
+            for m in PER_TEACHER {
+                h.push(format!("valid_{t}_{m}"));
+            }
         }
     }
     h
@@ -330,7 +446,7 @@ fn record(
     tasks: &[String],
     state: &mut TrainState,
     epoch: usize,
-    train_loss: f64,
+    parts: &EpochParts,
     m: &SplitMetrics,
     model: &MultiTaskModel,
     adam: &Adam,
@@ -341,11 +457,15 @@ fn record(
         epoch.to_string(),
         state.step.to_string(),
         format!("{:.3}", state.train_seconds),
-        format!("{train_loss:.6}"),
-        format!("{:.6}", m.mean_auc),
     ];
-    for t in tasks {
+    for v in [parts.total, parts.bce, parts.kd, parts.rank, parts.cal] {
+        row.push(format!("{:.6}", parts.mean(v)));
+    }
+    row.push(format!("{:.6}", m.mean_auc));
+    let teachers = header.iter().any(|h| h.ends_with("_teacher_auc"));
+    for (k, t) in tasks.iter().enumerate() {
         let tm = &m.tasks[t];
+        row.push(format!("{:.6}", parts.mean(parts.kd_gap[k])));
         row.extend([
             f(tm.auc),
             f(tm.gauc),
@@ -353,6 +473,14 @@ fn record(
             f(tm.logloss),
             f(tm.ece),
         ]);
+        if teachers {
+            row.extend([
+                f(tm.teacher_auc),
+                f(tm.teacher_multi_auc),
+                f(tm.calibrated_teacher_logloss),
+                f(tm.calibrated_teacher_ece),
+            ]);
+        }
     }
     append_csv(&run.metrics_path(), header, &row)?;
     if state.best_mean_auc.is_none_or(|b| m.mean_auc > b) {

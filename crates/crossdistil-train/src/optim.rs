@@ -67,12 +67,23 @@ impl Adam {
     /// One step over `vars` with the gradients in `grads` (a variable without a gradient is left
     /// alone). `lr` is the learning rate of this step.
     pub fn step(&mut self, vars: &[(String, Var)], grads: &GradStore, lr: f64) -> Result<()> {
+        self.step_with(vars, grads, |_| lr)
+    }
+
+    /// As [`Adam::step`] with a learning rate per parameter name (parameter groups).
+    pub fn step_with(
+        &mut self,
+        vars: &[(String, Var)],
+        grads: &GradStore,
+        lr_of: impl Fn(&str) -> f64,
+    ) -> Result<()> {
         self.step += 1;
         let p = self.params;
         let t = self.step as i32;
         let (c1, c2) = (1.0 - p.beta1.powi(t), 1.0 - p.beta2.powi(t));
         for (name, var) in vars {
             let Some(g) = grads.get(var) else { continue };
+            let lr = lr_of(name);
             let w = var.as_tensor();
             let g = if p.kind == OptimizerKind::Adam && p.weight_decay > 0.0 {
                 g.add(&w.affine(p.weight_decay, 0.0)?)?

@@ -1,24 +1,92 @@
 //! Predictions of a model over rows of a data set.
 
 use crossdistil_data::{Batches, Dataset, Order};
-use crossdistil_model::MultiTaskModel;
+use crossdistil_model::{Mode, MultiTaskModel};
 
 use crate::error::Result;
 
-/// The model's probabilities for `rows`, one vector per task, in `rows` order.
+/// Per task, in `rows` order: the student's probabilities and, for a model with teachers, the
+/// teachers' raw ranking scores and their calibrated probabilities `sigmoid(P r + Q)`.
+#[derive(Debug, Clone, Default)]
+pub struct Predictions {
+    pub student: Vec<Vec<f32>>,
+    pub teacher: Option<Vec<Vec<f32>>>,
+    pub calibrated: Option<Vec<Vec<f32>>>,
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// `(P, Q)` of every calibrator.
+pub fn calibrator_values(model: &MultiTaskModel) -> Result<Vec<(f64, f64)>> {
+    model
+        .calibrators()
+        .iter()
+        .map(|c| {
+            let rho = c.rho.as_tensor().flatten_all()?.to_vec1::<f32>()?[0] as f64;
+            let q = c.q.as_tensor().flatten_all()?.to_vec1::<f32>()?[0] as f64;
+            Ok((rho.max(0.0) + (-rho.abs()).exp().ln_1p(), q))
+        })
+        .collect()
+}
+
+/// Runs the model in evaluation mode over `rows`.
+pub fn predict_all(
+    model: &MultiTaskModel,
+    ds: &Dataset,
+    rows: &[u32],
+    batch_size: usize,
+) -> Result<Predictions> {
+    let t = model.n_tasks();
+    let mut student = vec![Vec::with_capacity(rows.len()); t];
+    let mut teacher = model
+        .has_teachers()
+        .then(|| vec![Vec::with_capacity(rows.len()); t]);
+    for batch in Batches::new(ds, rows, batch_size, Order::Sequential) {
+        let fwd = model.forward(&batch, Mode::Eval)?;
+        let probs: Vec<f32> = candle_nn::ops::sigmoid(&fwd.logits)?
+            .flatten_all()?
+            .to_vec1()?;
+        for (i, p) in probs.iter().enumerate() {
+            student[i % t].push(*p);
+        }
+        if let (Some(out), Some(scores)) = (teacher.as_mut(), &fwd.teacher_scores) {
+            for (i, s) in scores.flatten_all()?.to_vec1::<f32>()?.iter().enumerate() {
+                out[i % t].push(*s);
+            }
+        }
+    }
+    let calibrated = match &teacher {
+        Some(scores) => {
+            let pq = calibrator_values(model)?;
+            Some(
+                scores
+                    .iter()
+                    .zip(pq)
+                    .map(|(s, (p, q))| {
+                        s.iter()
+                            .map(|&r| sigmoid(p * r as f64 + q) as f32)
+                            .collect()
+                    })
+                    .collect(),
+            )
+        }
+        None => None,
+    };
+    Ok(Predictions {
+        student,
+        teacher,
+        calibrated,
+    })
+}
+
+/// The student's probabilities for `rows`, one vector per task.
 pub fn predict(
     model: &MultiTaskModel,
     ds: &Dataset,
     rows: &[u32],
     batch_size: usize,
 ) -> Result<Vec<Vec<f32>>> {
-    let t = model.n_tasks();
-    let mut out = vec![Vec::with_capacity(rows.len()); t];
-    for batch in Batches::new(ds, rows, batch_size, Order::Sequential) {
-        let probs = model.predict_probs(&batch)?;
-        for (i, p) in probs.iter().enumerate() {
-            out[i % t].push(*p);
-        }
-    }
-    Ok(out)
+    Ok(predict_all(model, ds, rows, batch_size)?.student)
 }
