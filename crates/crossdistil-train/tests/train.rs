@@ -87,7 +87,7 @@ fn trains_and_reports_every_metric() {
         4,
         "a header and one row per epoch:\n{csv}"
     );
-    assert!(csv.starts_with("epoch,step,seconds,train_loss,valid_mean_auc,valid_task0_auc"));
+    assert!(csv.starts_with("epoch,step,seconds,train_loss,train_bce,train_kd,train_rank,train_cal,valid_mean_auc,kd_gap_task0,valid_task0_auc"), "{csv}");
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
     for key in [
@@ -249,4 +249,81 @@ fn a_task_the_data_lacks_is_refused() {
         m.contains("tasks") && m.contains("`purchase`") && m.contains("task0, task1"),
         "{m}"
     );
+}
+
+#[test]
+fn every_distillation_variant_trains_and_reports_its_teachers() {
+    let tmp = tempfile::tempdir().unwrap();
+    synthetic_set(&tmp.path().join("data"), 3000);
+    let variants = [
+        ("off", "mode = \"off\""),
+        ("aux-only", "mode = \"aux-only\""),
+        ("direct", "mode = \"direct\""),
+        (
+            "no-calibration",
+            "mode = \"crossdistil\"\ncalibration = false",
+        ),
+        (
+            "no-error-correction",
+            "mode = \"crossdistil\"\nerror_correction = \"none\"",
+        ),
+        (
+            "crossdistil",
+            "mode = \"crossdistil\"\nwarmup_steps = 5\nramp_steps = 10",
+        ),
+        (
+            "refit",
+            "mode = \"crossdistil\"\ncalibrator = \"refit-valid\"\nerror_correction = { blend = 0.5 }",
+        ),
+        (
+            "all-pairs",
+            "mode = \"crossdistil\"\n[distill.ranking]\npairs = \"all\"\nkind = \"hinge\"\nmax_pairs = 64\n[distill.teacher]\nhidden = [8]\ndetach_repr = true",
+        ),
+    ];
+    for (name, section) in variants {
+        let cfg = config(&format!("{SMALL}\n[distill]\n{section}\n"));
+        let run = tmp.path().join(name);
+        let report = fit(&tmp.path().join("data"), &cfg, &run, &FitOptions::default()).unwrap();
+        let m = &report.test["task0"];
+        let teachers = !matches!(name, "off" | "direct");
+        assert_eq!(m.teacher_auc.is_some(), teachers, "{name}");
+        assert_eq!(m.calibrated_teacher_ece.is_some(), teachers, "{name}");
+        assert!(m.auc.unwrap() > 0.55, "{name}: {m:?}");
+        let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        let last: Vec<&str> = csv.lines().last().unwrap().split(',').collect();
+        let col = |c: &str| {
+            last[header.iter().position(|h| *h == c).unwrap()]
+                .parse::<f64>()
+                .unwrap()
+        };
+        match name {
+            "off" => assert_eq!((col("train_kd"), col("train_rank")), (0.0, 0.0)),
+            "aux-only" => assert!(col("train_rank") > 0.0 && col("train_kd") == 0.0, "{name}"),
+            "direct" => assert!(col("train_kd") > 0.0 && col("train_rank") == 0.0, "{name}"),
+            _ => assert!(col("train_kd") > 0.0 && col("train_rank") > 0.0, "{name}"),
+        }
+        if name == "crossdistil" {
+            assert!(col("train_cal") > 0.0);
+            assert!(col("kd_gap_task0") > 0.0);
+        }
+        if name == "refit" {
+            assert_eq!(
+                col("train_cal"),
+                0.0,
+                "a refitted calibrator has no online loss"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_crossdistil_checkpoint_round_trips_with_its_teachers() {
+    let tmp = tempfile::tempdir().unwrap();
+    synthetic_set(&tmp.path().join("data"), 3000);
+    let cfg = config(&format!("{SMALL}\n[distill]\nmode = \"crossdistil\"\n"));
+    let run = tmp.path().join("run");
+    let report = fit(&tmp.path().join("data"), &cfg, &run, &FitOptions::default()).unwrap();
+    let opened = output::open(&run, &tmp.path().join("data")).unwrap();
+    assert_eq!(opened.evaluate(Split::Test).unwrap().tasks, report.test);
 }
