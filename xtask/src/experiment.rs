@@ -167,13 +167,13 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     if grid.variants.is_empty() {
         grid.variants.insert("base".into(), toml::Table::new());
     }
-    if let Some(b) = &grid.baseline {
-        if !grid.variants.contains_key(b) {
-            bail!(
-                "{}: baseline `{b}` is not one of the variants",
-                a.grid.display()
-            );
-        }
+    if let Some(b) = &grid.baseline
+        && !grid.variants.contains_key(b)
+    {
+        bail!(
+            "{}: baseline `{b}` is not one of the variants",
+            a.grid.display()
+        );
     }
     // Cells: a merged config per (config, variant), written beside its runs.
     let mut cells = Vec::new();

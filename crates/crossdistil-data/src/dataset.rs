@@ -116,16 +116,15 @@ impl Dataset {
 fn load(dir: &Path, fitted: Option<&Encoders>) -> Result<Dataset> {
     let spec = DatasetSpec::read(dir)?;
     let path = spec.data_path(dir);
-    if let Some(enc) = fitted {
-        if enc.sparse.len() != spec.sparse.len()
+    if let Some(enc) = fitted
+        && (enc.sparse.len() != spec.sparse.len()
             || enc.multi.len() != spec.multi.len()
-            || enc.dense.len() != spec.dense.len()
-        {
-            return Err(DataError::config(
-                dir.join(crate::spec::SPEC_FILE),
-                "the data set's features differ from those the encoders were fitted on",
-            ));
-        }
+            || enc.dense.len() != spec.dense.len())
+    {
+        return Err(DataError::config(
+            dir.join(crate::spec::SPEC_FILE),
+            "the data set's features differ from those the encoders were fitted on",
+        ));
     }
     let started = std::time::Instant::now();
     let batches = read_columns(&path, &spec.input_columns())?;

@@ -213,12 +213,11 @@ impl DatasetSpec {
             claim(c, "extra")?;
         }
         // The user column may double as a sparse feature (a user-id embedding).
-        if let Some(user) = &self.user {
-            if let Some(role) = roles.get(user.as_str()) {
-                if role != "sparse" {
-                    return Err(format!("user column `{user}` is also named as {role}"));
-                }
-            }
+        if let Some(user) = &self.user
+            && let Some(role) = roles.get(user.as_str())
+            && role != "sparse"
+        {
+            return Err(format!("user column `{user}` is also named as {role}"));
         }
         if self.labels.len() > 16 {
             return Err(format!(

@@ -28,22 +28,13 @@ use crate::params::ParamStore;
 /// The teacher heads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[derive(Default)]
 pub struct TeacherConfig {
     /// Hidden layers of the teacher's own tower; empty: a linear head on the representation.
     pub hidden: Vec<usize>,
     pub activation: Activation,
     /// The teacher reads a detached representation: the ranking loss stops at the teacher.
     pub detach_repr: bool,
-}
-
-impl Default for TeacherConfig {
-    fn default() -> Self {
-        TeacherConfig {
-            hidden: Vec::new(),
-            activation: Activation::default(),
-            detach_repr: false,
-        }
-    }
 }
 
 impl TeacherConfig {

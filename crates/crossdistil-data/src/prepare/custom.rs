@@ -198,10 +198,10 @@ pub fn prepare(config: &Path, opts: &PrepareOptions) -> Result<Prepared> {
 
 fn fields(cfg: &CustomConfig) -> Vec<Field> {
     let mut f = Vec::new();
-    if let Some(u) = &cfg.user {
-        if !cfg.sparse.iter().any(|s| &s.name == u) {
-            f.push(Field::same(u, Parse::Cat));
-        }
+    if let Some(u) = &cfg.user
+        && !cfg.sparse.iter().any(|s| &s.name == u)
+    {
+        f.push(Field::same(u, Parse::Cat));
     }
     f.extend(cfg.sparse.iter().map(|s| Field::same(&s.name, Parse::Cat)));
     f.extend(

@@ -99,6 +99,9 @@ struct User {
     zip: String,
 }
 
+/// Ratings, users by id, items by id.
+type Tables = (Ratings, FxHashMap<i64, User>, FxHashMap<i64, Item>);
+
 struct Item {
     year: String,
     genres: Vec<String>,
@@ -137,7 +140,7 @@ fn lists(c: ColumnData) -> Vec<Vec<String>> {
     }
 }
 
-fn read_recbole(dir: &Path) -> Result<(Ratings, FxHashMap<i64, User>, FxHashMap<i64, Item>)> {
+fn read_recbole(dir: &Path) -> Result<Tables> {
     let layout = Layout {
         delimiter: b'\t',
         header: true,
@@ -225,7 +228,7 @@ fn read_recbole(dir: &Path) -> Result<(Ratings, FxHashMap<i64, User>, FxHashMap<
     Ok((ratings, users, items))
 }
 
-fn read_grouplens(dir: &Path) -> Result<(Ratings, FxHashMap<i64, User>, FxHashMap<i64, Item>)> {
+fn read_grouplens(dir: &Path) -> Result<Tables> {
     let data = dir.join("u.data");
     let mut c = delimited::read(
         &data,

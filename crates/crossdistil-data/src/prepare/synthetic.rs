@@ -183,7 +183,8 @@ pub fn prepare(
     opts: &PrepareOptions,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Prepared> {
-    if o.rows < 10 || o.fields < 2 || o.vocab < 1 || o.tasks < 1 || !(o.zipf > 0.0) {
+    if o.rows < 10 || o.fields < 2 || o.vocab < 1 || o.tasks < 1 || o.zipf.is_nan() || o.zipf <= 0.0
+    {
         return Err(DataError::config(
             &opts.out,
             format!(
