@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 /// Font files tried, in order, for the plots' text (`CROSSDISTIL_FONT` first).
@@ -82,20 +83,7 @@ pub fn lines(
         .y_desc(y_label)
         .y_label_formatter(&|v| format!("{v:.3}"))
         .draw()?;
-    for (i, (label, p)) in series.iter().enumerate() {
-        let c = COLORS[i % COLORS.len()];
-        chart
-            .draw_series(LineSeries::new(p.iter().copied(), c.stroke_width(2)))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-        chart.draw_series(p.iter().map(|&pt| Circle::new(pt, 3, c.filled())))?;
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()?;
+    draw_series(&mut chart, series, SeriesLabelPosition::LowerRight)?;
     root.present()
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
@@ -126,21 +114,35 @@ pub fn reliability(
         [(0.0, 0.0), (1.0, 1.0)],
         BLACK.mix(0.4).stroke_width(1),
     ))?;
+    draw_series(&mut chart, series, SeriesLabelPosition::UpperLeft)?;
+    root.present()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Every series as a coloured line with dots, and the legend.
+fn draw_series<'a>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    series: &[(String, Vec<(f64, f64)>)],
+    legend: SeriesLabelPosition,
+) -> anyhow::Result<()> {
     for (i, (label, p)) in series.iter().enumerate() {
         let c = COLORS[i % COLORS.len()];
         chart
-            .draw_series(LineSeries::new(p.iter().copied(), c.stroke_width(2)))?
+            .draw_series(LineSeries::new(p.iter().copied(), c.stroke_width(2)))
+            .map_err(|e| anyhow::anyhow!("{e}"))?
             .label(label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-        chart.draw_series(p.iter().map(|&pt| Circle::new(pt, 3, c.filled())))?;
+        chart
+            .draw_series(p.iter().map(|&pt| Circle::new(pt, 3, c.filled())))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()?;
-    root.present()
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        .position(legend)
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }

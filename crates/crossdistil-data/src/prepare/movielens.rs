@@ -140,55 +140,47 @@ fn lists(c: ColumnData) -> Vec<Vec<String>> {
     }
 }
 
-fn read_recbole(dir: &Path) -> Result<Tables> {
-    let layout = Layout {
-        delimiter: b'\t',
-        header: true,
-        quoting: false,
-    };
-    let inter = dir.join("ml-100k.inter");
-    let mut c = delimited::read(
-        &inter,
-        layout,
-        &[
-            Field::new("user_id:token", "user", Parse::Cat),
-            Field::new("item_id:token", "item", Parse::Cat),
-            Field::new("rating:float", "rating", Parse::Float),
-        ],
-    )?
-    .into_iter()
-    .map(|(_, c)| c);
-    let users = ints(c.next().unwrap(), &inter, "user_id:token")?;
-    let items = ints(c.next().unwrap(), &inter, "item_id:token")?;
-    let ratings = Ratings {
-        file: inter,
+/// The ratings file: `sources` name the user, item and rating fields.
+fn read_ratings(file: PathBuf, layout: Layout, sources: [&str; 3]) -> Result<Ratings> {
+    let fields = [
+        Field::new(sources[0], "user", Parse::Cat),
+        Field::new(sources[1], "item", Parse::Cat),
+        Field::new(sources[2], "rating", Parse::Float),
+    ];
+    let mut c = delimited::read(&file, layout, &fields)?
+        .into_iter()
+        .map(|(_, c)| c);
+    let users = ints(c.next().unwrap(), &file, sources[0])?;
+    let items = ints(c.next().unwrap(), &file, sources[1])?;
+    let ratings = floats(c.next().unwrap());
+    Ok(Ratings {
+        file,
         users,
         items,
-        ratings: floats(c.next().unwrap()),
-    };
+        ratings,
+    })
+}
 
-    let ufile = dir.join("ml-100k.user");
-    let mut c = delimited::read(
-        &ufile,
-        layout,
-        &[
-            Field::new("user_id:token", "id", Parse::Cat),
-            Field::new("age:token", "age", Parse::Cat),
-            Field::new("gender:token", "gender", Parse::Text),
-            Field::new("occupation:token", "occupation", Parse::Text),
-            Field::new("zip_code:token", "zip", Parse::Text),
-        ],
-    )?
-    .into_iter()
-    .map(|(_, c)| c);
-    let ids = ints(c.next().unwrap(), &ufile, "user_id:token")?;
-    let ages = ints(c.next().unwrap(), &ufile, "age:token")?;
+/// The users file: `sources` name the id, age, gender, occupation and zip code fields.
+fn read_users(file: &Path, layout: Layout, sources: [&str; 5]) -> Result<FxHashMap<i64, User>> {
+    let fields = [
+        Field::new(sources[0], "id", Parse::Cat),
+        Field::new(sources[1], "age", Parse::Cat),
+        Field::new(sources[2], "gender", Parse::Text),
+        Field::new(sources[3], "occupation", Parse::Text),
+        Field::new(sources[4], "zip", Parse::Text),
+    ];
+    let mut c = delimited::read(file, layout, &fields)?
+        .into_iter()
+        .map(|(_, c)| c);
+    let ids = ints(c.next().unwrap(), file, sources[0])?;
+    let ages = ints(c.next().unwrap(), file, sources[1])?;
     let (genders, occupations, zips) = (
         strs(c.next().unwrap()),
         strs(c.next().unwrap()),
         strs(c.next().unwrap()),
     );
-    let users = ids
+    Ok(ids
         .into_iter()
         .zip(ages)
         .zip(genders.into_iter().zip(occupations).zip(zips))
@@ -203,7 +195,31 @@ fn read_recbole(dir: &Path) -> Result<Tables> {
                 },
             )
         })
-        .collect();
+        .collect())
+}
+
+fn read_recbole(dir: &Path) -> Result<Tables> {
+    let layout = Layout {
+        delimiter: b'\t',
+        header: true,
+        quoting: false,
+    };
+    let ratings = read_ratings(
+        dir.join("ml-100k.inter"),
+        layout,
+        ["user_id:token", "item_id:token", "rating:float"],
+    )?;
+    let users = read_users(
+        &dir.join("ml-100k.user"),
+        layout,
+        [
+            "user_id:token",
+            "age:token",
+            "gender:token",
+            "occupation:token",
+            "zip_code:token",
+        ],
+    )?;
 
     let ifile = dir.join("ml-100k.item");
     let mut c = delimited::read(
@@ -229,73 +245,21 @@ fn read_recbole(dir: &Path) -> Result<Tables> {
 }
 
 fn read_grouplens(dir: &Path) -> Result<Tables> {
-    let data = dir.join("u.data");
-    let mut c = delimited::read(
-        &data,
+    let ratings = read_ratings(
+        dir.join("u.data"),
         Layout {
             delimiter: b'\t',
             header: false,
             quoting: false,
         },
-        &[
-            Field::new("#0", "user", Parse::Cat),
-            Field::new("#1", "item", Parse::Cat),
-            Field::new("#2", "rating", Parse::Float),
-        ],
-    )?
-    .into_iter()
-    .map(|(_, c)| c);
-    let users = ints(c.next().unwrap(), &data, "#0")?;
-    let items = ints(c.next().unwrap(), &data, "#1")?;
-    let ratings = Ratings {
-        file: data,
-        users,
-        items,
-        ratings: floats(c.next().unwrap()),
-    };
-
+        ["#0", "#1", "#2"],
+    )?;
     let bar = Layout {
         delimiter: b'|',
         header: false,
         quoting: false,
     };
-    let ufile = dir.join("u.user");
-    let mut c = delimited::read(
-        &ufile,
-        bar,
-        &[
-            Field::new("#0", "id", Parse::Cat),
-            Field::new("#1", "age", Parse::Cat),
-            Field::new("#2", "gender", Parse::Text),
-            Field::new("#3", "occupation", Parse::Text),
-            Field::new("#4", "zip", Parse::Text),
-        ],
-    )?
-    .into_iter()
-    .map(|(_, c)| c);
-    let ids = ints(c.next().unwrap(), &ufile, "#0")?;
-    let ages = ints(c.next().unwrap(), &ufile, "#1")?;
-    let (genders, occupations, zips) = (
-        strs(c.next().unwrap()),
-        strs(c.next().unwrap()),
-        strs(c.next().unwrap()),
-    );
-    let users = ids
-        .into_iter()
-        .zip(ages)
-        .zip(genders.into_iter().zip(occupations).zip(zips))
-        .map(|((id, age), ((gender, occupation), zip))| {
-            (
-                id,
-                User {
-                    age,
-                    gender,
-                    occupation,
-                    zip,
-                },
-            )
-        })
-        .collect();
+    let users = read_users(&dir.join("u.user"), bar, ["#0", "#1", "#2", "#3", "#4"])?;
 
     let ifile = dir.join("u.item");
     let mut fields = vec![
