@@ -48,21 +48,14 @@ fn stream_seed(seed: u64, epoch: usize, purpose: u64) -> u64 {
         ^ purpose
 }
 
-/// The batch's labels of the model's tasks, `[b, T]`.
-pub fn label_tensor(batch: &Batch, n_all: usize, tasks: &[usize]) -> Result<Tensor> {
-    let b = batch.size();
-    let data: Vec<f32> = if tasks.len() == n_all && tasks.iter().enumerate().all(|(i, &t)| i == t) {
-        batch.labels.clone()
-    } else {
-        (0..b)
-            .flat_map(|r| tasks.iter().map(move |&t| batch.labels[r * n_all + t]))
-            .collect()
-    };
-    Ok(Tensor::from_vec(
-        data,
-        (b, tasks.len()),
-        &candle_core::Device::Cpu,
-    )?)
+/// The batch's labels of the model's tasks, row-major `[b, T]`.
+pub fn label_rows(batch: &Batch, n_all: usize, tasks: &[usize]) -> Vec<f32> {
+    if tasks.len() == n_all && tasks.iter().enumerate().all(|(i, &t)| i == t) {
+        return batch.labels.clone();
+    }
+    (0..batch.size())
+        .flat_map(|r| tasks.iter().map(move |&t| batch.labels[r * n_all + t]))
+        .collect()
 }
 
 /// Builds the model a configuration describes, for a loaded data set.
@@ -177,12 +170,15 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
         );
         let bar = progress_bar(opts.progress, batches.len() as u64, epoch + 1, t.epochs);
         let epoch_start = Instant::now();
-        let (mut loss_sum, mut loss_n) = (0.0f64, 0usize);
         let mut parts = EpochParts::new(tasks.len());
         for batch in batches {
             let fwd = model.forward(&batch, Mode::Train(&mut rng))?;
-            let labels = label_tensor(&batch, ds.tasks(), &tasks)?;
-            let labels_rows: Vec<f32> = labels.flatten_all()?.to_vec1()?;
+            let labels_rows = label_rows(&batch, ds.tasks(), &tasks);
+            let labels = Tensor::from_slice(
+                &labels_rows,
+                (batch.size(), tasks.len()),
+                &candle_core::Device::Cpu,
+            )?;
             let step_loss = objective(
                 &fwd,
                 &labels,
@@ -193,9 +189,9 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
                 state.step + 1,
                 &mut rng,
             )?;
-            parts.add(&step_loss);
-            let loss = step_loss.total;
+            let loss = &step_loss.total;
             let value = loss.to_scalar::<f32>()?;
+            parts.add(&step_loss, value as f64);
             if !value.is_finite() {
                 return Err(TrainError::Diverged(format!(
                     "loss {value} at step {}",
@@ -226,13 +222,11 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
                 state.step,
             )?;
             state.rows_seen += batch.size() as u64;
-            loss_sum += value as f64;
-            loss_n += 1;
             bar.inc(1);
             bar.set_message(format!(
                 "loss {:.4}  {:.0} rows/s",
-                loss_sum / loss_n as f64,
-                (loss_n * t.batch_size) as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9)
+                parts.mean(parts.total),
+                (parts.n * t.batch_size) as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9)
             ));
             if t.eval_every > 0 && state.step % t.eval_every as u64 == 0 {
                 let m = validate(&model, &ds, &valid_rows, &tasks, t.eval_batch_size)?;
@@ -384,13 +378,14 @@ impl EpochParts {
         }
     }
 
-    fn add(&mut self, s: &StepLoss) {
+    /// Adds one step's parts and its total (the weighted objective that was minimised).
+    fn add(&mut self, s: &StepLoss, total: f64) {
         self.n += 1;
         self.bce += s.bce;
         self.kd += s.kd;
         self.rank += s.rank;
         self.cal += s.cal;
-        self.total += s.bce + s.kd + s.rank + s.cal;
+        self.total += total;
         for (a, g) in self.kd_gap.iter_mut().zip(&s.kd_gap) {
             *a += g;
         }
