@@ -3,7 +3,9 @@
 //! - `cargo xtask prepare <source> --out DIR`: a supported source into the canonical layout.
 //! - `cargo xtask experiment --data DIR --grid FILE --seeds N --out DIR`: a grid of runs.
 //! - `cargo xtask load-speed --data DIR`: how fast a prepared set loads.
+//! - `cargo xtask bench [--quick] [--peer]`: training speed, memory, and the PyTorch peer.
 
+mod bench;
 mod experiment;
 mod plots;
 
@@ -16,6 +18,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crossdistil_data::prepare::{self, PrepareOptions, Prepared, synthetic::SyntheticOptions};
 use crossdistil_data::split::SplitFractions;
 use indicatif::{ProgressBar, ProgressStyle};
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "crossdistil's project automation")]
@@ -101,6 +107,39 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         jobs: usize,
     },
+    /// Measure training and evaluation speed and peak memory at a fixed CTR shape (synthetic
+    /// data, Shared-Bottom, MMoE and PLE, with and without CrossDistil); with --peer, side by
+    /// side with the same models in PyTorch. Writes OUT/bench.json and OUT/bench.md.
+    Bench {
+        /// A small shape and few steps: a smoke run of the whole harness (under two minutes).
+        #[arg(long)]
+        quick: bool,
+        /// Also run the PyTorch peer (bench/peer/, installed into target/peer-venv on first
+        /// use) and check that both sides compute the same loss.
+        #[arg(long)]
+        peer: bool,
+        /// The output folder.
+        #[arg(long, default_value = "runs/bench")]
+        out: PathBuf,
+        /// Data-parallel worker counts to measure (comma-separated; default: 1 and every core).
+        #[arg(long, value_delimiter = ',')]
+        workers: Vec<usize>,
+        /// Run the measurements with this xtask binary instead (for example one built with
+        /// `--features mimalloc`, to compare allocators).
+        #[arg(long)]
+        child_exe: Option<PathBuf>,
+    },
+    /// One measurement of `bench` (run by it in a child process).
+    #[command(hide = true)]
+    BenchRun(bench::RunArgs),
+    /// The crossdistil side of `bench --peer`'s parity check (run by it in a child process).
+    #[command(hide = true)]
+    BenchParity {
+        #[command(flatten)]
+        run: bench::RunArgs,
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Measure how fast a prepared data set loads (read, fit encoders, encode): rows per second.
     LoadSpeed {
         /// A prepared data set folder.
@@ -183,6 +222,41 @@ fn run(command: Command) -> anyhow::Result<()> {
             );
         }
         Command::LoadSpeed { data, repeat } => load_speed(&data, repeat.max(1))?,
+        Command::Bench {
+            quick,
+            peer,
+            out,
+            workers,
+            child_exe,
+        } => {
+            let workers = if workers.is_empty() {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                if cores > 1 { vec![1, cores] } else { vec![1] }
+            } else {
+                workers
+            };
+            bench::run(&bench::Args {
+                root: root(),
+                out: if out.is_absolute() {
+                    out
+                } else {
+                    root().join(out)
+                },
+                quick,
+                peer,
+                workers,
+                child_exe,
+            })?
+        }
+        Command::BenchRun(a) => {
+            println!("{}", serde_json::to_string(&bench::run_child(&a)?)?);
+        }
+        Command::BenchParity { run, dir } => {
+            println!(
+                "{}",
+                serde_json::to_string(&bench::parity_child(&run, &dir)?)?
+            );
+        }
         Command::Experiment {
             data,
             grid,

@@ -40,6 +40,42 @@ impl Batch {
         b
     }
 
+    /// The batch cut into `parts` contiguous shards of rows `[i * n / parts, (i + 1) * n / parts)`
+    /// (empty shards are left out), for data-parallel workers.
+    pub fn split(&self, parts: usize) -> Vec<Batch> {
+        let n = self.size();
+        let parts = parts.max(1);
+        if parts == 1 {
+            return vec![self.clone()];
+        }
+        let (ns, nd, nt) = (
+            self.sparse.len() / n.max(1),
+            self.dense.len() / n.max(1),
+            self.labels.len() / n.max(1),
+        );
+        (0..parts)
+            .map(|i| (i * n / parts, (i + 1) * n / parts))
+            .filter(|(lo, hi)| hi > lo)
+            .map(|(lo, hi)| Batch {
+                rows: self.rows[lo..hi].to_vec(),
+                sparse: self.sparse[lo * ns..hi * ns].to_vec(),
+                dense: self.dense[lo * nd..hi * nd].to_vec(),
+                labels: self.labels[lo * nt..hi * nt].to_vec(),
+                multi: self
+                    .multi
+                    .iter()
+                    .map(|m| {
+                        let (a, b) = (m.offsets[lo], m.offsets[hi]);
+                        MultiBatch {
+                            offsets: m.offsets[lo..=hi].iter().map(|o| o - a).collect(),
+                            ids: m.ids[a as usize..b as usize].to_vec(),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
     /// Refills this batch in place, reusing its buffers.
     pub fn fill(&mut self, ds: &Dataset, rows: &[u32]) {
         let (ns, nd, nt) = (ds.sparse.len(), ds.dense.len(), ds.labels.len());

@@ -149,3 +149,28 @@ fn same_seed_same_split_different_seed_different_split() {
     assert_eq!(da.splits, db.splits);
     assert_ne!(da.splits, dc.splits);
 }
+
+#[test]
+fn split_shards_are_the_batches_of_their_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    small(tmp.path());
+    let ds = Dataset::load(tmp.path()).unwrap();
+    let rows: Vec<u32> = (0..10).collect();
+    let whole = Batch::gather(&ds, &rows);
+    for parts in [1, 2, 3, 4, 10, 12] {
+        let shards = whole.split(parts);
+        assert_eq!(shards.len(), parts.min(10), "{parts} parts");
+        let mut start = 0;
+        for shard in &shards {
+            let n = shard.size();
+            assert!(n > 0);
+            assert_eq!(
+                *shard,
+                Batch::gather(&ds, &rows[start..start + n]),
+                "{parts} parts"
+            );
+            start += n;
+        }
+        assert_eq!(start, 10);
+    }
+}

@@ -16,6 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::embedding_table::EmbeddingTable;
 use crate::gather::{FieldPlan, GatherPlan};
 use crate::schema::InputSchema;
+use crate::sparse_grads::{FieldGrad, SparseGrads};
 use crate::sparse_optim::SparseOptimConfig;
 
 /// The input of one batch.
@@ -213,6 +214,25 @@ impl FeatureInput {
             .collect())
     }
 
+    /// The tables' gradient for the batch of `gathered`: per field, its distinct ids and their
+    /// summed gradient rows.
+    pub fn sparse_grads(&self, grads: &GradStore, gathered: &Gathered) -> Result<SparseGrads> {
+        let per_field = self.table_grads(grads, gathered)?;
+        Ok(SparseGrads {
+            fields: gathered
+                .plan
+                .fields
+                .iter()
+                .zip(per_field)
+                .map(|(plan, grad)| FieldGrad {
+                    ids: plan.unique.clone(),
+                    dim: plan.dim,
+                    grad,
+                })
+                .collect(),
+        })
+    }
+
     /// Updates the rows the batch used, with `opt` at learning rate `lr` and global step
     /// `step >= 1` (Adam's bias correction). Other rows and their optimiser state do not change.
     pub fn apply_grads(
@@ -223,17 +243,30 @@ impl FeatureInput {
         lr: f64,
         step: u64,
     ) -> Result<()> {
+        let g = self.sparse_grads(grads, gathered)?;
+        self.update(&g, opt, lr, step)
+    }
+
+    /// Updates the rows named in `g` (see [`FeatureInput::apply_grads`]).
+    pub fn update(
+        &mut self,
+        g: &SparseGrads,
+        opt: &SparseOptimConfig,
+        lr: f64,
+        step: u64,
+    ) -> Result<()> {
         if step == 0 {
             candle_core::bail!("the optimiser step count starts at 1");
         }
-        let field_grads = self.table_grads(grads, gathered)?;
-        for ((table, plan), g) in self
-            .tables
-            .iter_mut()
-            .zip(&gathered.plan.fields)
-            .zip(&field_grads)
-        {
-            table.update_rows(&plan.unique, g, opt, lr, step)?;
+        if g.fields.len() != self.tables.len() {
+            candle_core::bail!(
+                "{} field gradients for {} tables",
+                g.fields.len(),
+                self.tables.len()
+            );
+        }
+        for (table, f) in self.tables.iter_mut().zip(&g.fields) {
+            table.update_rows(&f.ids, &f.grad, opt, lr, step)?;
         }
         Ok(())
     }

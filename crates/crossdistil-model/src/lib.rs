@@ -14,6 +14,7 @@
 
 pub mod activation;
 pub mod backbone;
+pub mod bias_act;
 pub mod config;
 pub mod dropout;
 pub mod embedding_table;
@@ -26,6 +27,7 @@ pub mod mode;
 pub mod model;
 pub mod params;
 pub mod schema;
+pub mod sparse_grads;
 pub mod sparse_optim;
 pub mod teacher;
 pub mod tower;
@@ -42,6 +44,7 @@ pub use mode::Mode;
 pub use model::{Forward, ModelConfig, MultiTaskModel};
 pub use params::ParamStore;
 pub use schema::InputSchema;
+pub use sparse_grads::{FieldGrad, SparseGrads};
 pub use sparse_optim::{AdagradConfig, AdamConfig, SparseOptimConfig};
 pub use teacher::{Calibrator, RHO_FOR_UNIT_SLOPE, TeacherConfig, TeacherHead};
 pub use tower::Tower;

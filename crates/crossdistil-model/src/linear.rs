@@ -3,6 +3,8 @@
 use candle_core::{Result, Tensor, Var};
 use rand_chacha::ChaCha8Rng;
 
+use crate::activation::Activation;
+use crate::bias_act::bias_act;
 use crate::init::Init;
 use crate::params::ParamStore;
 
@@ -34,6 +36,17 @@ impl Linear {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)
+        bias_act(&x.matmul(&self.weight.t()?)?, &self.bias, false)
+    }
+
+    /// `act(x W^T + b)`; ReLU and the identity are fused with the bias add
+    /// ([`crate::bias_act`]), other activations follow it.
+    pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
+        let z = x.matmul(&self.weight.t()?)?;
+        match act {
+            Activation::Relu => bias_act(&z, &self.bias, true),
+            Activation::Identity => bias_act(&z, &self.bias, false),
+            other => other.apply(&bias_act(&z, &self.bias, false)?),
+        }
     }
 }

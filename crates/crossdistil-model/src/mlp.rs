@@ -104,6 +104,6 @@ pub fn layer_forward(
     x: &Tensor,
     mode: &mut Mode<'_>,
 ) -> Result<Tensor> {
-    let h = activation.apply(&layer.forward(x)?)?;
+    let h = layer.forward_act(x, activation)?;
     dropout(&h, p, mode)
 }

@@ -74,6 +74,10 @@ pub struct TrainSettings {
     pub patience: usize,
     /// Also validate every this many steps; 0 validates once per epoch only.
     pub eval_every: usize,
+    /// Data-parallel worker threads: each step's batch is cut into this many shards trained on
+    /// their own cores, their gradients summed before one update (see `crate::step`). Results
+    /// are deterministic for a fixed number of workers.
+    pub workers: usize,
 }
 
 impl Default for TrainSettings {
@@ -95,6 +99,7 @@ impl Default for TrainSettings {
             seed: 42,
             patience: 2,
             eval_every: 0,
+            workers: 1,
         }
     }
 }
@@ -132,6 +137,7 @@ impl RunConfig {
         positive("train.epochs", t.epochs)?;
         positive("train.batch_size", t.batch_size)?;
         positive("train.eval_batch_size", t.eval_batch_size)?;
+        positive("train.workers", t.workers)?;
         let rate = |key: &str, v: f64| {
             if v.is_finite() && v > 0.0 {
                 Ok(())

@@ -5,9 +5,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use candle_core::Tensor;
-use crossdistil_data::{Batch, Batches, Dataset, Order, Split};
+use crossdistil_data::{Batches, Dataset, Order, Split};
 use crossdistil_loss::calibration::fit_platt;
-use crossdistil_model::{InputSchema, Mode, MultiTaskModel};
+use crossdistil_model::{InputSchema, MultiTaskModel};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -16,11 +16,13 @@ use crate::config::RunConfig;
 use crate::distill::CalibratorFit;
 use crate::error::{Result, TrainError};
 use crate::evaluate::{SplitMetrics, evaluate};
-use crate::objective::{StepLoss, objective};
-use crate::optim::{Adam, AdamParams, clip_grad_norm};
+use crate::optim::{Adam, AdamParams};
 use crate::predict::predict_all;
+use crate::prefetch::for_each_prefetched;
 use crate::report::Report;
 use crate::run::{RunDir, TrainState, append_csv, load_tensors, save_tensors};
+pub use crate::step::label_rows;
+use crate::step::{LossParts, StepSetup, train_step};
 
 /// How to run the loop.
 #[derive(Debug, Clone, Default)]
@@ -42,19 +44,23 @@ pub struct Trained {
 
 /// A seed per (run seed, epoch, purpose): shuffles and dropout of each epoch come from their own
 /// streams, so a resumed run sees the same ones.
-fn stream_seed(seed: u64, epoch: usize, purpose: u64) -> u64 {
+pub fn stream_seed(seed: u64, epoch: usize, purpose: u64) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
         ^ (epoch as u64 + 1).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
         ^ purpose
 }
 
-/// The batch's labels of the model's tasks, row-major `[b, T]`.
-pub fn label_rows(batch: &Batch, n_all: usize, tasks: &[usize]) -> Vec<f32> {
-    if tasks.len() == n_all && tasks.iter().enumerate().all(|(i, &t)| i == t) {
-        return batch.labels.clone();
-    }
-    (0..batch.size())
-        .flat_map(|r| tasks.iter().map(move |&t| batch.labels[r * n_all + t]))
+/// The random streams of an epoch's workers: worker 0 draws from the epoch's stream (so one
+/// worker is the plain loop), worker `k` from ChaCha8 stream `k` of the same seed.
+pub fn worker_rngs(seed: u64, epoch: usize, workers: usize) -> Vec<ChaCha8Rng> {
+    (0..workers.max(1))
+        .map(|k| {
+            let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(seed, epoch, 2));
+            if k > 0 {
+                rng.set_stream(k as u64);
+            }
+            rng
+        })
         .collect()
 }
 
@@ -153,7 +159,12 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
 
     let train_rows = ds.split_rows(Split::Train);
     let valid_rows = ds.split_rows(Split::Valid);
-    let emb_lr = t.embedding_lr.unwrap_or(t.lr);
+    let setup = StepSetup {
+        cfg: &cfg,
+        tasks: &tasks,
+        n_labels: ds.tasks(),
+        weights: &weights,
+    };
     let header = metrics_header(&task_names, model.has_teachers());
     let started = Instant::now();
     let seconds_before = state.train_seconds;
@@ -161,7 +172,7 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
 
     while state.epochs_done < t.epochs && !state.stopped_early {
         let epoch = state.epochs_done;
-        let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(t.seed, epoch, 2));
+        let mut rngs = worker_rngs(t.seed, epoch, t.workers);
         let batches = Batches::new(
             &ds,
             &train_rows,
@@ -171,56 +182,17 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
         let bar = progress_bar(opts.progress, batches.len() as u64, epoch + 1, t.epochs);
         let epoch_start = Instant::now();
         let mut parts = EpochParts::new(tasks.len());
-        for batch in batches {
-            let fwd = model.forward(&batch, Mode::Train(&mut rng))?;
-            let labels_rows = label_rows(&batch, ds.tasks(), &tasks);
-            let labels = Tensor::from_slice(
-                &labels_rows,
-                (batch.size(), tasks.len()),
-                &candle_core::Device::Cpu,
-            )?;
-            let step_loss = objective(
-                &fwd,
-                &labels,
-                &labels_rows,
-                &weights,
-                &model,
-                &cfg.distill,
+        for_each_prefetched(batches, |batch| {
+            let step_parts = train_step(
+                &mut model,
+                &mut adam,
+                &batch,
+                &setup,
                 state.step + 1,
-                &mut rng,
+                &mut rngs,
             )?;
-            let loss = &step_loss.total;
-            let value = loss.to_scalar::<f32>()?;
-            parts.add(&step_loss, value as f64);
-            if !value.is_finite() {
-                return Err(TrainError::Diverged(format!(
-                    "loss {value} at step {}",
-                    state.step + 1
-                )));
-            }
-            let mut grads = loss.backward()?;
-            if t.grad_clip > 0.0 {
-                let vars = model.params().vars();
-                let mut refs: Vec<&candle_core::Var> = vars.iter().map(|(_, v)| v).collect();
-                refs.push(&fwd.gathered.leaf);
-                clip_grad_norm(&refs, &mut grads, t.grad_clip)?;
-            }
-            let cal_lr = cfg.distill.calibrator_lr;
-            adam.step_with(&model.params().vars(), &grads, |name| {
-                if name.starts_with("calibrator") {
-                    cal_lr
-                } else {
-                    t.lr
-                }
-            })?;
+            parts.add(&step_parts);
             state.step += 1;
-            model.input_mut().apply_grads(
-                &grads,
-                &fwd.gathered,
-                &t.sparse_optimizer,
-                emb_lr,
-                state.step,
-            )?;
             state.rows_seen += batch.size() as u64;
             bar.inc(1);
             bar.set_message(format!(
@@ -244,10 +216,11 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
                     t.patience,
                 )?;
                 if state.stopped_early {
-                    break;
+                    return Ok(false);
                 }
             }
-        }
+            Ok(true)
+        })?;
         bar.finish_and_clear();
         if state.stopped_early {
             break;
@@ -379,13 +352,13 @@ impl EpochParts {
     }
 
     /// Adds one step's parts and its total (the weighted objective that was minimised).
-    fn add(&mut self, s: &StepLoss, total: f64) {
+    fn add(&mut self, s: &LossParts) {
         self.n += 1;
         self.bce += s.bce;
         self.kd += s.kd;
         self.rank += s.rank;
         self.cal += s.cal;
-        self.total += total;
+        self.total += s.total;
         for (a, g) in self.kd_gap.iter_mut().zip(&s.kd_gap) {
             *a += g;
         }

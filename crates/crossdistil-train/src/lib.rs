@@ -2,12 +2,15 @@
 //!
 //! - [`config`]: the run's TOML configuration; [`distill`]: its CrossDistil section.
 //! - [`objective`]: the loss of one batch (BCE, ranking, calibration, distillation).
-//! - [`fit`]: the training loop, checkpoints and `--resume`.
+//! - [`fit`]: the training loop, checkpoints and `--resume`; [`step`]: one optimiser step, on
+//!   one core or data-parallel over several; [`prefetch`]: batch assembly on a second thread.
 //! - [`optim`]: Adam/AdamW for the dense parameters, gradient clipping.
 //! - [`evaluate`]: AUC, GAUC, Multi-AUC, log loss and ECE per task.
 //! - [`predict`], [`output`]: predictions and the scores file.
 //! - [`run`], [`report`]: the run folder and `report.json`.
+//! - [`alloc`]: allocator thresholds for training processes, peak RSS.
 
+pub mod alloc;
 pub mod config;
 pub mod distill;
 pub mod error;
@@ -17,8 +20,10 @@ pub mod objective;
 pub mod optim;
 pub mod output;
 pub mod predict;
+pub mod prefetch;
 pub mod report;
 pub mod run;
+pub mod step;
 
 pub use config::RunConfig;
 pub use error::{Result, TrainError};

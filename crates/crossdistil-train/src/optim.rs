@@ -157,18 +157,23 @@ pub fn global_grad_norm(vars: &[&Var], grads: &GradStore) -> Result<f64> {
     Ok(sq.sqrt())
 }
 
+/// Multiplies the gradient of every variable of `vars` by `scale`.
+pub fn scale_grads(vars: &[&Var], grads: &mut GradStore, scale: f64) -> Result<()> {
+    for v in vars {
+        if let Some(g) = grads.get(v) {
+            let scaled = g.affine(scale, 0.0)?;
+            grads.insert(v.as_tensor(), scaled);
+        }
+    }
+    Ok(())
+}
+
 /// Scales every gradient of `vars` so that their global norm is at most `max_norm`; returns the
 /// norm before clipping.
 pub fn clip_grad_norm(vars: &[&Var], grads: &mut GradStore, max_norm: f64) -> Result<f64> {
     let norm = global_grad_norm(vars, grads)?;
     if norm > max_norm && norm > 0.0 {
-        let scale = max_norm / norm;
-        for v in vars {
-            if let Some(g) = grads.get(v) {
-                let scaled = g.affine(scale, 0.0)?;
-                grads.insert(v.as_tensor(), scaled);
-            }
-        }
+        scale_grads(vars, grads, max_norm / norm)?;
     }
     Ok(norm)
 }

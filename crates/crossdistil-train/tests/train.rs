@@ -327,3 +327,103 @@ fn a_crossdistil_checkpoint_round_trips_with_its_teachers() {
     let opened = output::open(&run, &tmp.path().join("data")).unwrap();
     assert_eq!(opened.evaluate(Split::Test).unwrap().tasks, report.test);
 }
+
+/// The largest |a - b| relative to max(|a|, |b|, 1e-3) over two gradients.
+fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / x.abs().max(y.abs()).max(1e-3))
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn workers_sum_to_the_gradient_of_the_whole_batch() {
+    use crossdistil_data::{Batch, Dataset};
+    use crossdistil_train::fit::build_model;
+    use crossdistil_train::step::{StepSetup, gradients};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    let tmp = tempfile::tempdir().unwrap();
+    synthetic_set(tmp.path(), 2000);
+    let ds = Dataset::load(tmp.path()).unwrap();
+    let rows: Vec<u32> = ds.split_rows(Split::Train)[..301].to_vec();
+    let batch = Batch::gather(&ds, &rows);
+    // Row-wise losses only: the backbone alone, and direct distillation with the calibrators
+    // of CrossDistil's teachers left out (the ranking loss pairs rows inside a shard).
+    for distill in ["mode = \"off\"", "mode = \"direct\""] {
+        let cfg = config(&format!(
+            "{}\n[distill]\n{distill}\n",
+            SMALL.replace("dropout = 0.1", "dropout = 0.0")
+        ));
+        let trained = build_model(&cfg, &ds).unwrap();
+        let weights = cfg.task_weights(trained.tasks.len());
+        let setup = StepSetup {
+            cfg: &cfg,
+            tasks: &trained.tasks,
+            n_labels: ds.tasks(),
+            weights: &weights,
+        };
+        let grads = |workers: usize| {
+            let mut rngs: Vec<ChaCha8Rng> =
+                (0..workers).map(|_| ChaCha8Rng::seed_from_u64(1)).collect();
+            gradients(&trained.model, &batch, &setup, 1, &mut rngs).unwrap()
+        };
+        let one = grads(1);
+        for workers in [2, 3, 7] {
+            let many = grads(workers);
+            assert!(
+                (one.parts.total - many.parts.total).abs() < 1e-5,
+                "{distill}, {workers} workers: loss {} vs {}",
+                one.parts.total,
+                many.parts.total
+            );
+            for (name, var) in trained.model.params().vars() {
+                let a = one.dense.get(&var).unwrap().flatten_all().unwrap();
+                let b = many.dense.get(&var).unwrap().flatten_all().unwrap();
+                let d = max_rel_diff(&a.to_vec1().unwrap(), &b.to_vec1().unwrap());
+                assert!(d < 1e-4, "{distill}, {workers} workers, {name}: {d}");
+            }
+            assert_eq!(one.sparse.fields.len(), many.sparse.fields.len());
+            for (f, (a, b)) in one
+                .sparse
+                .fields
+                .iter()
+                .zip(&many.sparse.fields)
+                .enumerate()
+            {
+                assert_eq!(a.ids, b.ids, "field {f}");
+                let d = max_rel_diff(&a.grad, &b.grad);
+                assert!(d < 1e-4, "{distill}, {workers} workers, field {f}: {d}");
+            }
+        }
+    }
+}
+
+#[test]
+fn training_with_two_workers_learns_and_is_deterministic() {
+    let tmp = tempfile::tempdir().unwrap();
+    synthetic_set(&tmp.path().join("data"), 4000);
+    let cfg = config(&format!(
+        "{SMALL}workers = 2\n[distill]\nmode = \"crossdistil\"\n"
+    ));
+    let a = fit(
+        &tmp.path().join("data"),
+        &cfg,
+        &tmp.path().join("a"),
+        &FitOptions::default(),
+    )
+    .unwrap();
+    let b = fit(
+        &tmp.path().join("data"),
+        &cfg,
+        &tmp.path().join("b"),
+        &FitOptions::default(),
+    )
+    .unwrap();
+    for t in &a.tasks {
+        assert!(a.test[t].auc.unwrap() > 0.6, "{t}: {:?}", a.test[t]);
+        assert_eq!(a.test[t].auc, b.test[t].auc, "{t}");
+    }
+}

@@ -5,7 +5,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::activation::Activation;
-use crate::backbone::gate::{Gate, stack_experts};
+use crate::backbone::gate::Gate;
 use crate::config::{ConfigError, positive};
 use crate::mlp::{Mlp, MlpConfig};
 use crate::mode::Mode;
@@ -89,7 +89,6 @@ impl Mmoe {
             .iter()
             .map(|e| e.forward(x, mode))
             .collect::<Result<Vec<_>>>()?;
-        let stacked = stack_experts(&outs)?;
-        self.gates.iter().map(|g| g.forward(x, &stacked)).collect()
+        self.gates.iter().map(|g| g.forward(x, &outs)).collect()
     }
 }

@@ -5,7 +5,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::activation::Activation;
-use crate::backbone::gate::{Gate, stack_experts};
+use crate::backbone::gate::Gate;
 use crate::config::{ConfigError, positive};
 use crate::mlp::{Mlp, MlpConfig};
 use crate::mode::Mode;
@@ -151,7 +151,7 @@ impl Ple {
             let mut next = Vec::with_capacity(n_tasks);
             for ((gate, own), u) in level.task_gates.iter().zip(&task_out).zip(&task_in) {
                 let pool: Vec<Tensor> = own.iter().chain(&shared_out).cloned().collect();
-                next.push(gate.forward(u, &stack_experts(&pool)?)?);
+                next.push(gate.forward(u, &pool)?);
             }
             if let Some(gate) = &level.shared_gate {
                 let pool: Vec<Tensor> = task_out
@@ -160,7 +160,7 @@ impl Ple {
                     .chain(&shared_out)
                     .cloned()
                     .collect();
-                shared_in = gate.forward(&shared_in, &stack_experts(&pool)?)?;
+                shared_in = gate.forward(&shared_in, &pool)?;
             }
             task_in = next;
         }

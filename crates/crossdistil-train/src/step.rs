@@ -1,0 +1,239 @@
+//! One optimiser step over a mini-batch, on one core or data-parallel over several.
+//!
+//! With `workers = N > 1`, the batch is cut into N contiguous shards
+//! ([`crossdistil_data::Batch::split`]); each worker thread runs forward and backward of its shard
+//! on the same (shared, read-only) model, its loss scaled by `shard_rows / batch_rows`, so the
+//! summed gradients are those of the whole batch for every row-wise loss (BCE, distillation,
+//! calibration). The gradients are summed in worker order and applied in one update, so a run is
+//! deterministic for a fixed N. The ranking loss forms its pairs inside each shard, as in
+//! data-parallel training elsewhere, so with CrossDistil N workers are not N-fold the same
+//! computation as one.
+
+use candle_core::Tensor;
+use candle_core::backprop::GradStore;
+use crossdistil_data::Batch;
+use crossdistil_model::{Mode, MultiTaskModel, SparseGrads};
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::RunConfig;
+use crate::error::{Result, TrainError};
+use crate::objective::objective;
+use crate::optim::{Adam, global_grad_norm, scale_grads};
+
+/// What a step needs besides the model and the batch.
+pub struct StepSetup<'a> {
+    pub cfg: &'a RunConfig,
+    /// The data set's label indices of the model's tasks.
+    pub tasks: &'a [usize],
+    /// The number of labels in the data set (columns of `Batch::labels`).
+    pub n_labels: usize,
+    /// Loss weight per task.
+    pub weights: &'a [f32],
+}
+
+/// The loss of one step and its parts, summed over the workers (see [`crate::objective::StepLoss`]).
+#[derive(Debug, Clone, Default)]
+pub struct LossParts {
+    /// The weighted objective that was minimised.
+    pub total: f64,
+    pub bce: f64,
+    pub kd: f64,
+    pub rank: f64,
+    pub cal: f64,
+    pub kd_gap: Vec<f64>,
+}
+
+/// The batch's labels of the model's tasks, row-major `[b, T]`.
+pub fn label_rows(batch: &Batch, n_all: usize, tasks: &[usize]) -> Vec<f32> {
+    if tasks.len() == n_all && tasks.iter().enumerate().all(|(i, &t)| i == t) {
+        return batch.labels.clone();
+    }
+    (0..batch.size())
+        .flat_map(|r| tasks.iter().map(move |&t| batch.labels[r * n_all + t]))
+        .collect()
+}
+
+/// One worker's share: its gradients and its loss parts, already scaled.
+struct Share {
+    dense: GradStore,
+    sparse: SparseGrads,
+    parts: LossParts,
+}
+
+/// Forward and backward of one shard at loss scale `scale`.
+fn share(
+    model: &MultiTaskModel,
+    shard: &Batch,
+    scale: f64,
+    setup: &StepSetup<'_>,
+    step: u64,
+    rng: &mut ChaCha8Rng,
+) -> Result<Share> {
+    let n_tasks = setup.tasks.len();
+    let fwd = model.forward(shard, Mode::Train(rng))?;
+    let rows = label_rows(shard, setup.n_labels, setup.tasks);
+    let labels = Tensor::from_slice(&rows, (shard.size(), n_tasks), model.params().device())?;
+    let loss = objective(
+        &fwd,
+        &labels,
+        &rows,
+        setup.weights,
+        model,
+        &setup.cfg.distill,
+        step,
+        rng,
+    )?;
+    let total = if scale == 1.0 {
+        loss.total
+    } else {
+        loss.total.affine(scale, 0.0)?
+    };
+    let value = total.to_scalar::<f32>()? as f64;
+    if !value.is_finite() {
+        return Err(TrainError::Diverged(format!("loss {value} at step {step}")));
+    }
+    let dense = total.backward()?;
+    let sparse = model.input().sparse_grads(&dense, &fwd.gathered)?;
+    Ok(Share {
+        dense,
+        sparse,
+        parts: LossParts {
+            total: value,
+            bce: loss.bce * scale,
+            kd: loss.kd * scale,
+            rank: loss.rank * scale,
+            cal: loss.cal * scale,
+            kd_gap: loss.kd_gap.iter().map(|g| g * scale).collect(),
+        },
+    })
+}
+
+/// Runs `share` on every shard, worker 0 on this thread and the others on their own.
+fn shares(
+    model: &MultiTaskModel,
+    batch: &Batch,
+    setup: &StepSetup<'_>,
+    step: u64,
+    rngs: &mut [ChaCha8Rng],
+) -> Result<Vec<Share>> {
+    if rngs.len() <= 1 || batch.size() < 2 {
+        return Ok(vec![share(model, batch, 1.0, setup, step, &mut rngs[0])?]);
+    }
+    let shards = batch.split(rngs.len());
+    let n = batch.size() as f64;
+    std::thread::scope(|s| {
+        let mut pairs = shards.iter().zip(rngs.iter_mut());
+        let (first, first_rng) = pairs.next().expect("a non-empty batch has a shard");
+        let handles: Vec<_> = pairs
+            .map(|(shard, rng)| {
+                s.spawn(move || share(model, shard, shard.size() as f64 / n, setup, step, rng))
+            })
+            .collect();
+        let mut out = vec![share(
+            model,
+            first,
+            first.size() as f64 / n,
+            setup,
+            step,
+            first_rng,
+        )?];
+        for h in handles {
+            out.push(h.join().map_err(|_| {
+                TrainError::Diverged(format!("a worker thread panicked at step {step}"))
+            })??);
+        }
+        Ok(out)
+    })
+}
+
+/// The gradient of one step: dense parameters, embedding tables, and the loss parts.
+pub struct Gradients {
+    pub dense: GradStore,
+    pub sparse: SparseGrads,
+    pub parts: LossParts,
+}
+
+/// The gradient of the loss of `batch` (the mean over its rows), computed by `rngs.len()`
+/// workers and summed in worker order. `step >= 1` is the number of the step it is for.
+pub fn gradients(
+    model: &MultiTaskModel,
+    batch: &Batch,
+    setup: &StepSetup<'_>,
+    step: u64,
+    rngs: &mut [ChaCha8Rng],
+) -> Result<Gradients> {
+    let vars = model.params().vars();
+    let mut shares = shares(model, batch, setup, step, rngs)?.into_iter();
+    let first = shares.next().expect("at least one share");
+    let (mut dense, mut parts) = (first.dense, first.parts);
+    let mut sparse = vec![first.sparse];
+    for s in shares {
+        for (_, var) in &vars {
+            if let Some(g) = s.dense.get(var) {
+                let sum = match dense.get(var) {
+                    Some(acc) => acc.add(g)?,
+                    None => g.clone(),
+                };
+                dense.insert(var.as_tensor(), sum);
+            }
+        }
+        sparse.push(s.sparse);
+        parts.total += s.parts.total;
+        parts.bce += s.parts.bce;
+        parts.kd += s.parts.kd;
+        parts.rank += s.parts.rank;
+        parts.cal += s.parts.cal;
+        for (a, g) in parts.kd_gap.iter_mut().zip(&s.parts.kd_gap) {
+            *a += g;
+        }
+    }
+    Ok(Gradients {
+        dense,
+        sparse: SparseGrads::sum(sparse),
+        parts,
+    })
+}
+
+/// One optimiser step on `batch`: [`gradients`], clipping over the dense and the table
+/// gradients together, the dense Adam update, then the row-wise update of the tables.
+pub fn train_step(
+    model: &mut MultiTaskModel,
+    adam: &mut Adam,
+    batch: &Batch,
+    setup: &StepSetup<'_>,
+    step: u64,
+    rngs: &mut [ChaCha8Rng],
+) -> Result<LossParts> {
+    let t = &setup.cfg.train;
+    let Gradients {
+        mut dense,
+        mut sparse,
+        parts,
+    } = gradients(model, batch, setup, step, rngs)?;
+    let vars = model.params().vars();
+    if t.grad_clip > 0.0 {
+        let refs: Vec<&candle_core::Var> = vars.iter().map(|(_, v)| v).collect();
+        let d = global_grad_norm(&refs, &dense)?;
+        let norm = (d * d + sparse.sq_norm()).sqrt();
+        if norm > t.grad_clip {
+            let s = t.grad_clip / norm;
+            scale_grads(&refs, &mut dense, s)?;
+            sparse.scale(s as f32);
+        }
+    }
+    let cal_lr = setup.cfg.distill.calibrator_lr;
+    adam.step_with(&vars, &dense, |name| {
+        if name.starts_with("calibrator") {
+            cal_lr
+        } else {
+            t.lr
+        }
+    })?;
+    model.input_mut().update(
+        &sparse,
+        &t.sparse_optimizer,
+        t.embedding_lr.unwrap_or(t.lr),
+        step,
+    )?;
+    Ok(parts)
+}
