@@ -320,7 +320,11 @@ pub fn run_child(a: &RunArgs) -> anyhow::Result<Measurement> {
     let mut eval_rows: Vec<u32> = ds.split_rows(Split::Valid);
     eval_rows.extend(ds.split_rows(Split::Test));
     // The table-size sweep measures training steps only (its ids are remapped per batch).
-    let eval_len = if a.first_table_rows.is_some() { 0 } else { a.eval_rows };
+    let eval_len = if a.first_table_rows.is_some() {
+        0
+    } else {
+        a.eval_rows
+    };
     eval_rows.truncate(eval_len);
     let mut eval = Vec::new();
     for _ in 0..if eval_rows.is_empty() { 0 } else { 3 } {

@@ -24,6 +24,7 @@ pub mod config;
 pub mod distill;
 pub mod error_correction;
 pub mod levels;
+pub mod pairwise;
 pub mod quadruplet;
 pub mod stable;
 

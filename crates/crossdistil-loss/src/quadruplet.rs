@@ -21,7 +21,7 @@
 //! L_aux = sum over level pairs (h, l) of mean_{i in h, j in l} pair_loss(r_i - r_j)
 //! ```
 //!
-//! The pair differences are a broadcast `[n_h, 1] - [1, n_l]`. With `max_pairs > 0` and
+//! Every pair: one fused pass over `n_h x n_l` differences ([`crate::pairwise`]). With `max_pairs > 0` and
 //! `n_h * n_l > max_pairs`, `max_pairs` pairs `(i, j)` are drawn uniformly with replacement from
 //! the `rng` and the mean is over those. The loss sees score differences only: adding a constant
 //! to every score leaves it unchanged (the calibrator's offset `Q` supplies the scale).
@@ -32,6 +32,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
+use crate::pairwise::{PairKind, pair_mean};
 use crate::stable::softplus;
 
 /// Which level pairs the loss orders.
@@ -173,13 +174,15 @@ fn level_pair_loss(
         let s_j = scores.index_select(&Tensor::new(js.as_slice(), dev)?, 0)?;
         s_i.sub(&s_j)?
     } else {
-        let s_h = scores
-            .index_select(&Tensor::new(high, dev)?, 0)?
-            .unsqueeze(1)?;
-        let s_l = scores
-            .index_select(&Tensor::new(low, dev)?, 0)?
-            .unsqueeze(0)?;
-        s_h.broadcast_sub(&s_l)?
+        let s_h = scores.index_select(&Tensor::new(high, dev)?, 0)?;
+        let s_l = scores.index_select(&Tensor::new(low, dev)?, 0)?;
+        let kind = match cfg.kind {
+            RankingKind::Bpr => PairKind::Bpr,
+            RankingKind::Hinge => PairKind::Hinge {
+                margin: cfg.margin as f64,
+            },
+        };
+        return pair_mean(&s_h, &s_l, kind);
     };
     pair_loss(&diff, cfg)?.mean_all()
 }

@@ -1,0 +1,277 @@
+//! The mean pair loss over every (high, low) pair of two score vectors, as one custom op.
+//!
+//! `hi: [n_h]`, `lo: [n_l]` -> the scalar `L = 1/(n_h n_l) sum_{i, j} f(hi_i - lo_j)` with
+//! `f(d) = softplus(-d)` (BPR) or `f(d) = max(0, margin - d)` (hinge). Backward, with
+//! `f'(d) = -sigmoid(-d)` (BPR) or `-[margin - d > 0]` (hinge) and `g` the upstream gradient:
+//!
+//! ```text
+//! dL/dhi_i =  g/(n_h n_l) sum_j f'(hi_i - lo_j)
+//! dL/dlo_j = -g/(n_h n_l) sum_i f'(hi_i - lo_j)
+//! ```
+//!
+//! Composed from candle ops, the same loss materialises the `[n_h, n_l]` difference matrix and
+//! about eight element-wise passes over it, each with its backward; with batches of a thousand
+//! rows that made the ranking loss the largest cost of CrossDistil (docs/performance.md). Here
+//! one pass over the pairs gives the loss and both gradients (kept for the backward pass), in
+//! the scores' precision with sums in f64, and no matrix is ever in memory.
+
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Storage, Tensor};
+
+/// The pair loss `f` of [`pair_mean`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PairKind {
+    /// `softplus(-d)`.
+    Bpr,
+    /// `max(0, margin - d)`.
+    Hinge { margin: f64 },
+}
+
+impl PairKind {
+    /// `(f(d), f'(d))`.
+    #[inline]
+    fn eval(self, d: f64) -> (f64, f64) {
+        match self {
+            PairKind::Bpr => {
+                // softplus(-d) = max(-d, 0) + ln(1 + e^{-|d|}); its derivative is -sigmoid(-d).
+                let e = (-d.abs()).exp();
+                let sp = (-d).max(0.0) + e.ln_1p();
+                let sig_neg = if d >= 0.0 {
+                    e / (1.0 + e)
+                } else {
+                    1.0 / (1.0 + e)
+                };
+                (sp, -sig_neg)
+            }
+            PairKind::Hinge { margin } => {
+                let m = margin - d;
+                if m > 0.0 { (m, -1.0) } else { (0.0, 0.0) }
+            }
+        }
+    }
+}
+
+impl PairKind {
+    /// [`PairKind::eval`] in f32 arithmetic, for f32 scores (the sums stay f64).
+    #[inline]
+    fn eval32(self, d: f32) -> (f32, f32) {
+        match self {
+            PairKind::Bpr => {
+                let e = (-d.abs()).exp();
+                let sp = (-d).max(0.0) + e.ln_1p();
+                let sig_neg = if d >= 0.0 {
+                    e / (1.0 + e)
+                } else {
+                    1.0 / (1.0 + e)
+                };
+                (sp, -sig_neg)
+            }
+            PairKind::Hinge { margin } => {
+                let m = margin as f32 - d;
+                if m > 0.0 { (m, -1.0) } else { (0.0, 0.0) }
+            }
+        }
+    }
+}
+
+/// The op; the forward pass also computes `dL/dhi` and `dL/dlo` for an upstream gradient of 1
+/// (the same pass over the pairs) and keeps them for the backward pass, which only scales them.
+#[derive(Debug)]
+struct PairMean {
+    kind: PairKind,
+    grads: std::sync::Mutex<Option<(Vec<f64>, Vec<f64>)>>,
+}
+
+impl PairMean {
+    /// The mean loss and the gradients of the mean with respect to `hi` and `lo`.
+    fn run(&self, hi: &[f64], lo: &[f64], f32_math: bool) -> (f64, Vec<f64>, Vec<f64>) {
+        let scale = 1.0 / (hi.len() * lo.len()).max(1) as f64;
+        let (mut sum, mut dl) = (0.0f64, vec![0.0f64; lo.len()]);
+        let mut dh = Vec::with_capacity(hi.len());
+        if f32_math {
+            let lo32: Vec<f32> = lo.iter().map(|&x| x as f32).collect();
+            let mut dl32 = vec![0.0f32; lo.len()];
+            for &h in hi {
+                let h = h as f32;
+                let (mut row, mut drow) = (0.0f32, 0.0f32);
+                for (&l, dlj) in lo32.iter().zip(dl32.iter_mut()) {
+                    let (f, d) = self.kind.eval32(h - l);
+                    row += f;
+                    drow += d;
+                    *dlj -= d;
+                }
+                sum += row as f64;
+                dh.push(drow as f64 * scale);
+            }
+            dl.iter_mut()
+                .zip(&dl32)
+                .for_each(|(a, &b)| *a = b as f64 * scale);
+        } else {
+            for &h in hi {
+                let (mut row, mut drow) = (0.0f64, 0.0f64);
+                for (&l, dlj) in lo.iter().zip(dl.iter_mut()) {
+                    let (f, d) = self.kind.eval(h - l);
+                    row += f;
+                    drow += d;
+                    *dlj -= d;
+                }
+                sum += row;
+                dh.push(drow * scale);
+            }
+            dl.iter_mut().for_each(|x| *x *= scale);
+        }
+        (sum * scale, dh, dl)
+    }
+}
+
+/// A storage's contiguous data as f64.
+fn values(s: &CpuStorage, l: &Layout) -> Result<Vec<f64>> {
+    let Some((a, b)) = l.contiguous_offsets() else {
+        candle_core::bail!("pair-mean: the scores must be contiguous");
+    };
+    Ok(match s {
+        CpuStorage::F32(v) => v[a..b].iter().map(|&x| x as f64).collect(),
+        CpuStorage::F64(v) => v[a..b].to_vec(),
+        _ => candle_core::bail!("pair-mean: the scores must be f32 or f64"),
+    })
+}
+
+fn tensor_values(t: &Tensor) -> Result<Vec<f64>> {
+    let t = t.contiguous()?;
+    let (s, l) = t.storage_and_layout();
+    match &*s {
+        Storage::Cpu(c) => values(c, l),
+        _ => candle_core::bail!("pair-mean runs on the CPU"),
+    }
+}
+
+impl CustomOp2 for PairMean {
+    fn name(&self) -> &'static str {
+        "pair-mean"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (hi, lo) = (values(s1, l1)?, values(s2, l2)?);
+        let f32_math = matches!(s1, CpuStorage::F32(_));
+        let (mean, dh, dl) = self.run(&hi, &lo, f32_math);
+        *self.grads.lock().expect("no panics while held") = Some((dh, dl));
+        let out = if f32_math {
+            CpuStorage::F32(vec![mean as f32])
+        } else {
+            CpuStorage::F64(vec![mean])
+        };
+        Ok((out, Shape::from(())))
+    }
+
+    fn bwd(
+        &self,
+        hi: &Tensor,
+        lo: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let kept = self.grads.lock().expect("no panics while held").take();
+        let (dh, dl) = match kept {
+            Some(g) => g,
+            None => {
+                let (h, l) = (tensor_values(hi)?, tensor_values(lo)?);
+                let (_, dh, dl) = self.run(&h, &l, hi.dtype() == DType::F32);
+                (dh, dl)
+            }
+        };
+        let g = tensor_values(grad)?[0];
+        let out = |v: Vec<f64>, like: &Tensor| -> Result<Tensor> {
+            let n = v.len();
+            Tensor::from_vec(
+                v.into_iter().map(|x| x * g).collect::<Vec<_>>(),
+                n,
+                like.device(),
+            )?
+            .to_dtype(like.dtype())
+        };
+        Ok((Some(out(dh, hi)?), Some(out(dl, lo)?)))
+    }
+}
+
+/// The mean of `kind` over every pair `(hi_i, lo_j)`: `hi: [n_h]`, `lo: [n_l]` (f32 or f64) ->
+/// a scalar of their dtype. See the module documentation for the formula and its gradient.
+pub fn pair_mean(hi: &Tensor, lo: &Tensor, kind: PairKind) -> Result<Tensor> {
+    if hi.dtype() != lo.dtype() || !matches!(hi.dtype(), DType::F32 | DType::F64) {
+        candle_core::bail!("pair-mean: both score vectors must be f32, or both f64");
+    }
+    let op = PairMean {
+        kind,
+        grads: std::sync::Mutex::new(None),
+    };
+    hi.contiguous()?.apply_op2(&lo.contiguous()?, op)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stable::softplus;
+    use candle_core::{Device, Var};
+
+    /// The same loss composed from candle ops: `mean f(hi[:, None] - lo[None, :])`.
+    fn composed(hi: &Tensor, lo: &Tensor, kind: PairKind) -> Tensor {
+        let d = hi
+            .unsqueeze(1)
+            .unwrap()
+            .broadcast_sub(&lo.unsqueeze(0).unwrap())
+            .unwrap();
+        let f = match kind {
+            PairKind::Bpr => softplus(&d.neg().unwrap()).unwrap(),
+            PairKind::Hinge { margin } => d.affine(-1.0, margin).unwrap().relu().unwrap(),
+        };
+        f.mean_all().unwrap()
+    }
+
+    #[test]
+    fn equals_the_composed_loss_and_its_gradients() {
+        let dev = Device::Cpu;
+        let hi: Vec<f32> = (0..23).map(|i| ((i as f32) * 0.77).sin() * 3.0).collect();
+        let lo: Vec<f32> = (0..17)
+            .map(|i| ((i as f32) * 1.31).cos() * 3.0 - 0.4)
+            .collect();
+        for kind in [PairKind::Bpr, PairKind::Hinge { margin: 0.5 }] {
+            let (h, l) = (
+                Var::from_slice(&hi, 23, &dev).unwrap(),
+                Var::from_slice(&lo, 17, &dev).unwrap(),
+            );
+            let fused = pair_mean(h.as_tensor(), l.as_tensor(), kind).unwrap();
+            let plain = composed(h.as_tensor(), l.as_tensor(), kind);
+            let (a, b) = (
+                fused.to_scalar::<f32>().unwrap(),
+                plain.to_scalar::<f32>().unwrap(),
+            );
+            assert!((a - b).abs() < 1e-5, "{kind:?}: {a} vs {b}");
+            let (gf, gp) = (fused.backward().unwrap(), plain.backward().unwrap());
+            for v in [&h, &l] {
+                let x: Vec<f32> = gf.get(v).unwrap().to_vec1().unwrap();
+                let y: Vec<f32> = gp.get(v).unwrap().to_vec1().unwrap();
+                for (x, y) in x.iter().zip(&y) {
+                    assert!((x - y).abs() < 1e-6, "{kind:?}: gradient {x} vs {y}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn huge_differences_stay_finite() {
+        let dev = Device::Cpu;
+        let h = Var::new(&[500.0f32, -500.0], &dev).unwrap();
+        let l = Tensor::new(&[-500.0f32, 500.0], &dev).unwrap();
+        let loss = pair_mean(h.as_tensor(), &l, PairKind::Bpr).unwrap();
+        // Pairs d = 1000, 0, 0, -1000: (0 + ln 2 + ln 2 + 1000) / 4.
+        let v = loss.to_scalar::<f32>().unwrap();
+        let want = (2.0 * 2f32.ln() + 1000.0) / 4.0;
+        assert!((v - want).abs() < 1e-3, "{v} vs {want}");
+        let g: Vec<f32> = loss.backward().unwrap().get(&h).unwrap().to_vec1().unwrap();
+        assert!(g.iter().all(|x| x.is_finite()));
+    }
+}
