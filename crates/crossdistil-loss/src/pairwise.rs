@@ -26,51 +26,102 @@ pub enum PairKind {
     Hinge { margin: f64 },
 }
 
+/// The float operations the pair loss needs, in the scores' own precision.
+trait Real:
+    Copy
+    + PartialOrd
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Div<Output = Self>
+    + std::ops::Neg<Output = Self>
+    + std::ops::AddAssign
+    + std::ops::SubAssign
+{
+    const ZERO: Self;
+    const ONE: Self;
+    fn from_f64(x: f64) -> Self;
+    fn to_f64(self) -> f64;
+    fn exp(self) -> Self;
+    fn ln_1p(self) -> Self;
+    fn abs(self) -> Self;
+}
+
+macro_rules! real {
+    ($t:ty) => {
+        impl Real for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            fn from_f64(x: f64) -> Self {
+                x as $t
+            }
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            fn ln_1p(self) -> Self {
+                <$t>::ln_1p(self)
+            }
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+        }
+    };
+}
+real!(f32);
+real!(f64);
+
 impl PairKind {
     /// `(f(d), f'(d))`.
     #[inline]
-    fn eval(self, d: f64) -> (f64, f64) {
+    fn eval<T: Real>(self, d: T) -> (T, T) {
         match self {
             PairKind::Bpr => {
                 // softplus(-d) = max(-d, 0) + ln(1 + e^{-|d|}); its derivative is -sigmoid(-d).
                 let e = (-d.abs()).exp();
-                let sp = (-d).max(0.0) + e.ln_1p();
-                let sig_neg = if d >= 0.0 {
-                    e / (1.0 + e)
+                let relu = if -d > T::ZERO { -d } else { T::ZERO };
+                let sig_neg = if d >= T::ZERO {
+                    e / (T::ONE + e)
                 } else {
-                    1.0 / (1.0 + e)
+                    T::ONE / (T::ONE + e)
                 };
-                (sp, -sig_neg)
+                (relu + e.ln_1p(), -sig_neg)
             }
             PairKind::Hinge { margin } => {
-                let m = margin - d;
-                if m > 0.0 { (m, -1.0) } else { (0.0, 0.0) }
+                let m = T::from_f64(margin) - d;
+                if m > T::ZERO {
+                    (m, -T::ONE)
+                } else {
+                    (T::ZERO, T::ZERO)
+                }
             }
         }
     }
 }
 
-impl PairKind {
-    /// [`PairKind::eval`] in f32 arithmetic, for f32 scores (the sums stay f64).
-    #[inline]
-    fn eval32(self, d: f32) -> (f32, f32) {
-        match self {
-            PairKind::Bpr => {
-                let e = (-d.abs()).exp();
-                let sp = (-d).max(0.0) + e.ln_1p();
-                let sig_neg = if d >= 0.0 {
-                    e / (1.0 + e)
-                } else {
-                    1.0 / (1.0 + e)
-                };
-                (sp, -sig_neg)
-            }
-            PairKind::Hinge { margin } => {
-                let m = margin as f32 - d;
-                if m > 0.0 { (m, -1.0) } else { (0.0, 0.0) }
-            }
+/// The mean loss over all pairs and its gradients with respect to `hi` and `lo`, computed in
+/// `T` with one row sum per `hi` in `T` and the totals in f64.
+fn pass<T: Real>(kind: PairKind, hi: &[f64], lo: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
+    let scale = 1.0 / (hi.len() * lo.len()).max(1) as f64;
+    let lo_t: Vec<T> = lo.iter().map(|&x| T::from_f64(x)).collect();
+    let mut dl = vec![T::ZERO; lo.len()];
+    let mut dh = Vec::with_capacity(hi.len());
+    let mut sum = 0.0f64;
+    for &h in hi {
+        let h = T::from_f64(h);
+        let (mut row, mut drow) = (T::ZERO, T::ZERO);
+        for (&l, dlj) in lo_t.iter().zip(dl.iter_mut()) {
+            let (f, d) = kind.eval(h - l);
+            row += f;
+            drow += d;
+            *dlj -= d;
         }
+        sum += row.to_f64();
+        dh.push(drow.to_f64() * scale);
     }
+    let dl = dl.into_iter().map(|x| x.to_f64() * scale).collect();
+    (sum * scale, dh, dl)
 }
 
 /// The op; the forward pass also computes `dL/dhi` and `dL/dlo` for an upstream gradient of 1
@@ -84,42 +135,11 @@ struct PairMean {
 impl PairMean {
     /// The mean loss and the gradients of the mean with respect to `hi` and `lo`.
     fn run(&self, hi: &[f64], lo: &[f64], f32_math: bool) -> (f64, Vec<f64>, Vec<f64>) {
-        let scale = 1.0 / (hi.len() * lo.len()).max(1) as f64;
-        let (mut sum, mut dl) = (0.0f64, vec![0.0f64; lo.len()]);
-        let mut dh = Vec::with_capacity(hi.len());
         if f32_math {
-            let lo32: Vec<f32> = lo.iter().map(|&x| x as f32).collect();
-            let mut dl32 = vec![0.0f32; lo.len()];
-            for &h in hi {
-                let h = h as f32;
-                let (mut row, mut drow) = (0.0f32, 0.0f32);
-                for (&l, dlj) in lo32.iter().zip(dl32.iter_mut()) {
-                    let (f, d) = self.kind.eval32(h - l);
-                    row += f;
-                    drow += d;
-                    *dlj -= d;
-                }
-                sum += row as f64;
-                dh.push(drow as f64 * scale);
-            }
-            dl.iter_mut()
-                .zip(&dl32)
-                .for_each(|(a, &b)| *a = b as f64 * scale);
+            pass::<f32>(self.kind, hi, lo)
         } else {
-            for &h in hi {
-                let (mut row, mut drow) = (0.0f64, 0.0f64);
-                for (&l, dlj) in lo.iter().zip(dl.iter_mut()) {
-                    let (f, d) = self.kind.eval(h - l);
-                    row += f;
-                    drow += d;
-                    *dlj -= d;
-                }
-                sum += row;
-                dh.push(drow * scale);
-            }
-            dl.iter_mut().for_each(|x| *x *= scale);
+            pass::<f64>(self.kind, hi, lo)
         }
-        (sum * scale, dh, dl)
     }
 }
 
