@@ -198,6 +198,22 @@ struct Built {
     cfg: RunConfig,
     model: MultiTaskModel,
     tasks: Vec<usize>,
+    weights: Vec<f32>,
+}
+
+/// The step setup of a built model over `ds`.
+fn setup<'a>(
+    cfg: &'a RunConfig,
+    tasks: &'a [usize],
+    weights: &'a [f32],
+    ds: &Dataset,
+) -> StepSetup<'a> {
+    StepSetup {
+        cfg,
+        tasks,
+        n_labels: ds.tasks(),
+        weights,
+    }
 }
 
 fn build(a: &RunArgs, ds: &Dataset) -> anyhow::Result<Built> {
@@ -214,7 +230,13 @@ fn build(a: &RunArgs, ds: &Dataset) -> anyhow::Result<Built> {
     if cfg.distill.needs_teachers() {
         model = model.with_teachers(&cfg.distill.teacher, cfg.train.seed)?;
     }
-    Ok(Built { cfg, model, tasks })
+    let weights = cfg.task_weights(tasks.len());
+    Ok(Built {
+        cfg,
+        model,
+        tasks,
+        weights,
+    })
 }
 
 /// The model's weights (no optimiser state), for the peer.
@@ -247,6 +269,7 @@ pub fn run_child(a: &RunArgs) -> anyhow::Result<Measurement> {
         cfg,
         mut model,
         tasks,
+        weights,
     } = build(a, &ds)?;
     if let Some(p) = &a.export_init {
         export_weights(&model, p)?;
@@ -266,13 +289,7 @@ pub fn run_child(a: &RunArgs) -> anyhow::Result<Measurement> {
         });
     }
     let mut opt = adam(&cfg);
-    let weights = cfg.task_weights(tasks.len());
-    let setup = StepSetup {
-        cfg: &cfg,
-        tasks: &tasks,
-        n_labels: ds.tasks(),
-        weights: &weights,
-    };
+    let setup = setup(&cfg, &tasks, &weights, &ds);
     let train_rows = ds.split_rows(Split::Train);
     let ns = ds.sparse.len();
     let total_steps = a.warmup_steps + a.window_steps * a.windows;
@@ -363,6 +380,7 @@ pub fn parity_child(a: &RunArgs, dir: &Path) -> anyhow::Result<Parity> {
         cfg,
         mut model,
         tasks,
+        weights,
     } = build(a, &ds)?;
     std::fs::create_dir_all(dir)?;
     export_weights(&model, &dir.join("init.safetensors"))?;
@@ -384,13 +402,7 @@ pub fn parity_child(a: &RunArgs, dir: &Path) -> anyhow::Result<Parity> {
         Tensor::from_slice(&labels, (b, tasks.len()), &Device::Cpu)?,
     );
     save_tensors(&dir.join("batch.safetensors"), &t)?;
-    let weights = cfg.task_weights(tasks.len());
-    let setup = StepSetup {
-        cfg: &cfg,
-        tasks: &tasks,
-        n_labels: ds.tasks(),
-        weights: &weights,
-    };
+    let setup = setup(&cfg, &tasks, &weights, &ds);
     let mut rngs = worker_rngs(cfg.train.seed, 0, 1);
     let mut opt = adam(&cfg);
     let before = train_step(&mut model, &mut opt, &batch, &setup, 1, &mut rngs)?;
