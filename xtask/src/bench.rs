@@ -324,7 +324,7 @@ pub fn run_child(a: &RunArgs) -> anyhow::Result<Measurement> {
                 window_rows = 0;
             } else if step > a.warmup_steps {
                 window_rows += batch.size();
-                if (step - a.warmup_steps) % a.window_steps == 0 {
+                if (step - a.warmup_steps).is_multiple_of(a.window_steps) {
                     windows.push(window_rows as f64 / window_start.elapsed().as_secs_f64());
                     window_start = Instant::now();
                     window_rows = 0;

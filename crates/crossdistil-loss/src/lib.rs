@@ -23,6 +23,7 @@ pub mod calibration;
 pub mod config;
 pub mod distill;
 pub mod error_correction;
+pub mod fast_math;
 pub mod levels;
 pub mod pairwise;
 pub mod quadruplet;

@@ -1,169 +1,77 @@
-//! A bias add fused with ReLU (or nothing), with a hand-written backward.
+//! The bias add and activation of a fully connected layer, forward and backward, on rows of
+//! plain `f32` data; the kernels of [`crate::fused_linear`].
 //!
-//! `y = act(z + b)` for `z: [n, h]` (contiguous), `b: [h]`, `act` ReLU or the identity.
-//! Backward, in one pass over the rows: `dz = g * act'(z + b)` (for ReLU `g * [y > 0]`) and
-//! `db = sum_rows dz`. candle composes the same from `broadcast_add` and `relu`: several
-//! full passes and allocations, and a strided reduction over the batch for the bias gradient,
-//! which the profile in docs/performance.md shows as a large share of a step.
+//! Forward, in place: `y = act(z + b)` for `z: [n, h]` row-major and `b: [h]`, `act` ReLU or the
+//! identity. Backward, in one pass over the rows: `dz = g * act'(z + b)` (for ReLU `g * [y > 0]`)
+//! and `db = sum_rows dz`. candle composes the same from `broadcast_add` and `relu`: several full
+//! passes and allocations, and a strided reduction over the batch for the bias gradient, which
+//! the profile in docs/performance.md showed as a large share of a step.
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor};
-
-/// The custom op; see the module documentation.
-#[derive(Debug, Clone, Copy)]
-struct BiasAct {
-    relu: bool,
-}
-
-/// The contiguous `f32` data of a CPU storage under `layout`.
-fn slice<'a>(s: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        candle_core::bail!("bias-act: {what} must be f32");
-    };
-    match layout.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle_core::bail!("bias-act: {what} must be contiguous"),
-    }
-}
-
-/// Runs `f` on the contiguous `f32` data of `t` (made contiguous first if needed).
-fn with_data<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
-    let t = t.contiguous()?;
-    let (storage, layout) = t.storage_and_layout();
-    match &*storage {
-        Storage::Cpu(s) => f(slice(s, layout, "data")?),
-        _ => candle_core::bail!("bias-act runs on the CPU"),
-    }
-}
-
-impl CustomOp2 for BiasAct {
-    fn name(&self) -> &'static str {
-        if self.relu { "bias-relu" } else { "bias-add" }
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let z = slice(s1, l1, "input")?;
-        let b = slice(s2, l2, "bias")?;
-        let h = b.len();
-        if l1.dims().last() != Some(&h) {
-            candle_core::bail!("bias-act: input {:?} and bias [{h}]", l1.dims());
-        }
-        let mut y = Vec::with_capacity(z.len());
-        for row in z.chunks_exact(h) {
-            if self.relu {
-                // `v <= 0` is false for NaN: a NaN stays visible instead of becoming 0.
-                y.extend(row.iter().zip(b).map(|(z, b)| {
-                    let v = z + b;
-                    if v <= 0.0 { 0.0 } else { v }
-                }));
-            } else {
-                y.extend(row.iter().zip(b).map(|(z, b)| z + b));
+/// `z <- act(z + b)` row by row; `z: [n, h]` row-major, `b: [h]`.
+///
+/// ReLU keeps NaN visible (`v <= 0` is false for NaN) instead of turning it into 0.
+pub fn forward_rows(z: &mut [f32], b: &[f32], relu: bool) {
+    let h = b.len();
+    for row in z.chunks_exact_mut(h) {
+        let row = &mut row[..h];
+        if relu {
+            for (v, b) in row.iter_mut().zip(b) {
+                let s = *v + b;
+                *v = if s <= 0.0 { 0.0 } else { s };
             }
+        } else {
+            row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
         }
-        Ok((CpuStorage::F32(y), l1.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        z: &Tensor,
-        b: &Tensor,
-        res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let h = b.elem_count();
-        let mut db = vec![0.0f32; h];
-        let dz = with_data(grad, |g| {
-            if !self.relu {
-                for row in g.chunks_exact(h) {
-                    db.iter_mut().zip(row).for_each(|(d, g)| *d += g);
-                }
-                return Ok(g.to_vec());
-            }
-            with_data(res, |y| {
-                let mut dz = vec![0.0f32; g.len()];
-                for ((dr, gr), yr) in dz
-                    .chunks_exact_mut(h)
-                    .zip(g.chunks_exact(h))
-                    .zip(y.chunks_exact(h))
-                {
-                    // Equal lengths, no branches: the loop vectorises.
-                    let (dr, gr, yr, db) = (&mut dr[..h], &gr[..h], &yr[..h], &mut db[..h]);
-                    for j in 0..h {
-                        let v = if yr[j] > 0.0 { gr[j] } else { 0.0 };
-                        dr[j] = v;
-                        db[j] += v;
-                    }
-                }
-                Ok(dz)
-            })
-        })?;
-        Ok((
-            Some(Tensor::from_vec(dz, z.shape(), z.device())?),
-            Some(Tensor::from_vec(db, b.shape(), b.device())?),
-        ))
     }
 }
 
-/// `relu(z + b)` (or `z + b` with `relu = false`): `z [n, h]`, `b [h]` -> `[n, h]`.
-pub fn bias_act(z: &Tensor, b: &Tensor, relu: bool) -> Result<Tensor> {
-    z.contiguous()?.apply_op2(b, BiasAct { relu })
+/// `(dz, db)` for the upstream gradient `g: [n, h]` and the forward output `y: [n, h]`
+/// (only read with `relu`): `dz = g * [y > 0]` (ReLU) or `g`, `db = sum_rows dz`.
+pub fn backward_rows(g: &[f32], y: &[f32], h: usize, relu: bool) -> (Vec<f32>, Vec<f32>) {
+    let mut db = vec![0.0f32; h];
+    let mut dz = g.to_vec();
+    if !relu {
+        for row in dz.chunks_exact(h) {
+            db.iter_mut().zip(row).for_each(|(d, g)| *d += g);
+        }
+        return (dz, db);
+    }
+    for (dr, yr) in dz.chunks_exact_mut(h).zip(y.chunks_exact(h)) {
+        // Equal lengths and a bit mask instead of a branch (`y > 0` is random across a layer,
+        // so a branch mispredicts): the loop vectorises.
+        let (dr, yr, db) = (&mut dr[..h], &yr[..h], &mut db[..h]);
+        for j in 0..h {
+            let keep = ((yr[j] > 0.0) as u32).wrapping_neg();
+            let v = f32::from_bits(dr[j].to_bits() & keep);
+            dr[j] = v;
+            db[j] += v;
+        }
+    }
+    (dz, db)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
-    use rand::{Rng, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
-
-    fn random(shape: &[usize], rng: &mut ChaCha8Rng) -> Vec<f32> {
-        (0..shape.iter().product::<usize>())
-            .map(|_| rng.random::<f32>() * 2.0 - 1.0)
-            .collect()
-    }
-
-    /// Values and gradients equal candle's own `relu(z.broadcast_add(b))`.
-    #[test]
-    fn matches_candles_composition_forward_and_backward() {
-        let dev = Device::Cpu;
-        let mut rng = ChaCha8Rng::seed_from_u64(5);
-        let (n, h) = (37, 11);
-        for relu in [true, false] {
-            let z = Var::from_vec(random(&[n, h], &mut rng), (n, h), &dev).unwrap();
-            let b = Var::from_vec(random(&[h], &mut rng), h, &dev).unwrap();
-            // A weighting that makes every output's gradient different.
-            let r = Tensor::from_vec(random(&[n, h], &mut rng), (n, h), &dev).unwrap();
-            let fused = bias_act(z.as_tensor(), b.as_tensor(), relu).unwrap();
-            let plain = {
-                let s = z.as_tensor().broadcast_add(b.as_tensor()).unwrap();
-                if relu { s.relu().unwrap() } else { s }
-            };
-            let close = |a: &Tensor, c: &Tensor| {
-                let d = (a - c).unwrap().abs().unwrap().max_all().unwrap();
-                d.to_scalar::<f32>().unwrap()
-            };
-            assert!(close(&fused, &plain) < 1e-6, "relu={relu}: values");
-            let gf = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
-            let gp = (plain * &r).unwrap().sum_all().unwrap().backward().unwrap();
-            for (name, v) in [("z", &z), ("b", &b)] {
-                let (a, c) = (gf.get(v).unwrap(), gp.get(v).unwrap());
-                assert!(close(a, c) < 1e-5, "relu={relu}: gradient of {name}");
-            }
-        }
-    }
 
     #[test]
     fn relu_keeps_nan_visible() {
-        let dev = Device::Cpu;
-        let z = Tensor::new(&[[f32::NAN, -1.0, 2.0]], &dev).unwrap();
-        let b = Tensor::new(&[0.0f32, 0.0, 0.5], &dev).unwrap();
-        let y = bias_act(&z, &b, true).unwrap().to_vec2::<f32>().unwrap();
-        assert!(y[0][0].is_nan());
-        assert_eq!(&y[0][1..], &[0.0, 2.5]);
+        let mut z = vec![f32::NAN, -1.0, 2.0];
+        forward_rows(&mut z, &[0.0, 0.0, 0.5], true);
+        assert!(z[0].is_nan());
+        assert_eq!(&z[1..], &[0.0, 2.5]);
+    }
+
+    /// A hand count: two rows of three units.
+    #[test]
+    fn backward_masks_by_the_output_and_sums_the_rows() {
+        let g = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let y = [0.5, 0.0, 1.0, 0.0, 2.0, 0.0];
+        let (dz, db) = backward_rows(&g, &y, 3, true);
+        assert_eq!(dz, vec![1.0, 0.0, 3.0, 0.0, 5.0, 0.0]);
+        assert_eq!(db, vec![1.0, 5.0, 3.0]);
+        let (dz, db) = backward_rows(&g, &y, 3, false);
+        assert_eq!(dz, g.to_vec());
+        assert_eq!(db, vec![5.0, 7.0, 9.0]);
     }
 }

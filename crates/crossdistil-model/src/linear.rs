@@ -4,7 +4,7 @@ use candle_core::{Result, Tensor, Var};
 use rand_chacha::ChaCha8Rng;
 
 use crate::activation::Activation;
-use crate::bias_act::bias_act;
+use crate::fused_linear::linear;
 use crate::init::Init;
 use crate::params::ParamStore;
 
@@ -36,17 +36,16 @@ impl Linear {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        bias_act(&x.matmul(&self.weight.t()?)?, &self.bias, false)
+        linear(x, &self.weight, &self.bias, false)
     }
 
-    /// `act(x W^T + b)`; ReLU and the identity are fused with the bias add
-    /// ([`crate::bias_act`]), other activations follow it.
+    /// `act(x W^T + b)`; ReLU and the identity are part of the fused layer
+    /// ([`crate::fused_linear`]), other activations follow it.
     pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
-        let z = x.matmul(&self.weight.t()?)?;
         match act {
-            Activation::Relu => bias_act(&z, &self.bias, true),
-            Activation::Identity => bias_act(&z, &self.bias, false),
-            other => other.apply(&bias_act(&z, &self.bias, false)?),
+            Activation::Relu => linear(x, &self.weight, &self.bias, true),
+            Activation::Identity => self.forward(x),
+            other => other.apply(&self.forward(x)?),
         }
     }
 }

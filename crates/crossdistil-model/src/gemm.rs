@@ -1,0 +1,151 @@
+//! Matrix products of strided `f32` views into a caller's buffer, through the `gemm` crate (the
+//! kernels behind candle's CPU matmul). [`crate::fused_linear`] uses it to compute a layer's
+//! products without candle's transposes, copies and zero-filled outputs.
+
+use gemm::Parallelism;
+
+/// A read-only strided matrix: element `(i, j)` is `data[i * rs + j * cs]`.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> View<'a> {
+    /// A row-major contiguous `[rows, cols]` matrix.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        View {
+            data,
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        }
+    }
+
+    /// The transpose: the same data, rows and columns swapped.
+    pub fn t(self) -> Self {
+        View {
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+
+    /// Whether every element lies inside `data`.
+    fn in_bounds(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// `out = a b` for `a: [m, k]`, `b: [k, n]` and `out: [m, n]` row-major; with `accumulate`,
+/// `out += a b`.
+///
+/// # Panics
+/// When the shapes do not agree or a view reaches outside its data: both are bugs of the
+/// caller, which checks its inputs' shapes first.
+pub fn matmul_into(out: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "gemm: inner dimensions {k} and {}", b.rows);
+    assert_eq!(
+        out.len(),
+        m * n,
+        "gemm: output of {} for [{m}, {n}]",
+        out.len()
+    );
+    assert!(
+        a.in_bounds() && b.in_bounds(),
+        "gemm: a view reaches outside its data"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    let threads = candle_core::utils::get_num_threads();
+    let parallelism = if threads > 1 {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
+    // SAFETY: the asserts above keep every index the kernel forms, `i * rs + j * cs` for
+    // `i < rows` and `j < cols` of each view (and of `out`, row-major `[m, n]`), inside its
+    // slice; `out` is borrowed mutably, so it overlaps neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hand count, and the transposed views of the same data.
+    #[test]
+    fn products_of_plain_and_transposed_views() {
+        let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]; // [[1, 2, 3], [4, 5, 6]]
+        let b = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0]; // [[1, 0], [0, 1], [1, 1]]
+        let mut out = vec![0.0; 4];
+        matmul_into(
+            &mut out,
+            View::row_major(&a, 2, 3),
+            View::row_major(&b, 3, 2),
+            false,
+        );
+        assert_eq!(out, vec![4.0, 5.0, 10.0, 11.0]);
+        // a^T a: [3, 3].
+        let mut ata = vec![0.0; 9];
+        let av = View::row_major(&a, 2, 3);
+        matmul_into(&mut ata, av.t(), av, false);
+        assert_eq!(
+            ata,
+            vec![17.0, 22.0, 27.0, 22.0, 29.0, 36.0, 27.0, 36.0, 45.0]
+        );
+        // Accumulating adds to what is there.
+        matmul_into(
+            &mut out,
+            View::row_major(&a, 2, 3),
+            View::row_major(&b, 3, 2),
+            true,
+        );
+        assert_eq!(out, vec![8.0, 10.0, 20.0, 22.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "inner dimensions")]
+    fn refuses_mismatched_shapes() {
+        let a = [0.0; 6];
+        let mut out = vec![0.0; 4];
+        matmul_into(
+            &mut out,
+            View::row_major(&a, 2, 3),
+            View::row_major(&a, 2, 3),
+            false,
+        );
+    }
+}
