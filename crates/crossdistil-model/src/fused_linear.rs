@@ -16,61 +16,16 @@
 //! layer is one node of the graph: its products read the weight in place through strides
 //! ([`crate::gemm`]), and only `dx`, `dW` and `db` go back to candle.
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 use crate::bias_act::{backward_rows, forward_rows};
+use crate::cpu_data::{contiguous, view, with_cpu, with_rows};
 use crate::gemm::{View, matmul_into};
 
 /// The custom op; see the module documentation.
 #[derive(Debug, Clone, Copy)]
 struct FusedLinear {
     relu: bool,
-}
-
-/// The `f32` matrix of a CPU storage under a 2-D `layout`, as a strided view.
-fn view<'a>(s: &'a CpuStorage, layout: &Layout, what: &str) -> Result<View<'a>> {
-    let CpuStorage::F32(v) = s else {
-        candle_core::bail!("linear: the {what} must be f32");
-    };
-    let (&[rows, cols], &[rs, cs]) = (layout.dims(), layout.stride()) else {
-        candle_core::bail!(
-            "linear: the {what} must be a matrix, not {:?}",
-            layout.dims()
-        );
-    };
-    Ok(View {
-        data: &v[layout.start_offset()..],
-        rows,
-        cols,
-        rs,
-        cs,
-    })
-}
-
-/// The contiguous `f32` data of a vector.
-fn vector<'a>(s: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    match (s, layout.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) if layout.dims().len() == 1 => Ok(&v[a..b]),
-        _ => candle_core::bail!("linear: the {what} must be a contiguous f32 vector"),
-    }
-}
-
-/// Runs `f` on the CPU storage and layout of `t`.
-fn with_cpu<R>(t: &Tensor, f: impl FnOnce(&CpuStorage, &Layout) -> Result<R>) -> Result<R> {
-    let (storage, layout) = t.storage_and_layout();
-    match &*storage {
-        Storage::Cpu(s) => f(s, layout),
-        _ => candle_core::bail!("linear: the fused layer runs on the CPU"),
-    }
-}
-
-/// Runs `f` on the row-major data of `t`, made contiguous first if needed.
-fn with_rows<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
-    let t = t.contiguous()?;
-    with_cpu(&t, |s, l| match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => f(&v[a..b]),
-        _ => candle_core::bail!("linear: gradients must be f32"),
-    })
 }
 
 impl CustomOp3 for FusedLinear {
@@ -89,7 +44,7 @@ impl CustomOp3 for FusedLinear {
     ) -> Result<(CpuStorage, Shape)> {
         let x = view(s1, l1, "input")?;
         let w = view(s2, l2, "weight")?;
-        let b = vector(s3, l3, "bias")?;
+        let b = contiguous(s3, l3, "bias")?;
         if x.cols != w.cols || w.rows != b.len() {
             candle_core::bail!(
                 "linear: input [{}, {}], weight [{}, {}] and bias [{}] do not fit",
@@ -115,8 +70,8 @@ impl CustomOp3 for FusedLinear {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (n, o) = y.dims2()?;
-        let (dz, db) = with_rows(grad, |g| {
-            with_rows(y, |y| Ok(backward_rows(g, y, o, self.relu)))
+        let (dz, db) = with_rows(grad, "gradient", |g| {
+            with_rows(y, "output", |y| Ok(backward_rows(g, y, o, self.relu)))
         })?;
         let dzv = View::row_major(&dz, n, o);
         let dx = with_cpu(w, |s, l| {

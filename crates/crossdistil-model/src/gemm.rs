@@ -52,12 +52,32 @@ impl<'a> View<'a> {
 /// When the shapes do not agree or a view reaches outside its data: both are bugs of the
 /// caller, which checks its inputs' shapes first.
 pub fn matmul_into(out: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert_eq!(b.rows, k, "gemm: inner dimensions {k} and {}", b.rows);
     assert_eq!(
         out.len(),
-        m * n,
-        "gemm: output of {} for [{m}, {n}]",
+        a.rows * b.cols,
+        "gemm: output of {} for [{}, {}]",
+        out.len(),
+        a.rows,
+        b.cols
+    );
+    matmul_rows_into(out, b.cols, a, b, accumulate);
+}
+
+/// [`matmul_into`] for an output whose rows lie `out_rs` apart (`out_rs >= n`): row `i` of the
+/// product goes to `out[i * out_rs..i * out_rs + n]`, the rest of `out` is left alone. Writes a
+/// column block of a wider matrix.
+pub fn matmul_rows_into(
+    out: &mut [f32],
+    out_rs: usize,
+    a: View<'_>,
+    b: View<'_>,
+    accumulate: bool,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "gemm: inner dimensions {k} and {}", b.rows);
+    assert!(
+        out_rs >= n && (m == 0 || n == 0 || (m - 1) * out_rs + n <= out.len()),
+        "gemm: output of {} with row stride {out_rs} for [{m}, {n}]",
         out.len()
     );
     assert!(
@@ -73,9 +93,9 @@ pub fn matmul_into(out: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool) 
     } else {
         Parallelism::None
     };
-    // SAFETY: the asserts above keep every index the kernel forms, `i * rs + j * cs` for
-    // `i < rows` and `j < cols` of each view (and of `out`, row-major `[m, n]`), inside its
-    // slice; `out` is borrowed mutably, so it overlaps neither input.
+    // SAFETY: the asserts above keep every index the kernel forms inside its slice: `i * rs +
+    // j * cs` for `i < rows` and `j < cols` of each view, and `i * out_rs + j` for `i < m`,
+    // `j < n` of `out`; `out` is borrowed mutably, so it overlaps neither input.
     unsafe {
         gemm::gemm(
             m,
@@ -83,7 +103,7 @@ pub fn matmul_into(out: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool) 
             k,
             out.as_mut_ptr(),
             1,
-            n as isize,
+            out_rs as isize,
             accumulate,
             a.data.as_ptr(),
             a.cs as isize,
@@ -136,11 +156,27 @@ mod tests {
         assert_eq!(out, vec![8.0, 10.0, 20.0, 22.0]);
     }
 
+    /// A product written into the second column block of a wider matrix leaves the first alone.
+    #[test]
+    fn writes_a_column_block() {
+        let a = [1.0, 2.0, 3.0, 4.0]; // [[1, 2], [3, 4]]
+        let id = [1.0, 0.0, 0.0, 1.0];
+        let mut out = vec![9.0; 8]; // [2, 4]
+        matmul_rows_into(
+            &mut out[2..],
+            4,
+            View::row_major(&a, 2, 2),
+            View::row_major(&id, 2, 2),
+            false,
+        );
+        assert_eq!(out, vec![9.0, 9.0, 1.0, 2.0, 9.0, 9.0, 3.0, 4.0]);
+    }
+
     #[test]
     #[should_panic(expected = "inner dimensions")]
     fn refuses_mismatched_shapes() {
         let a = [0.0; 6];
-        let mut out = vec![0.0; 4];
+        let mut out = vec![0.0; 6];
         matmul_into(
             &mut out,
             View::row_major(&a, 2, 3),

@@ -255,6 +255,20 @@ impl FeatureInput {
         lr: f64,
         step: u64,
     ) -> Result<()> {
+        self.update_on(g, opt, lr, step, 1)
+    }
+
+    /// [`FeatureInput::update`] on `threads` threads, the tables split between them in
+    /// contiguous runs; each table's update is independent of the others, so the result does
+    /// not depend on `threads`.
+    pub fn update_on(
+        &mut self,
+        g: &SparseGrads,
+        opt: &SparseOptimConfig,
+        lr: f64,
+        step: u64,
+        threads: usize,
+    ) -> Result<()> {
         if step == 0 {
             candle_core::bail!("the optimiser step count starts at 1");
         }
@@ -265,10 +279,29 @@ impl FeatureInput {
                 self.tables.len()
             );
         }
-        for (table, f) in self.tables.iter_mut().zip(&g.fields) {
-            table.update_rows(&f.ids, &f.grad, opt, lr, step)?;
+        let run = |tables: &mut [EmbeddingTable], fields: &[FieldGrad]| -> Result<()> {
+            for (table, f) in tables.iter_mut().zip(fields) {
+                table.update_rows(&f.ids, &f.grad, opt, lr, step)?;
+            }
+            Ok(())
+        };
+        let threads = threads.clamp(1, self.tables.len().max(1));
+        if threads == 1 {
+            return run(&mut self.tables, &g.fields);
         }
-        Ok(())
+        let per = self.tables.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .tables
+                .chunks_mut(per)
+                .zip(g.fields.chunks(per))
+                .map(|(t, f)| s.spawn(move || run(t, f)))
+                .collect();
+            handles.into_iter().try_for_each(|h| {
+                h.join()
+                    .map_err(|_| candle_core::Error::Msg("a table update thread panicked".into()))?
+            })
+        })
     }
 
     /// Every table and its optimiser state (see [`EmbeddingTable::save_tensors`]).

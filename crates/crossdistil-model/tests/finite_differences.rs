@@ -44,11 +44,12 @@ fn gate_mixing() {
     let logits = random(b * e, &mut rng);
     let experts = random(b * e * h, &mut rng);
     let w = Tensor::from_vec(random(b * h, &mut rng), (b, h), &dev).unwrap();
+    let blocks: Vec<usize> = (0..e).rev().collect();
     let f = |l: &Tensor, x: &Tensor| {
-        let experts: Vec<Tensor> = (0..e)
-            .map(|k| x.narrow(1, k, 1).unwrap().squeeze(1).unwrap())
-            .collect();
-        (mix(l, &experts).unwrap() * &w).unwrap().sum_all().unwrap()
+        (mix(l, x, &blocks).unwrap() * &w)
+            .unwrap()
+            .sum_all()
+            .unwrap()
     };
     let lv = Var::from_vec(logits.clone(), (b, e), &dev).unwrap();
     let xv = Var::from_vec(experts.clone(), (b, e, h), &dev).unwrap();

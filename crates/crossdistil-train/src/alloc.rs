@@ -5,14 +5,19 @@
 //! [`tune_allocator`] raises the thresholds so that freed buffers are reused instead
 //! (docs/performance.md has the measurement, against mimalloc as the global allocator).
 
-/// Keeps glibc from mapping and unmapping buffers below 32 MiB, and from trimming the heap
-/// below 1 GiB free. Call once at start-up, before the heavy work. No-op elsewhere.
+/// Keeps glibc from mapping and unmapping buffers below 32 MiB, from trimming the heap below
+/// 1 GiB free, and gives every thread the one (main) arena: the data-parallel workers are
+/// threads started for each step, and with an arena per thread their freed buffers went back
+/// to the kernel and were faulted in again (page clearing and TLB shootdowns in the profile of
+/// two workers; docs/performance.md). Call once at start-up, before the heavy work. No-op
+/// elsewhere.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator thresholds.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 

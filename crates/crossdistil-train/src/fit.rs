@@ -253,7 +253,7 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
             "epoch done"
         );
         let mut last = model.save_tensors()?;
-        last.extend(adam.save_tensors());
+        last.extend(adam.save_tensors()?);
         save_tensors(&run.last_path(), &last)?;
         run.write_state(&state)?;
         if opts
@@ -457,7 +457,7 @@ fn record(
         state.best_step = Some(state.step);
         state.since_best = 0;
         let mut best = model.save_tensors()?;
-        best.extend(adam.save_tensors());
+        best.extend(adam.save_tensors()?);
         save_tensors(&run.best_path(), &best)?;
     } else {
         state.since_best += 1;

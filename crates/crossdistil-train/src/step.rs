@@ -229,11 +229,12 @@ pub fn train_step(
             t.lr
         }
     })?;
-    model.input_mut().update(
+    model.input_mut().update_on(
         &sparse,
         &t.sparse_optimizer,
         t.embedding_lr.unwrap_or(t.lr),
         step,
+        rngs.len(),
     )?;
     Ok(parts)
 }

@@ -1,8 +1,9 @@
 //! Softmax gates that mix experts (MMoE, PLE).
 
-use candle_core::{D, Result, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rand_chacha::ChaCha8Rng;
 
+use crate::cpu_data::with_cpu;
 use crate::init::Init;
 use crate::linear::Linear;
 use crate::params::ParamStore;
@@ -26,80 +27,302 @@ impl Gate {
         Ok(Gate { linear })
     }
 
-    /// `input: [b, in_dim]`, `experts`: the `n_experts` outputs `[b, h]` -> `[b, h]`.
-    pub fn forward(&self, input: &Tensor, experts: &[Tensor]) -> Result<Tensor> {
-        mix(&self.linear.forward(input)?, experts)
+    /// `input: [b, in_dim]`; `pool: [b, P, h]` holds `P` experts (as
+    /// [`crate::mlp_group::group_forward`] writes them), and the gate's `n_experts` experts are
+    /// `pool[:, blocks[i]]`, in the order of its logits -> `[b, h]`.
+    pub fn forward(&self, input: &Tensor, pool: &Tensor, blocks: &[usize]) -> Result<Tensor> {
+        mix(&self.linear.forward(input)?, pool, blocks)
     }
 }
 
-/// `out = sum_e softmax(logits)[:, e] * experts[e]`: `logits: [b, E]`, `E` experts `[b, h]`
-/// -> `[b, h]`. The softmax is `candle_nn::ops::softmax` (it has a backward;
-/// `softmax_last_dim` has none).
-///
-/// Written as `E` column-times-matrix products rather than a `[b, E, h]` stack summed over its
-/// middle axis: candle reduces a middle axis with a strided loop, forward and backward, and that
-/// was a large share of an MMoE step (docs/performance.md).
-pub fn mix(logits: &Tensor, experts: &[Tensor]) -> Result<Tensor> {
-    let (_, n) = logits.dims2()?;
-    if n != experts.len() {
-        candle_core::bail!("a gate over {n} experts got {}", experts.len());
+/// The float types the mixing op computes in.
+trait Float:
+    Copy
+    + PartialOrd
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+    + std::ops::AddAssign
+{
+    const ZERO: Self;
+    fn exp(self) -> Self;
+}
+
+impl Float for f32 {
+    const ZERO: Self = 0.0;
+    fn exp(self) -> Self {
+        f32::exp(self)
     }
-    // `[E, b]`, so that each expert's weights are one contiguous column `[b, 1]`.
-    let gate_t = candle_nn::ops::softmax(logits, D::Minus1)?
-        .t()?
-        .contiguous()?;
-    let mut out: Option<Tensor> = None;
-    for (e, x) in experts.iter().enumerate() {
-        let term = gate_t.get(e)?.unsqueeze(1)?.broadcast_mul(x)?;
-        out = Some(match out {
-            None => term,
-            Some(o) => o.add(&term)?,
-        });
+}
+
+impl Float for f64 {
+    const ZERO: Self = 0.0;
+    fn exp(self) -> Self {
+        f64::exp(self)
     }
-    out.ok_or_else(|| candle_core::Error::Msg("a gate needs at least one expert".into()))
+}
+
+/// `p = softmax(l)` of one row, stabilised by the row's maximum.
+fn softmax_row<T: Float>(l: &[T], p: &mut [T]) {
+    let max = l
+        .iter()
+        .copied()
+        .fold(l[0], |m, v| if v > m { v } else { m });
+    let mut sum = T::ZERO;
+    for (p, &v) in p.iter_mut().zip(l) {
+        *p = (v - max).exp();
+        sum += *p;
+    }
+    p.iter_mut().for_each(|p| *p = *p / sum);
+}
+
+/// The mixing op; see [`mix`].
+#[derive(Debug, Clone)]
+struct Mix {
+    blocks: Vec<usize>,
+}
+
+impl Mix {
+    /// `(rows, h, pool width P h)` from the shapes of the logits `[n, m]` and the pool
+    /// `[n, P, h]`.
+    fn dims(&self, logits: &[usize], pool: &[usize]) -> Result<(usize, usize, usize)> {
+        let (&[n, m], &[np, p, h]) = (logits, pool) else {
+            candle_core::bail!(
+                "gate: logits {logits:?} must be [n, m] and the pool {pool:?} [n, P, h]"
+            );
+        };
+        if n != np || m != self.blocks.len() || m == 0 || self.blocks.iter().any(|&b| b >= p) {
+            candle_core::bail!(
+                "gate: logits {logits:?} for the experts {:?} of a pool {pool:?}",
+                self.blocks
+            );
+        }
+        Ok((n, h, p * h))
+    }
+
+    fn fwd<T: Float>(&self, l: &[T], x: &[T], n: usize, h: usize, width: usize) -> Vec<T> {
+        let m = self.blocks.len();
+        let mut out = vec![T::ZERO; n * h];
+        let mut p = vec![T::ZERO; m];
+        for r in 0..n {
+            softmax_row(&l[r * m..(r + 1) * m], &mut p);
+            let o = &mut out[r * h..(r + 1) * h];
+            for (&pi, &blk) in p.iter().zip(&self.blocks) {
+                let xb = &x[r * width + blk * h..r * width + (blk + 1) * h];
+                o.iter_mut().zip(xb).for_each(|(o, &x)| *o += pi * x);
+            }
+        }
+        out
+    }
+
+    /// `(dl, dx)`: `dx[:, blk_i] += p_i g`, `dp_i = <g, x[:, blk_i]>`,
+    /// `dl_i = p_i (dp_i - sum_j p_j dp_j)`.
+    fn bwd<T: Float>(
+        &self,
+        l: &[T],
+        x: &[T],
+        g: &[T],
+        n: usize,
+        h: usize,
+        width: usize,
+    ) -> (Vec<T>, Vec<T>) {
+        let m = self.blocks.len();
+        let mut dl = vec![T::ZERO; n * m];
+        let mut dx = vec![T::ZERO; n * width];
+        let (mut p, mut dp) = (vec![T::ZERO; m], vec![T::ZERO; m]);
+        for r in 0..n {
+            softmax_row(&l[r * m..(r + 1) * m], &mut p);
+            let gr = &g[r * h..(r + 1) * h];
+            let mut s = T::ZERO;
+            for i in 0..m {
+                let at = r * width + self.blocks[i] * h;
+                let mut d = T::ZERO;
+                for ((dx, &x), &g) in dx[at..at + h].iter_mut().zip(&x[at..at + h]).zip(gr) {
+                    *dx += p[i] * g;
+                    d += g * x;
+                }
+                dp[i] = d;
+                s += p[i] * d;
+            }
+            for i in 0..m {
+                dl[r * m + i] = p[i] * (dp[i] - s);
+            }
+        }
+        (dl, dx)
+    }
+}
+/// The data of a CPU storage as `T`, with its layout's contiguous range.
+fn data<'a, T: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
+    let Some((a, b)) = l.contiguous_offsets() else {
+        candle_core::bail!("gate: the inputs of the mixing must be contiguous");
+    };
+    Ok(&T::cpu_storage_as_slice(s)?[a..b])
+}
+
+impl CustomOp2 for Mix {
+    fn name(&self) -> &'static str {
+        "gate-mix"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, h, width) = self.dims(l1.dims(), l2.dims())?;
+        let out = match (s1, s2) {
+            (CpuStorage::F32(_), CpuStorage::F32(_)) => {
+                CpuStorage::F32(self.fwd(data(s1, l1)?, data(s2, l2)?, n, h, width))
+            }
+            (CpuStorage::F64(_), CpuStorage::F64(_)) => {
+                CpuStorage::F64(self.fwd(data(s1, l1)?, data(s2, l2)?, n, h, width))
+            }
+            _ => candle_core::bail!("gate: logits and experts must be both f32 or both f64"),
+        };
+        Ok((out, Shape::from((n, h))))
+    }
+
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        pool: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (n, h, width) = self.dims(logits.dims(), pool.dims())?;
+        let grad = grad.contiguous()?;
+        let (dl, dx) = with_cpu(logits, |ls, ll| {
+            with_cpu(pool, |xs, xl| {
+                with_cpu(&grad, |gs, gl| match ls {
+                    CpuStorage::F32(_) => {
+                        let (dl, dx) = self.bwd::<f32>(
+                            data(ls, ll)?,
+                            data(xs, xl)?,
+                            data(gs, gl)?,
+                            n,
+                            h,
+                            width,
+                        );
+                        Ok((
+                            Tensor::new(dl, logits.device())?,
+                            Tensor::new(dx, pool.device())?,
+                        ))
+                    }
+                    _ => {
+                        let (dl, dx) = self.bwd::<f64>(
+                            data(ls, ll)?,
+                            data(xs, xl)?,
+                            data(gs, gl)?,
+                            n,
+                            h,
+                            width,
+                        );
+                        Ok((
+                            Tensor::new(dl, logits.device())?,
+                            Tensor::new(dx, pool.device())?,
+                        ))
+                    }
+                })
+            })
+        })?;
+        Ok((
+            Some(dl.reshape(logits.shape())?),
+            Some(dx.reshape(pool.shape())?),
+        ))
+    }
+}
+
+/// `out = sum_i softmax(logits)[:, i] * pool[:, blocks[i]]`: `logits: [b, m]`, `pool: [b, P, h]`
+/// (contiguous), `m` distinct indices `blocks` below `P` -> `[b, h]`. One op, forward and
+/// backward in a pass over the rows: composed from candle ops (softmax, a product per expert
+/// and a sum), every term's backward accumulated into fresh zero tensors
+/// (docs/performance.md).
+pub fn mix(logits: &Tensor, pool: &Tensor, blocks: &[usize]) -> Result<Tensor> {
+    let mut seen = blocks.to_vec();
+    seen.sort_unstable();
+    seen.dedup();
+    if seen.len() != blocks.len() {
+        candle_core::bail!("gate: the experts {blocks:?} repeat");
+    }
+    let op = Mix {
+        blocks: blocks.to_vec(),
+    };
+    logits.contiguous()?.apply_op2(&pool.contiguous()?, op)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
+    use candle_core::{D, Device, Var};
 
-    /// Equals the stacked form `sum_e (softmax(l)[:, e, None] * stack(experts)[:, e])`, values and
-    /// gradients.
+    /// Equals the stacked form `sum_i softmax(l)[:, i, None] * stack(experts[blocks])[:, i]`,
+    /// values and gradients, for all experts in order and for a permuted subset.
     #[test]
     fn mix_equals_the_stacked_form() {
         let dev = Device::Cpu;
         let vals = |n: usize, k: f32| (0..n).map(|i| (i as f32 * k).sin()).collect::<Vec<_>>();
-        let l = Var::from_vec(vals(5 * 3, 0.7), (5, 3), &dev).unwrap();
         let xs: Vec<Var> = (0..3)
             .map(|e| Var::from_vec(vals(5 * 4, 1.3 + e as f32), (5, 4), &dev).unwrap())
             .collect();
         let r = Tensor::from_vec(vals(20, 2.1), (5, 4), &dev).unwrap();
         let experts: Vec<Tensor> = xs.iter().map(|x| x.as_tensor().clone()).collect();
-        let new = mix(l.as_tensor(), &experts).unwrap();
-        let old = candle_nn::ops::softmax(l.as_tensor(), D::Minus1)
-            .unwrap()
-            .unsqueeze(2)
-            .unwrap()
-            .broadcast_mul(&Tensor::stack(&experts, 1).unwrap())
-            .unwrap()
-            .sum(1)
-            .unwrap();
-        let diff = |a: &Tensor, b: &Tensor| {
-            (a - b)
+        let pool = Tensor::stack(&experts, 1).unwrap();
+        for blocks in [vec![0, 1, 2], vec![2, 0]] {
+            let m = blocks.len();
+            let l = Var::from_vec(vals(5 * m, 0.7), (5, m), &dev).unwrap();
+            let new = mix(l.as_tensor(), &pool, &blocks).unwrap();
+            let chosen: Vec<Tensor> = blocks.iter().map(|&b| experts[b].clone()).collect();
+            let old = candle_nn::ops::softmax(l.as_tensor(), D::Minus1)
                 .unwrap()
-                .abs()
+                .unsqueeze(2)
                 .unwrap()
-                .max_all()
+                .broadcast_mul(&Tensor::stack(&chosen, 1).unwrap())
                 .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        };
-        assert!(diff(&new, &old) < 1e-6);
-        let gn = (new * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        let go = (old * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        for v in std::iter::once(&l).chain(&xs) {
-            assert!(diff(gn.get(v).unwrap(), go.get(v).unwrap()) < 1e-6);
+                .sum(1)
+                .unwrap();
+            let diff = |a: &Tensor, b: &Tensor| {
+                (a - b)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+            };
+            assert!(diff(&new, &old) < 1e-6, "{blocks:?}: values");
+            let gn = (new * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let go = (old * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            assert!(
+                diff(gn.get(&l).unwrap(), go.get(&l).unwrap()) < 1e-6,
+                "{blocks:?}: logits"
+            );
+            for (e, x) in xs.iter().enumerate() {
+                match (gn.get(x), go.get(x)) {
+                    (Some(a), Some(b)) => assert!(diff(a, b) < 1e-6, "{blocks:?}: expert {e}"),
+                    // An expert outside the gate gets a zero gradient (or none).
+                    (Some(a), None) => assert_eq!(diff(a, &a.zeros_like().unwrap()), 0.0),
+                    (None, _) => panic!("{blocks:?}: no gradient for expert {e}"),
+                }
+            }
         }
+    }
+
+    #[test]
+    fn refuses_repeated_or_missing_experts() {
+        let dev = Device::Cpu;
+        let l = Tensor::zeros((2, 2), candle_core::DType::F32, &dev).unwrap();
+        let pool = Tensor::zeros((2, 3, 4), candle_core::DType::F32, &dev).unwrap();
+        assert!(
+            mix(&l, &pool, &[1, 1])
+                .unwrap_err()
+                .to_string()
+                .contains("repeat")
+        );
+        assert!(mix(&l, &pool, &[0, 3]).is_err());
+        assert!(mix(&l, &pool, &[0, 1, 2]).is_err());
     }
 }

@@ -8,6 +8,7 @@ use crate::activation::Activation;
 use crate::backbone::gate::Gate;
 use crate::config::{ConfigError, positive};
 use crate::mlp::{Mlp, MlpConfig};
+use crate::mlp_group::group_forward;
 use crate::mode::Mode;
 use crate::params::ParamStore;
 
@@ -84,11 +85,13 @@ impl Mmoe {
     }
 
     pub fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Vec<Tensor>> {
-        let outs = self
-            .experts
+        let experts: Vec<&Mlp> = self.experts.iter().collect();
+        let (n, h) = (x.dims()[0], self.out_dim());
+        let pool = group_forward(x, &experts, mode)?.reshape((n, experts.len(), h))?;
+        let blocks: Vec<usize> = (0..experts.len()).collect();
+        self.gates
             .iter()
-            .map(|e| e.forward(x, mode))
-            .collect::<Result<Vec<_>>>()?;
-        self.gates.iter().map(|g| g.forward(x, &outs)).collect()
+            .map(|g| g.forward(x, &pool, &blocks))
+            .collect()
     }
 }

@@ -8,6 +8,7 @@ use crate::activation::Activation;
 use crate::backbone::gate::Gate;
 use crate::config::{ConfigError, positive};
 use crate::mlp::{Mlp, MlpConfig};
+use crate::mlp_group::group_forward;
 use crate::mode::Mode;
 use crate::params::ParamStore;
 
@@ -129,38 +130,55 @@ impl Ple {
         self.levels[self.levels.len() - 1].shared_experts[0].out_dim()
     }
 
+    /// Each level's experts run as groups ([`group_forward`]): at the first level every expert
+    /// reads `x`, so all of them form one group (shared experts first, then task by task); at
+    /// later levels the shared experts and each task's experts read their own inputs and form a
+    /// group each, concatenated for the gates that pool them.
     pub fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Vec<Tensor>> {
         let n_tasks = self.levels[0].task_gates.len();
+        let (n, h) = (x.dims()[0], self.out_dim());
         let mut task_in = vec![x.clone(); n_tasks];
         let mut shared_in = x.clone();
-        for level in &self.levels {
-            let shared_out = level
-                .shared_experts
-                .iter()
-                .map(|e| e.forward(&shared_in, mode))
-                .collect::<Result<Vec<_>>>()?;
-            let mut task_out = Vec::with_capacity(n_tasks);
-            for (experts, u) in level.task_experts.iter().zip(&task_in) {
-                task_out.push(
-                    experts
-                        .iter()
-                        .map(|e| e.forward(u, mode))
-                        .collect::<Result<Vec<_>>>()?,
-                );
-            }
+        for (li, level) in self.levels.iter().enumerate() {
+            let se = level.shared_experts.len();
+            let te = level.task_experts.first().map_or(0, Vec::len);
             let mut next = Vec::with_capacity(n_tasks);
-            for ((gate, own), u) in level.task_gates.iter().zip(&task_out).zip(&task_in) {
-                let pool: Vec<Tensor> = own.iter().chain(&shared_out).cloned().collect();
-                next.push(gate.forward(u, &pool)?);
-            }
-            if let Some(gate) = &level.shared_gate {
-                let pool: Vec<Tensor> = task_out
+            if li == 0 {
+                let all: Vec<&Mlp> = level
+                    .shared_experts
                     .iter()
-                    .flatten()
-                    .chain(&shared_out)
-                    .cloned()
+                    .chain(level.task_experts.iter().flatten())
                     .collect();
-                shared_in = gate.forward(&shared_in, &pool)?;
+                let pool = group_forward(x, &all, mode)?.reshape((n, all.len(), h))?;
+                for (t, gate) in level.task_gates.iter().enumerate() {
+                    let blocks: Vec<usize> =
+                        (se + t * te..se + (t + 1) * te).chain(0..se).collect();
+                    next.push(gate.forward(x, &pool, &blocks)?);
+                }
+                if let Some(gate) = &level.shared_gate {
+                    let blocks: Vec<usize> = (se..all.len()).chain(0..se).collect();
+                    shared_in = gate.forward(x, &pool, &blocks)?;
+                }
+            } else {
+                let shared: Vec<&Mlp> = level.shared_experts.iter().collect();
+                let shared_out = group_forward(&shared_in, &shared, mode)?;
+                let mut task_out = Vec::with_capacity(n_tasks);
+                for (experts, u) in level.task_experts.iter().zip(&task_in) {
+                    let experts: Vec<&Mlp> = experts.iter().collect();
+                    task_out.push(group_forward(u, &experts, mode)?);
+                }
+                for ((gate, own), u) in level.task_gates.iter().zip(&task_out).zip(&task_in) {
+                    let pool = Tensor::cat(&[own, &shared_out], 1)?.reshape((n, te + se, h))?;
+                    let blocks: Vec<usize> = (0..te + se).collect();
+                    next.push(gate.forward(u, &pool, &blocks)?);
+                }
+                if let Some(gate) = &level.shared_gate {
+                    let parts: Vec<&Tensor> = task_out.iter().chain([&shared_out]).collect();
+                    let m = n_tasks * te + se;
+                    let pool = Tensor::cat(&parts, 1)?.reshape((n, m, h))?;
+                    let blocks: Vec<usize> = (0..m).collect();
+                    shared_in = gate.forward(&shared_in, &pool, &blocks)?;
+                }
             }
             task_in = next;
         }

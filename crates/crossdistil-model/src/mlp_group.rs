@@ -1,0 +1,377 @@
+//! Several MLPs of one shape on one input, as one custom op: the experts of MMoE and PLE.
+//!
+//! `E` experts, each with layers `dims[0] -> dims[1] -> ... -> dims[L]` and ReLU (or the
+//! identity) after every layer, all applied to the same `x: [n, dims[0]]`. The output
+//! `[n, E h]` (`h = dims[L]`) holds expert `e` in columns `e h .. (e + 1) h`, and so does every
+//! hidden activation `A_l: [n, E dims[l + 1]]`. The parameters come packed, layer by layer and
+//! within a layer expert by expert: `w = cat_l cat_e flatten(W_{l,e})` with `W_{l,e}:
+//! [dims[l + 1], dims[l]]`, and `b = cat_l cat_e b_{l,e}`.
+//!
+//! Forward: layer 0 is one product of `x` with the experts' stacked `[E dims[1], dims[0]]`
+//! weights; a later layer is `E` products on column blocks. Backward, with `G_l = dL/dA_l`:
+//!
+//! ```text
+//! dZ_l = G_l * act'(A_l),  db_l = sum_rows dZ_l
+//! dW_{l,e} = dZ_l[:, e]^T A_{l-1}[:, e]        (A_{-1}[:, e] = x)
+//! G_{l-1}[:, e] = dZ_l[:, e] W_{l,e}
+//! dx = dZ_0 W_0                                  (one product over all experts)
+//! ```
+//!
+//! As separate layers and a gate per expert, candle's backward accumulated every hidden
+//! gradient, every expert's share of `dx` and every gate's share of every expert into fresh
+//! zero tensors; here the hidden gradients stay inside the op, `dx` is one product, and candle
+//! sees `dx`, `dw`, `db` only.
+
+use std::sync::Mutex;
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+
+use crate::activation::Activation;
+use crate::bias_act::{backward_rows, forward_rows};
+use crate::cpu_data::{contiguous, view, with_cpu, with_rows};
+use crate::gemm::{View, matmul_into, matmul_rows_into};
+use crate::mlp::Mlp;
+use crate::mode::Mode;
+
+/// The custom op; see the module documentation.
+#[derive(Debug)]
+struct MlpGroup {
+    experts: usize,
+    dims: Vec<usize>,
+    relu: bool,
+    /// The hidden activations `A_0 .. A_{L-2}` of the forward pass, for the backward pass.
+    hidden: Mutex<Option<Vec<Vec<f32>>>>,
+}
+
+impl MlpGroup {
+    fn layers(&self) -> usize {
+        self.dims.len() - 1
+    }
+
+    /// Offset in the packed weights of `W_{l,e}`.
+    fn w_offset(&self, l: usize, e: usize) -> usize {
+        let before: usize = (0..l).map(|i| self.dims[i] * self.dims[i + 1]).sum();
+        self.experts * before + e * self.dims[l] * self.dims[l + 1]
+    }
+
+    /// Length of the packed weights.
+    fn w_total(&self) -> usize {
+        let per_expert: usize = self.dims.windows(2).map(|d| d[0] * d[1]).sum();
+        self.experts * per_expert
+    }
+
+    /// Length of the packed biases.
+    fn b_total(&self) -> usize {
+        self.experts * self.dims[1..].iter().sum::<usize>()
+    }
+
+    /// Offset in the packed biases of `b_{l,e}`.
+    fn b_offset(&self, l: usize, e: usize) -> usize {
+        let before: usize = self.dims[1..=l].iter().sum();
+        self.experts * before + e * self.dims[l + 1]
+    }
+
+    /// `W_{l,e}` as a `[dims[l + 1], dims[l]]` view of the packed weights.
+    fn weight<'a>(&self, w: &'a [f32], l: usize, e: usize) -> View<'a> {
+        let (i, o) = (self.dims[l], self.dims[l + 1]);
+        let at = self.w_offset(l, e);
+        View::row_major(&w[at..at + o * i], o, i)
+    }
+
+    /// Column block `e` of an `[n, E width]` matrix, as an `[n, width]` view.
+    fn block<'a>(&self, a: &'a [f32], n: usize, width: usize, e: usize) -> View<'a> {
+        View {
+            data: &a[e * width..],
+            rows: n,
+            cols: width,
+            rs: self.experts * width,
+            cs: 1,
+        }
+    }
+
+    /// The activations `A_0 .. A_{L-1}` of every layer.
+    fn forward(&self, x: View<'_>, w: &[f32], b: &[f32]) -> Vec<Vec<f32>> {
+        let (n, ex) = (x.rows, self.experts);
+        let mut acts: Vec<Vec<f32>> = Vec::with_capacity(self.layers());
+        for l in 0..self.layers() {
+            let (i, o) = (self.dims[l], self.dims[l + 1]);
+            let width = ex * o;
+            let mut z = vec![0.0f32; n * width];
+            if l == 0 {
+                let at = self.w_offset(0, 0);
+                let stacked = View::row_major(&w[at..at + width * i], width, i);
+                matmul_into(&mut z, x, stacked.t(), false);
+            } else {
+                let prev = &acts[l - 1];
+                for e in 0..ex {
+                    let a = self.block(prev, n, i, e);
+                    let we = self.weight(w, l, e);
+                    matmul_rows_into(&mut z[e * o..], width, a, we.t(), false);
+                }
+            }
+            let at = self.b_offset(l, 0);
+            forward_rows(&mut z, &b[at..at + width], self.relu);
+            acts.push(z);
+        }
+        acts
+    }
+
+    /// Checks the shapes of `x`, the packed weights and biases against the op.
+    fn check(&self, x: &View<'_>, w: usize, b: usize) -> Result<()> {
+        let ex = self.experts;
+        let (want_w, want_b) = (self.w_total(), self.b_total());
+        if x.cols != self.dims[0] || w != want_w || b != want_b {
+            candle_core::bail!(
+                "mlp group of {ex} experts {:?}: input [{}, {}], {w} weights (want {want_w}), \
+                 {b} biases (want {want_b})",
+                self.dims,
+                x.rows,
+                x.cols
+            );
+        }
+        Ok(())
+    }
+}
+
+impl CustomOp3 for MlpGroup {
+    fn name(&self) -> &'static str {
+        "mlp-group"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = view(s1, l1, "input")?;
+        let w = contiguous(s2, l2, "packed weights")?;
+        let b = contiguous(s3, l3, "packed biases")?;
+        self.check(&x, w.len(), b.len())?;
+        let mut acts = self.forward(x, w, b);
+        let out = acts.pop().expect("at least one layer");
+        *self.hidden.lock().expect("no panics while held") = Some(acts);
+        let width = self.experts * self.dims[self.layers()];
+        Ok((CpuStorage::F32(out), Shape::from((x.rows, width))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (ex, layers) = (self.experts, self.layers());
+        let n = res.dims2()?.0;
+        let kept = self.hidden.lock().expect("no panics while held").take();
+        let (dx, dw, db) = with_cpu(x, |xs, xl| {
+            let x = view(xs, xl, "input")?;
+            with_rows(w, "packed weights", |w| {
+                let hidden = match kept {
+                    Some(h) => h,
+                    None => with_rows(b, "packed biases", |b| {
+                        let mut acts = self.forward(x, w, b);
+                        acts.pop();
+                        Ok(acts)
+                    })?,
+                };
+                let mut dw = vec![0.0f32; w.len()];
+                let mut db = vec![0.0f32; self.b_total()];
+                let mut g = with_rows(grad, "gradient", |g| Ok(g.to_vec()))?;
+                let mut dx = Vec::new();
+                with_rows(res, "output", |out| {
+                    for l in (0..layers).rev() {
+                        let (i, o) = (self.dims[l], self.dims[l + 1]);
+                        let width = ex * o;
+                        let a = if l + 1 == layers { out } else { &hidden[l][..] };
+                        let (dz, dbl) = backward_rows(&g, a, width, self.relu);
+                        let at = self.b_offset(l, 0);
+                        db[at..at + width].copy_from_slice(&dbl);
+                        let dzv = View::row_major(&dz, n, width);
+                        if l == 0 {
+                            let at = self.w_offset(0, 0);
+                            let stacked = View::row_major(&w[at..at + width * i], width, i);
+                            matmul_into(&mut dw[at..at + width * i], dzv.t(), x, false);
+                            dx = vec![0.0f32; n * i];
+                            matmul_into(&mut dx, dzv, stacked, false);
+                        } else {
+                            let prev = &hidden[l - 1];
+                            let mut gprev = vec![0.0f32; n * ex * i];
+                            for e in 0..ex {
+                                let dze = self.block(&dz, n, o, e);
+                                let at = self.w_offset(l, e);
+                                let ae = self.block(prev, n, i, e);
+                                matmul_into(&mut dw[at..at + o * i], dze.t(), ae, false);
+                                let we = self.weight(w, l, e);
+                                matmul_rows_into(&mut gprev[e * i..], ex * i, dze, we, false);
+                            }
+                            g = gprev;
+                        }
+                    }
+                    Ok(())
+                })?;
+                Ok((dx, dw, db))
+            })
+        })?;
+        let dev = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, (n, self.dims[0]), dev)?),
+            Some(Tensor::from_vec(dw, w.shape(), dev)?),
+            Some(Tensor::from_vec(db, b.shape(), dev)?),
+        ))
+    }
+}
+
+/// Whether `mlps` can run as one op: the same layer sizes, ReLU or the identity, at least one
+/// layer, and no dropout to draw (dropout off, or evaluation).
+fn fusable(mlps: &[&Mlp], mode: &Mode<'_>) -> bool {
+    let Some(first) = mlps.first() else {
+        return false;
+    };
+    let shape = |m: &Mlp| -> Vec<(usize, usize)> {
+        m.layers
+            .iter()
+            .map(|l| (l.weight.dims()[0], l.weight.dims()[1]))
+            .collect()
+    };
+    let s = shape(first);
+    !s.is_empty()
+        && matches!(first.activation, Activation::Relu | Activation::Identity)
+        && (first.dropout <= 0.0 || matches!(mode, Mode::Eval))
+        && mlps.iter().all(|m| {
+            shape(m) == s && m.activation == first.activation && m.dropout == first.dropout
+        })
+}
+
+/// `[n, E h]`: the `E` MLPs `mlps` applied to `x: [n, in]`, expert `e` in columns
+/// `e h .. (e + 1) h`. One op when the MLPs allow it (module documentation); otherwise each MLP
+/// runs on its own (drawing its dropout masks in order) and the outputs are concatenated.
+pub fn group_forward(x: &Tensor, mlps: &[&Mlp], mode: &mut Mode<'_>) -> Result<Tensor> {
+    if !fusable(mlps, mode) {
+        let outs = mlps
+            .iter()
+            .map(|m| m.forward(x, mode))
+            .collect::<Result<Vec<_>>>()?;
+        return Tensor::cat(&outs, 1);
+    }
+    let layers = mlps[0].layers.len();
+    let mut ws = Vec::with_capacity(layers * mlps.len());
+    let mut bs = Vec::with_capacity(layers * mlps.len());
+    for l in 0..layers {
+        for m in mlps {
+            ws.push(m.layers[l].weight.as_tensor().flatten_all()?);
+            bs.push(m.layers[l].bias.as_tensor().clone());
+        }
+    }
+    let mut dims = vec![mlps[0].layers[0].weight.dims()[1]];
+    dims.extend(mlps[0].layers.iter().map(|l| l.weight.dims()[0]));
+    let op = MlpGroup {
+        experts: mlps.len(),
+        dims,
+        relu: mlps[0].activation == Activation::Relu,
+        hidden: Mutex::new(None),
+    };
+    x.apply_op3(&Tensor::cat(&ws, 0)?, &Tensor::cat(&bs, 0)?, op)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mlp::MlpConfig;
+    use crate::params::ParamStore;
+    use candle_core::{Device, Var};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn max_diff(a: &Tensor, c: &Tensor) -> f32 {
+        let d = (a - c).unwrap().abs().unwrap().max_all().unwrap();
+        d.to_scalar::<f32>().unwrap()
+    }
+
+    /// The fused group equals the experts run one by one and concatenated, values and the
+    /// gradients of the input, of every weight and of every bias; for one, two and three layers,
+    /// ReLU and the identity.
+    #[test]
+    fn equals_the_experts_one_by_one() {
+        let dev = Device::Cpu;
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let (n, k, experts) = (29, 7, 3);
+        for hidden in [vec![5], vec![6, 4], vec![8, 3, 5]] {
+            for activation in [Activation::Relu, Activation::Identity] {
+                let mut params = ParamStore::new(dev.clone());
+                let cfg = MlpConfig {
+                    hidden: hidden.clone(),
+                    activation,
+                    dropout: 0.0,
+                };
+                let mlps: Vec<Mlp> = (0..experts)
+                    .map(|e| Mlp::new(&cfg, &format!("e{e}"), k, &mut params, &mut rng).unwrap())
+                    .collect();
+                // Non-zero biases, so that their gradients and placement matter.
+                for (_, v) in params.vars() {
+                    let r: Vec<f32> = (0..v.elem_count())
+                        .map(|_| rng.random_range(-0.5..0.5))
+                        .collect();
+                    v.set(&Tensor::from_vec(r, v.shape(), &dev).unwrap())
+                        .unwrap();
+                }
+                let xs: Vec<f32> = (0..n * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+                let x = Var::from_vec(xs, (n, k), &dev).unwrap();
+                let width = experts * hidden.last().unwrap();
+                let r: Vec<f32> = (0..n * width)
+                    .map(|_| rng.random_range(-1.0..1.0))
+                    .collect();
+                let r = Tensor::from_vec(r, (n, width), &dev).unwrap();
+                let refs: Vec<&Mlp> = mlps.iter().collect();
+                let fused = group_forward(x.as_tensor(), &refs, &mut Mode::Eval).unwrap();
+                let outs: Vec<Tensor> = mlps
+                    .iter()
+                    .map(|m| m.forward(x.as_tensor(), &mut Mode::Eval).unwrap())
+                    .collect();
+                let plain = Tensor::cat(&outs, 1).unwrap();
+                let what = format!("{hidden:?} {activation:?}");
+                assert!(max_diff(&fused, &plain) < 1e-5, "{what}: values");
+                let gf = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+                let gp = (plain * &r).unwrap().sum_all().unwrap().backward().unwrap();
+                let dx = max_diff(gf.get(&x).unwrap(), gp.get(&x).unwrap());
+                assert!(dx < 1e-5, "{what}: gradient of x off by {dx}");
+                for (name, v) in params.vars() {
+                    let d = max_diff(gf.get(&v).unwrap(), gp.get(&v).unwrap());
+                    assert!(d < 1e-5, "{what}: gradient of {name} off by {d}");
+                }
+            }
+        }
+    }
+
+    /// With dropout in training the experts run one by one (same masks as before), and the
+    /// output keeps the group layout.
+    #[test]
+    fn dropout_in_training_runs_the_experts_one_by_one() {
+        let dev = Device::Cpu;
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let mut params = ParamStore::new(dev.clone());
+        let cfg = MlpConfig {
+            hidden: vec![6],
+            activation: Activation::Relu,
+            dropout: 0.5,
+        };
+        let mlps: Vec<Mlp> = (0..2)
+            .map(|e| Mlp::new(&cfg, &format!("e{e}"), 3, &mut params, &mut rng).unwrap())
+            .collect();
+        let refs: Vec<&Mlp> = mlps.iter().collect();
+        assert!(!fusable(&refs, &Mode::Train(&mut rng.clone())));
+        assert!(fusable(&refs, &Mode::Eval));
+        let x = Tensor::ones((4, 3), candle_core::DType::F32, &dev).unwrap();
+        let (mut a, mut b) = (ChaCha8Rng::seed_from_u64(9), ChaCha8Rng::seed_from_u64(9));
+        let grouped = group_forward(&x, &refs, &mut Mode::Train(&mut a)).unwrap();
+        let one = mlps[0].forward(&x, &mut Mode::Train(&mut b)).unwrap();
+        let two = mlps[1].forward(&x, &mut Mode::Train(&mut b)).unwrap();
+        let want = Tensor::cat(&[one, two], 1).unwrap();
+        assert_eq!(max_diff(&grouped, &want), 0.0);
+    }
+}
