@@ -26,10 +26,11 @@ pub fn forward_rows(z: &mut [f32], b: &[f32], relu: bool) {
 }
 
 /// `(dz, db)` for the upstream gradient `g: [n, h]` and the forward output `y: [n, h]`
-/// (only read with `relu`): `dz = g * [y > 0]` (ReLU) or `g`, `db = sum_rows dz`.
-pub fn backward_rows(g: &[f32], y: &[f32], h: usize, relu: bool) -> (Vec<f32>, Vec<f32>) {
+/// (only read with `relu`): `dz = g * [y > 0]` (ReLU) or `g`, `db = sum_rows dz`. `dz` is
+/// `g`'s buffer, changed in place.
+pub fn backward_rows(g: Vec<f32>, y: &[f32], h: usize, relu: bool) -> (Vec<f32>, Vec<f32>) {
     let mut db = vec![0.0f32; h];
-    let mut dz = g.to_vec();
+    let mut dz = g;
     if !relu {
         for row in dz.chunks_exact(h) {
             db.iter_mut().zip(row).for_each(|(d, g)| *d += g);
@@ -67,10 +68,10 @@ mod tests {
     fn backward_masks_by_the_output_and_sums_the_rows() {
         let g = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         let y = [0.5, 0.0, 1.0, 0.0, 2.0, 0.0];
-        let (dz, db) = backward_rows(&g, &y, 3, true);
+        let (dz, db) = backward_rows(g.to_vec(), &y, 3, true);
         assert_eq!(dz, vec![1.0, 0.0, 3.0, 0.0, 5.0, 0.0]);
         assert_eq!(db, vec![1.0, 5.0, 3.0]);
-        let (dz, db) = backward_rows(&g, &y, 3, false);
+        let (dz, db) = backward_rows(g.to_vec(), &y, 3, false);
         assert_eq!(dz, g.to_vec());
         assert_eq!(db, vec![5.0, 7.0, 9.0]);
     }

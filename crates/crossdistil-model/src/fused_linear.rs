@@ -71,7 +71,9 @@ impl CustomOp3 for FusedLinear {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (n, o) = y.dims2()?;
         let (dz, db) = with_rows(grad, "gradient", |g| {
-            with_rows(y, "output", |y| Ok(backward_rows(g, y, o, self.relu)))
+            with_rows(y, "output", |y| {
+                Ok(backward_rows(g.to_vec(), y, o, self.relu))
+            })
         })?;
         let dzv = View::row_major(&dz, n, o);
         let dx = with_cpu(w, |s, l| {

@@ -154,8 +154,8 @@ impl CustomOp3 for MlpGroup {
         let mut acts = self.forward(x, w, b);
         let out = acts.pop().expect("at least one layer");
         *self.hidden.lock().expect("no panics while held") = Some(acts);
-        let width = self.experts * self.dims[self.layers()];
-        Ok((CpuStorage::F32(out), Shape::from((x.rows, width))))
+        let h = self.dims[self.layers()];
+        Ok((CpuStorage::F32(out), Shape::from((x.rows, self.experts, h))))
     }
 
     fn bwd(
@@ -167,7 +167,7 @@ impl CustomOp3 for MlpGroup {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (ex, layers) = (self.experts, self.layers());
-        let n = res.dims2()?.0;
+        let n = res.dims3()?.0;
         let kept = self.hidden.lock().expect("no panics while held").take();
         let (dx, dw, db) = with_cpu(x, |xs, xl| {
             let x = view(xs, xl, "input")?;
@@ -189,7 +189,7 @@ impl CustomOp3 for MlpGroup {
                         let (i, o) = (self.dims[l], self.dims[l + 1]);
                         let width = ex * o;
                         let a = if l + 1 == layers { out } else { &hidden[l][..] };
-                        let (dz, dbl) = backward_rows(&g, a, width, self.relu);
+                        let (dz, dbl) = backward_rows(std::mem::take(&mut g), a, width, self.relu);
                         let at = self.b_offset(l, 0);
                         db[at..at + width].copy_from_slice(&dbl);
                         let dzv = View::row_major(&dz, n, width);
@@ -248,16 +248,16 @@ fn fusable(mlps: &[&Mlp], mode: &Mode<'_>) -> bool {
         })
 }
 
-/// `[n, E h]`: the `E` MLPs `mlps` applied to `x: [n, in]`, expert `e` in columns
-/// `e h .. (e + 1) h`. One op when the MLPs allow it (module documentation); otherwise each MLP
-/// runs on its own (drawing its dropout masks in order) and the outputs are concatenated.
+/// `[n, E, h]`: the `E` MLPs `mlps` applied to `x: [n, in]`, expert `e` at `[:, e]`. One op
+/// when the MLPs allow it (module documentation); otherwise each MLP runs on its own (drawing
+/// its dropout masks in order) and the outputs are stacked.
 pub fn group_forward(x: &Tensor, mlps: &[&Mlp], mode: &mut Mode<'_>) -> Result<Tensor> {
     if !fusable(mlps, mode) {
         let outs = mlps
             .iter()
             .map(|m| m.forward(x, mode))
             .collect::<Result<Vec<_>>>()?;
-        return Tensor::cat(&outs, 1);
+        return Tensor::stack(&outs, 1);
     }
     let layers = mlps[0].layers.len();
     let mut ws = Vec::with_capacity(layers * mlps.len());
@@ -322,18 +322,18 @@ mod tests {
                 }
                 let xs: Vec<f32> = (0..n * k).map(|_| rng.random_range(-1.0..1.0)).collect();
                 let x = Var::from_vec(xs, (n, k), &dev).unwrap();
-                let width = experts * hidden.last().unwrap();
-                let r: Vec<f32> = (0..n * width)
+                let h = *hidden.last().unwrap();
+                let r: Vec<f32> = (0..n * experts * h)
                     .map(|_| rng.random_range(-1.0..1.0))
                     .collect();
-                let r = Tensor::from_vec(r, (n, width), &dev).unwrap();
+                let r = Tensor::from_vec(r, (n, experts, h), &dev).unwrap();
                 let refs: Vec<&Mlp> = mlps.iter().collect();
                 let fused = group_forward(x.as_tensor(), &refs, &mut Mode::Eval).unwrap();
                 let outs: Vec<Tensor> = mlps
                     .iter()
                     .map(|m| m.forward(x.as_tensor(), &mut Mode::Eval).unwrap())
                     .collect();
-                let plain = Tensor::cat(&outs, 1).unwrap();
+                let plain = Tensor::stack(&outs, 1).unwrap();
                 let what = format!("{hidden:?} {activation:?}");
                 assert!(max_diff(&fused, &plain) < 1e-5, "{what}: values");
                 let gf = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
@@ -371,7 +371,7 @@ mod tests {
         let grouped = group_forward(&x, &refs, &mut Mode::Train(&mut a)).unwrap();
         let one = mlps[0].forward(&x, &mut Mode::Train(&mut b)).unwrap();
         let two = mlps[1].forward(&x, &mut Mode::Train(&mut b)).unwrap();
-        let want = Tensor::cat(&[one, two], 1).unwrap();
+        let want = Tensor::stack(&[one, two], 1).unwrap();
         assert_eq!(max_diff(&grouped, &want), 0.0);
     }
 }

@@ -264,3 +264,29 @@ fn step_zero_and_changed_optimiser_are_refused() {
         .to_string();
     assert!(e.contains("input.sparse.a holds adam state"), "{e}");
 }
+
+/// Updating the tables on several threads gives the same tables as on one.
+#[test]
+fn table_updates_on_threads_equal_one_thread() {
+    let opt = SparseOptimConfig::Adam(AdamConfig::default());
+    let b = batch(&[1, 3, 1, 0], &[&[2, 2, 5], &[], &[5], &[7]]);
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let w: Vec<f32> = (0..b.size() * 2 * DIM)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
+    let run = |threads: usize| {
+        let mut inp = input();
+        for t in 1..=3u64 {
+            let g = inp.gather(&b, &Device::Cpu).unwrap();
+            let wt = Tensor::from_slice(&w, g.x.shape(), &Device::Cpu).unwrap();
+            let grads = (&g.x * wt).unwrap().sum_all().unwrap().backward().unwrap();
+            let sparse = inp.sparse_grads(&grads, &g).unwrap();
+            inp.update_on(&sparse, &opt, 0.01, t, threads).unwrap();
+        }
+        tensors(&inp)
+    };
+    let one = run(1);
+    for threads in [2, 3] {
+        assert_eq!(run(threads), one, "{threads} threads");
+    }
+}

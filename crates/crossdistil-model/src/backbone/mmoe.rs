@@ -86,8 +86,7 @@ impl Mmoe {
 
     pub fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Vec<Tensor>> {
         let experts: Vec<&Mlp> = self.experts.iter().collect();
-        let (n, h) = (x.dims()[0], self.out_dim());
-        let pool = group_forward(x, &experts, mode)?.reshape((n, experts.len(), h))?;
+        let pool = group_forward(x, &experts, mode)?;
         let blocks: Vec<usize> = (0..experts.len()).collect();
         self.gates
             .iter()

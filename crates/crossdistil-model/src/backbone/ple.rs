@@ -136,7 +136,6 @@ impl Ple {
     /// group each, concatenated for the gates that pool them.
     pub fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Vec<Tensor>> {
         let n_tasks = self.levels[0].task_gates.len();
-        let (n, h) = (x.dims()[0], self.out_dim());
         let mut task_in = vec![x.clone(); n_tasks];
         let mut shared_in = x.clone();
         for (li, level) in self.levels.iter().enumerate() {
@@ -149,7 +148,7 @@ impl Ple {
                     .iter()
                     .chain(level.task_experts.iter().flatten())
                     .collect();
-                let pool = group_forward(x, &all, mode)?.reshape((n, all.len(), h))?;
+                let pool = group_forward(x, &all, mode)?;
                 for (t, gate) in level.task_gates.iter().enumerate() {
                     let blocks: Vec<usize> =
                         (se + t * te..se + (t + 1) * te).chain(0..se).collect();
@@ -168,14 +167,14 @@ impl Ple {
                     task_out.push(group_forward(u, &experts, mode)?);
                 }
                 for ((gate, own), u) in level.task_gates.iter().zip(&task_out).zip(&task_in) {
-                    let pool = Tensor::cat(&[own, &shared_out], 1)?.reshape((n, te + se, h))?;
+                    let pool = Tensor::cat(&[own, &shared_out], 1)?;
                     let blocks: Vec<usize> = (0..te + se).collect();
                     next.push(gate.forward(u, &pool, &blocks)?);
                 }
                 if let Some(gate) = &level.shared_gate {
                     let parts: Vec<&Tensor> = task_out.iter().chain([&shared_out]).collect();
                     let m = n_tasks * te + se;
-                    let pool = Tensor::cat(&parts, 1)?.reshape((n, m, h))?;
+                    let pool = Tensor::cat(&parts, 1)?;
                     let blocks: Vec<usize> = (0..m).collect();
                     shared_in = gate.forward(&shared_in, &pool, &blocks)?;
                 }
