@@ -422,6 +422,8 @@ pub struct Args {
     pub workers: Vec<usize>,
     /// The xtask binary that runs the measurements (another build, e.g. with mimalloc).
     pub child_exe: Option<PathBuf>,
+    /// Rounds over all configurations, instead of the shape's default.
+    pub rounds: Option<usize>,
 }
 
 /// The benchmark data set, prepared on first use.
@@ -610,7 +612,11 @@ pub struct Report {
 
 /// Runs the benchmark and writes `bench.json` and `bench.md` to `args.out`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let shape = if args.quick { QUICK } else { FULL };
+    let mut shape = if args.quick { QUICK } else { FULL };
+    if let Some(r) = args.rounds {
+        anyhow::ensure!(r >= 1, "--rounds must be at least 1");
+        shape.rounds = r;
+    }
     let data = bench_data(&args.root, &shape)?;
     std::fs::create_dir_all(&args.out)?;
     let python = if args.peer {

@@ -128,6 +128,10 @@ enum Command {
         /// `--features mimalloc`, to compare allocators).
         #[arg(long)]
         child_exe: Option<PathBuf>,
+        /// Rounds over all configurations, the two sides interleaved in each (default: 3, and
+        /// 1 with --quick); the table reports the median over the rounds.
+        #[arg(long)]
+        rounds: Option<usize>,
     },
     /// One measurement of `bench` (run by it in a child process).
     #[command(hide = true)]
@@ -228,6 +232,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             out,
             workers,
             child_exe,
+            rounds,
         } => {
             let workers = if workers.is_empty() {
                 let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -246,6 +251,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 peer,
                 workers,
                 child_exe,
+                rounds,
             })?
         }
         Command::BenchRun(a) => {

@@ -6,6 +6,7 @@ use candle_core::{DType, Device, Result, Tensor};
 use rand_chacha::ChaCha8Rng;
 
 use crate::init::Init;
+use crate::memory::{AHEAD, large_buffer, prefetch_row};
 use crate::sparse_optim::{AdamStep, OptimState, SparseOptimConfig, adagrad_row};
 
 /// A table `[vocab, dim]`, row-major, with its optimiser state. Id 0 (out of vocabulary) is an
@@ -29,7 +30,8 @@ impl EmbeddingTable {
         std: f32,
         rng: &mut ChaCha8Rng,
     ) -> Result<Self> {
-        let weight = Init::Normal { std }.sample(&[vocab, dim], rng)?;
+        let mut weight = large_buffer(vocab * dim);
+        Init::Normal { std }.sample_into(&[vocab, dim], rng, &mut weight)?;
         Ok(EmbeddingTable {
             key,
             vocab,
@@ -44,6 +46,12 @@ impl EmbeddingTable {
     pub fn row(&self, id: u32) -> &[f32] {
         let start = id as usize * self.dim;
         &self.weight[start..start + self.dim]
+    }
+
+    /// Hints that row `id` will be read soon ([`crate::memory`]).
+    #[inline(always)]
+    pub fn prefetch(&self, id: u32) {
+        prefetch_row(&self.weight, id as usize * self.dim, self.dim);
     }
 
     /// Updates rows `ids` (distinct) with their gradients `grads` (`[ids.len(), dim]`, row-major)
@@ -64,7 +72,13 @@ impl EmbeddingTable {
         match (opt, &mut self.state) {
             (SparseOptimConfig::Adam(cfg), OptimState::Adam { m, v }) => {
                 let adam = AdamStep::new(cfg, lr, step);
-                for (&id, g) in rows {
+                for (i, (&id, g)) in rows.enumerate() {
+                    if let Some(&next) = ids.get(i + AHEAD) {
+                        let at = next as usize * d;
+                        prefetch_row(&self.weight, at, d);
+                        prefetch_row(m, at, d);
+                        prefetch_row(v, at, d);
+                    }
                     let r = id as usize * d..(id as usize + 1) * d;
                     adam.apply(&mut self.weight[r.clone()], &mut m[r.clone()], &mut v[r], g);
                 }

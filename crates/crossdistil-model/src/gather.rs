@@ -3,6 +3,7 @@
 use candle_core::Result;
 
 use crate::embedding_table::EmbeddingTable;
+use crate::memory::AHEAD;
 
 /// How one field's embedding columns of a batch were built.
 ///
@@ -77,7 +78,10 @@ impl FieldPlan {
         let cols = self.column..self.column + self.dim;
         match &self.offsets {
             None => {
-                for (out, &u) in emb.chunks_exact_mut(width).zip(&self.inverse) {
+                for (r, (out, &u)) in emb.chunks_exact_mut(width).zip(&self.inverse).enumerate() {
+                    if let Some(&next) = self.inverse.get(r + AHEAD) {
+                        table.prefetch(self.unique[next as usize]);
+                    }
                     out[cols.clone()].copy_from_slice(table.row(self.unique[u as usize]));
                 }
             }

@@ -33,17 +33,33 @@ pub enum Init {
 impl Init {
     /// Draws `shape.iter().product()` values, row-major.
     pub fn sample(&self, shape: &[usize], rng: &mut ChaCha8Rng) -> Result<Vec<f32>> {
+        let mut out = Vec::new();
+        self.sample_into(shape, rng, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Init::sample`] appended to `out` (whose allocation the caller may have prepared, e.g.
+    /// with [`crate::memory::large_buffer`]); the same values for the same generator state.
+    pub fn sample_into(
+        &self,
+        shape: &[usize],
+        rng: &mut ChaCha8Rng,
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
         let n: usize = shape.iter().product();
         let (fan_in, fan_out) = fans(shape);
-        Ok(match *self {
-            Init::XavierUniform => uniform(n, (6.0 / (fan_in + fan_out).max(1) as f64).sqrt(), rng),
-            Init::KaimingUniform => uniform(n, (6.0 / fan_in.max(1) as f64).sqrt(), rng),
+        out.reserve(n);
+        match *self {
+            Init::XavierUniform => {
+                uniform(n, (6.0 / (fan_in + fan_out).max(1) as f64).sqrt(), rng, out)
+            }
+            Init::KaimingUniform => uniform(n, (6.0 / fan_in.max(1) as f64).sqrt(), rng, out),
             Init::Normal { std } => {
                 let dist = Normal::new(0.0f32, std).map_err(Error::msg)?;
-                (0..n).map(|_| dist.sample(rng)).collect()
+                out.extend((0..n).map(|_| dist.sample(rng)));
             }
-            Init::Zeros => vec![0.0; n],
-            Init::Const(c) => vec![c; n],
+            Init::Zeros => out.resize(out.len() + n, 0.0),
+            Init::Const(c) => out.resize(out.len() + n, c),
             Init::Diagonal { diag, off } => {
                 let [rows, cols] = shape else {
                     candle_core::bail!("Init::Diagonal needs a square 2-D shape, got {shape:?}")
@@ -51,11 +67,10 @@ impl Init {
                 if rows != cols {
                     candle_core::bail!("Init::Diagonal needs a square 2-D shape, got {shape:?}")
                 }
-                (0..n)
-                    .map(|i| if i / cols == i % cols { diag } else { off })
-                    .collect()
+                out.extend((0..n).map(|i| if i / cols == i % cols { diag } else { off }));
             }
-        })
+        }
+        Ok(())
     }
 }
 
@@ -71,10 +86,10 @@ fn fans(shape: &[usize]) -> (usize, usize) {
     }
 }
 
-/// `n` draws of `U(-bound, bound)`.
-fn uniform(n: usize, bound: f64, rng: &mut ChaCha8Rng) -> Vec<f32> {
+/// `n` draws of `U(-bound, bound)`, appended to `out`.
+fn uniform(n: usize, bound: f64, rng: &mut ChaCha8Rng, out: &mut Vec<f32>) {
     let bound = bound as f32;
-    (0..n).map(|_| rng.random_range(-bound..=bound)).collect()
+    out.extend((0..n).map(|_| rng.random_range(-bound..=bound)));
 }
 
 #[cfg(test)]

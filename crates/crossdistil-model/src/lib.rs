@@ -25,6 +25,7 @@ pub mod gemm;
 pub mod init;
 pub mod input;
 pub mod linear;
+pub mod memory;
 pub mod mlp;
 pub mod mlp_group;
 pub mod mode;

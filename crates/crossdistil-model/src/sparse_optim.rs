@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, non_negative};
+use crate::memory::large_zeros;
 
 /// The optimiser of the embedding tables (`type = "adam"` or `"adagrad"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,8 +180,8 @@ impl OptimState {
     pub fn new(cfg: &SparseOptimConfig, len: usize) -> Self {
         match cfg {
             SparseOptimConfig::Adam(_) => OptimState::Adam {
-                m: vec![0.0; len],
-                v: vec![0.0; len],
+                m: large_zeros(len),
+                v: large_zeros(len),
             },
             SparseOptimConfig::Adagrad(c) => OptimState::Adagrad {
                 sum: vec![c.initial_accumulator as f32; len],
