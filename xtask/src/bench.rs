@@ -30,7 +30,7 @@ use crossdistil_model::{InputSchema, MultiTaskModel};
 use crossdistil_train::RunConfig;
 use crossdistil_train::fit::worker_rngs;
 use crossdistil_train::optim::{Adam, AdamParams};
-use crossdistil_train::predict::predict_all;
+use crossdistil_train::predict::predict_all_on;
 use crossdistil_train::prefetch::for_each_prefetched;
 use crossdistil_train::run::save_tensors;
 use crossdistil_train::step::{StepSetup, gradients, train_step};
@@ -346,7 +346,7 @@ pub fn run_child(a: &RunArgs) -> anyhow::Result<Measurement> {
     let mut eval = Vec::new();
     for _ in 0..if eval_rows.is_empty() { 0 } else { 3 } {
         let started = Instant::now();
-        predict_all(&model, &ds, &eval_rows, 8192)?;
+        predict_all_on(&model, &ds, &eval_rows, 8192, a.workers)?;
         eval.push(eval_rows.len() as f64 / started.elapsed().as_secs_f64());
     }
     let train = median(&windows);

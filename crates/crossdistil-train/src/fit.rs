@@ -17,7 +17,7 @@ use crate::distill::CalibratorFit;
 use crate::error::{Result, TrainError};
 use crate::evaluate::{SplitMetrics, evaluate};
 use crate::optim::{Adam, AdamParams};
-use crate::predict::predict_all;
+use crate::predict::predict_all_on;
 use crate::prefetch::for_each_prefetched;
 use crate::report::Report;
 use crate::run::{RunDir, TrainState, append_csv, load_tensors, save_tensors};
@@ -201,7 +201,14 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
                 (parts.n * t.batch_size) as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9)
             ));
             if t.eval_every > 0 && state.step % t.eval_every as u64 == 0 {
-                let m = validate(&model, &ds, &valid_rows, &tasks, t.eval_batch_size)?;
+                let m = validate(
+                    &model,
+                    &ds,
+                    &valid_rows,
+                    &tasks,
+                    t.eval_batch_size,
+                    t.workers,
+                )?;
                 state.train_seconds = seconds_before + started.elapsed().as_secs_f64();
                 record(
                     &run,
@@ -228,9 +235,23 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
         state.epochs_done += 1;
         epochs_this_call += 1;
         if model.has_teachers() && cfg.distill.calibrator == CalibratorFit::RefitValid {
-            refit_calibrators(&model, &ds, &valid_rows, &tasks, t.eval_batch_size)?;
+            refit_calibrators(
+                &model,
+                &ds,
+                &valid_rows,
+                &tasks,
+                t.eval_batch_size,
+                t.workers,
+            )?;
         }
-        let m = validate(&model, &ds, &valid_rows, &tasks, t.eval_batch_size)?;
+        let m = validate(
+            &model,
+            &ds,
+            &valid_rows,
+            &tasks,
+            t.eval_batch_size,
+            t.workers,
+        )?;
         state.train_seconds = seconds_before + started.elapsed().as_secs_f64();
         let train_loss = parts.mean(parts.total);
         record(
@@ -270,8 +291,22 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
 
     load_weights(&mut model, &run.best_path())?;
     let test_rows = ds.split_rows(Split::Test);
-    let valid = validate(&model, &ds, &valid_rows, &tasks, t.eval_batch_size)?;
-    let test = validate(&model, &ds, &test_rows, &tasks, t.eval_batch_size)?;
+    let valid = validate(
+        &model,
+        &ds,
+        &valid_rows,
+        &tasks,
+        t.eval_batch_size,
+        t.workers,
+    )?;
+    let test = validate(
+        &model,
+        &ds,
+        &test_rows,
+        &tasks,
+        t.eval_batch_size,
+        t.workers,
+    )?;
     let report = Report::new(&ds, &resolved, &task_names, valid, test, &state);
     report.write(&run.report_path())?;
     Ok(report)
@@ -292,15 +327,16 @@ fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) -> ProgressBa
     bar
 }
 
-/// The model's metrics on `rows`.
+/// The model's metrics on `rows`, predicted on `threads` threads.
 pub fn validate(
     model: &MultiTaskModel,
     ds: &Dataset,
     rows: &[u32],
     tasks: &[usize],
     batch_size: usize,
+    threads: usize,
 ) -> Result<SplitMetrics> {
-    let pred = predict_all(model, ds, rows, batch_size)?;
+    let pred = predict_all_on(model, ds, rows, batch_size, threads)?;
     Ok(evaluate(ds, rows, tasks, &pred)?)
 }
 
@@ -311,8 +347,9 @@ fn refit_calibrators(
     rows: &[u32],
     tasks: &[usize],
     batch_size: usize,
+    threads: usize,
 ) -> Result<()> {
-    let pred = predict_all(model, ds, rows, batch_size)?;
+    let pred = predict_all_on(model, ds, rows, batch_size, threads)?;
     let Some(scores) = pred.teacher else {
         return Ok(());
     };

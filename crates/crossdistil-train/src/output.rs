@@ -47,6 +47,7 @@ impl OpenRun {
             &rows,
             &self.trained.tasks,
             self.config.train.eval_batch_size,
+            self.config.train.workers,
         )
     }
 

@@ -38,25 +38,46 @@ pub fn predict_all(
     rows: &[u32],
     batch_size: usize,
 ) -> Result<Predictions> {
-    let t = model.n_tasks();
-    let mut student = vec![Vec::with_capacity(rows.len()); t];
-    let mut teacher = model
-        .has_teachers()
-        .then(|| vec![Vec::with_capacity(rows.len()); t]);
-    for batch in Batches::new(ds, rows, batch_size, Order::Sequential) {
-        let fwd = model.forward(&batch, Mode::Eval)?;
-        let probs: Vec<f32> = candle_nn::ops::sigmoid(&fwd.logits)?
-            .flatten_all()?
-            .to_vec1()?;
-        for (i, p) in probs.iter().enumerate() {
-            student[i % t].push(*p);
-        }
-        if let (Some(out), Some(scores)) = (teacher.as_mut(), &fwd.teacher_scores) {
-            for (i, s) in scores.flatten_all()?.to_vec1::<f32>()?.iter().enumerate() {
-                out[i % t].push(*s);
+    predict_all_on(model, ds, rows, batch_size, 1)
+}
+
+/// [`predict_all`] on `threads` threads, each over a contiguous run of `rows` (the model is
+/// shared, read-only). The predictions come back in `rows` order.
+pub fn predict_all_on(
+    model: &MultiTaskModel,
+    ds: &Dataset,
+    rows: &[u32],
+    batch_size: usize,
+    threads: usize,
+) -> Result<Predictions> {
+    let threads = threads.clamp(1, rows.len().max(1));
+    let (student, teacher) = if threads == 1 {
+        raw_scores(model, ds, rows, batch_size)?
+    } else {
+        let per = rows.len().div_ceil(threads);
+        let parts = std::thread::scope(|s| {
+            let handles: Vec<_> = rows
+                .chunks(per)
+                .map(|part| s.spawn(move || raw_scores(model, ds, part, batch_size)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a prediction thread panicked"))
+                .collect::<Result<Vec<_>>>()
+        })?;
+        let t = model.n_tasks();
+        let mut student = vec![Vec::with_capacity(rows.len()); t];
+        let mut teacher = model
+            .has_teachers()
+            .then(|| vec![Vec::with_capacity(rows.len()); t]);
+        for (s, te) in parts {
+            student.iter_mut().zip(s).for_each(|(a, b)| a.extend(b));
+            if let (Some(all), Some(te)) = (teacher.as_mut(), te) {
+                all.iter_mut().zip(te).for_each(|(a, b)| a.extend(b));
             }
         }
-    }
+        (student, teacher)
+    };
     let calibrated = match &teacher {
         Some(scores) => {
             let pq = calibrator_values(model)?;
@@ -79,6 +100,38 @@ pub fn predict_all(
         teacher,
         calibrated,
     })
+}
+
+/// Per task, in `rows` order: the student's probabilities and the teachers' raw scores.
+type RawScores = (Vec<Vec<f32>>, Option<Vec<Vec<f32>>>);
+
+/// The student's probabilities and the teachers' raw scores over `rows`, batch by batch.
+fn raw_scores(
+    model: &MultiTaskModel,
+    ds: &Dataset,
+    rows: &[u32],
+    batch_size: usize,
+) -> Result<RawScores> {
+    let t = model.n_tasks();
+    let mut student = vec![Vec::with_capacity(rows.len()); t];
+    let mut teacher = model
+        .has_teachers()
+        .then(|| vec![Vec::with_capacity(rows.len()); t]);
+    for batch in Batches::new(ds, rows, batch_size, Order::Sequential) {
+        let fwd = model.forward(&batch, Mode::Eval)?;
+        let probs: Vec<f32> = candle_nn::ops::sigmoid(&fwd.logits)?
+            .flatten_all()?
+            .to_vec1()?;
+        for (i, p) in probs.iter().enumerate() {
+            student[i % t].push(*p);
+        }
+        if let (Some(out), Some(scores)) = (teacher.as_mut(), &fwd.teacher_scores) {
+            for (i, s) in scores.flatten_all()?.to_vec1::<f32>()?.iter().enumerate() {
+                out[i % t].push(*s);
+            }
+        }
+    }
+    Ok((student, teacher))
 }
 
 /// The student's probabilities for `rows`, one vector per task.

@@ -427,3 +427,41 @@ fn training_with_two_workers_learns_and_is_deterministic() {
         assert_eq!(a.test[t].auc, b.test[t].auc, "{t}");
     }
 }
+
+/// Predictions on several threads are the predictions of one thread, in the same row order,
+/// teachers and calibrated probabilities included.
+#[test]
+fn predictions_on_threads_equal_one_thread() {
+    use crossdistil_data::Dataset;
+    use crossdistil_train::fit::build_model;
+    use crossdistil_train::predict::predict_all_on;
+
+    let tmp = tempfile::tempdir().unwrap();
+    synthetic_set(tmp.path(), 2000);
+    let ds = Dataset::load(tmp.path()).unwrap();
+    let rows = ds.split_rows(Split::Train);
+    let cfg = config(&format!("{SMALL}\n[distill]\nmode = \"crossdistil\"\n"));
+    let trained = build_model(&cfg, &ds).unwrap();
+    let one = predict_all_on(&trained.model, &ds, &rows, 97, 1).unwrap();
+    for threads in [2, 3] {
+        let many = predict_all_on(&trained.model, &ds, &rows, 97, threads).unwrap();
+        let pairs = [
+            (&one.student, &many.student),
+            (
+                one.teacher.as_ref().unwrap(),
+                many.teacher.as_ref().unwrap(),
+            ),
+            (
+                one.calibrated.as_ref().unwrap(),
+                many.calibrated.as_ref().unwrap(),
+            ),
+        ];
+        for (a, b) in pairs {
+            assert_eq!(a.len(), b.len());
+            for (x, y) in a.iter().zip(b) {
+                assert_eq!(x.len(), rows.len());
+                assert!(max_rel_diff(x, y) < 1e-5, "{threads} threads");
+            }
+        }
+    }
+}
