@@ -20,7 +20,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 use crate::bias_act::{backward_rows, forward_rows};
 use crate::cpu_data::{contiguous, view, with_cpu, with_rows};
-use crate::gemm::{View, matmul_into};
+use crate::gemm::{View, matmul};
 
 /// The custom op; see the module documentation.
 #[derive(Debug, Clone, Copy)]
@@ -55,8 +55,7 @@ impl CustomOp3 for FusedLinear {
                 b.len()
             );
         }
-        let mut y = vec![0.0f32; x.rows * w.rows];
-        matmul_into(&mut y, x, w.t(), false);
+        let mut y = matmul(x, w.t());
         forward_rows(&mut y, b, self.relu);
         Ok((CpuStorage::F32(y), Shape::from((x.rows, w.rows))))
     }
@@ -78,14 +77,12 @@ impl CustomOp3 for FusedLinear {
         let dzv = View::row_major(&dz, n, o);
         let dx = with_cpu(w, |s, l| {
             let w = view(s, l, "weight")?;
-            let mut dx = vec![0.0f32; n * w.cols];
-            matmul_into(&mut dx, dzv, w, false);
+            let dx = matmul(dzv, w);
             Tensor::from_vec(dx, (n, w.cols), x.device())
         })?;
         let dw = with_cpu(x, |s, l| {
             let x = view(s, l, "input")?;
-            let mut dw = vec![0.0f32; o * x.cols];
-            matmul_into(&mut dw, dzv.t(), x, false);
+            let dw = matmul(dzv.t(), x);
             Tensor::from_vec(dw, (o, x.cols), w.device())
         })?;
         let db = Tensor::from_vec(db, o, w.device())?;

@@ -29,7 +29,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use crate::activation::Activation;
 use crate::bias_act::{backward_rows, forward_rows};
 use crate::cpu_data::{contiguous, view, with_cpu, with_rows};
-use crate::gemm::{View, matmul_into, matmul_rows_into};
+use crate::gemm::{View, matmul, matmul_into, matmul_rows_into};
 use crate::mlp::Mlp;
 use crate::mode::Mode;
 
@@ -96,19 +96,20 @@ impl MlpGroup {
         for l in 0..self.layers() {
             let (i, o) = (self.dims[l], self.dims[l + 1]);
             let width = ex * o;
-            let mut z = vec![0.0f32; n * width];
-            if l == 0 {
+            let mut z = if l == 0 {
                 let at = self.w_offset(0, 0);
                 let stacked = View::row_major(&w[at..at + width * i], width, i);
-                matmul_into(&mut z, x, stacked.t(), false);
+                matmul(x, stacked.t())
             } else {
+                let mut z = vec![0.0f32; n * width];
                 let prev = &acts[l - 1];
                 for e in 0..ex {
                     let a = self.block(prev, n, i, e);
                     let we = self.weight(w, l, e);
                     matmul_rows_into(&mut z[e * o..], width, a, we.t(), false);
                 }
-            }
+                z
+            };
             let at = self.b_offset(l, 0);
             forward_rows(&mut z, &b[at..at + width], self.relu);
             acts.push(z);
@@ -197,8 +198,7 @@ impl CustomOp3 for MlpGroup {
                             let at = self.w_offset(0, 0);
                             let stacked = View::row_major(&w[at..at + width * i], width, i);
                             matmul_into(&mut dw[at..at + width * i], dzv.t(), x, false);
-                            dx = vec![0.0f32; n * i];
-                            matmul_into(&mut dx, dzv, stacked, false);
+                            dx = matmul(dzv, stacked);
                         } else {
                             let prev = &hidden[l - 1];
                             let mut gprev = vec![0.0f32; n * ex * i];

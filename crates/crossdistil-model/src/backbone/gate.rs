@@ -116,7 +116,7 @@ impl Mix {
         out
     }
 
-    /// `(dl, dx)`: `dx[:, blk_i] += p_i g`, `dp_i = <g, x[:, blk_i]>`,
+    /// `(dl, dx)`: `dx[:, blk_i] = p_i g` (zero outside the gate's blocks), `dp_i = <g, x[:, blk_i]>`,
     /// `dl_i = p_i (dp_i - sum_j p_j dp_j)`.
     fn bwd<T: Float>(
         &self,
@@ -128,22 +128,36 @@ impl Mix {
         width: usize,
     ) -> (Vec<T>, Vec<T>) {
         let m = self.blocks.len();
+        // slot[b]: which of the gate's experts pool block `b` is, if any.
+        let mut slot = vec![None; width / h.max(1)];
+        for (i, &b) in self.blocks.iter().enumerate() {
+            slot[b] = Some(i);
+        }
         let mut dl = vec![T::ZERO; n * m];
-        let mut dx = vec![T::ZERO; n * width];
+        // Written row by row and block by block (the blocks are distinct): no zero fill first.
+        let mut dx = Vec::with_capacity(n * width);
         let (mut p, mut dp) = (vec![T::ZERO; m], vec![T::ZERO; m]);
         for r in 0..n {
             softmax_row(&l[r * m..(r + 1) * m], &mut p);
             let gr = &g[r * h..(r + 1) * h];
+            for (b, s) in slot.iter().enumerate() {
+                match *s {
+                    Some(i) => {
+                        let at = r * width + b * h;
+                        let pi = p[i];
+                        dx.extend(gr.iter().map(|&g| pi * g));
+                        let mut d = T::ZERO;
+                        for (&x, &g) in x[at..at + h].iter().zip(gr) {
+                            d += g * x;
+                        }
+                        dp[i] = d;
+                    }
+                    None => dx.extend(std::iter::repeat_n(T::ZERO, h)),
+                }
+            }
             let mut s = T::ZERO;
             for i in 0..m {
-                let at = r * width + self.blocks[i] * h;
-                let mut d = T::ZERO;
-                for ((dx, &x), &g) in dx[at..at + h].iter_mut().zip(&x[at..at + h]).zip(gr) {
-                    *dx += p[i] * g;
-                    d += g * x;
-                }
-                dp[i] = d;
-                s += p[i] * d;
+                s += p[i] * dp[i];
             }
             for i in 0..m {
                 dl[r * m + i] = p[i] * (dp[i] - s);
