@@ -166,6 +166,20 @@ impl Mix {
         (dl, dx)
     }
 }
+impl Mix {
+    /// [`Mix::bwd`] on `(logits, pool, grad)` data, as flat tensors `(dl, dx)`.
+    fn grads<T: Float + candle_core::WithDType>(
+        &self,
+        (l, x, g): (&[T], &[T], &[T]),
+        (n, h, width): (usize, usize, usize),
+        dev: &candle_core::Device,
+    ) -> Result<(Tensor, Tensor)> {
+        let (dl, dx) = self.bwd(l, x, g, n, h, width);
+        let (a, b) = (dl.len(), dx.len());
+        Ok((Tensor::from_vec(dl, a, dev)?, Tensor::from_vec(dx, b, dev)?))
+    }
+}
+
 /// The data of a CPU storage as `T`, with its layout's contiguous range.
 fn data<'a, T: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
     let Some((a, b)) = l.contiguous_offsets() else {
@@ -208,37 +222,20 @@ impl CustomOp2 for Mix {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let (n, h, width) = self.dims(logits.dims(), pool.dims())?;
         let grad = grad.contiguous()?;
+        let dims = (n, h, width);
         let (dl, dx) = with_cpu(logits, |ls, ll| {
             with_cpu(pool, |xs, xl| {
                 with_cpu(&grad, |gs, gl| match ls {
-                    CpuStorage::F32(_) => {
-                        let (dl, dx) = self.bwd::<f32>(
-                            data(ls, ll)?,
-                            data(xs, xl)?,
-                            data(gs, gl)?,
-                            n,
-                            h,
-                            width,
-                        );
-                        Ok((
-                            Tensor::new(dl, logits.device())?,
-                            Tensor::new(dx, pool.device())?,
-                        ))
-                    }
-                    _ => {
-                        let (dl, dx) = self.bwd::<f64>(
-                            data(ls, ll)?,
-                            data(xs, xl)?,
-                            data(gs, gl)?,
-                            n,
-                            h,
-                            width,
-                        );
-                        Ok((
-                            Tensor::new(dl, logits.device())?,
-                            Tensor::new(dx, pool.device())?,
-                        ))
-                    }
+                    CpuStorage::F32(_) => self.grads::<f32>(
+                        (data(ls, ll)?, data(xs, xl)?, data(gs, gl)?),
+                        dims,
+                        logits.device(),
+                    ),
+                    _ => self.grads::<f64>(
+                        (data(ls, ll)?, data(xs, xl)?, data(gs, gl)?),
+                        dims,
+                        logits.device(),
+                    ),
                 })
             })
         })?;
