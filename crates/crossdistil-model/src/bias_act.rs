@@ -1,5 +1,5 @@
 //! The bias add and activation of a fully connected layer, forward and backward, on rows of
-//! plain `f32` data; the kernels of [`crate::fused_linear`].
+//! plain `f32` data; the kernels of [`crate::mlp_group`].
 //!
 //! Forward, in place: `y = act(z + b)` for `z: [n, h]` row-major and `b: [h]`, `act` ReLU or the
 //! identity. Backward, in one pass over the rows: `dz = g * act'(z + b)` (for ReLU `g * [y > 0]`)

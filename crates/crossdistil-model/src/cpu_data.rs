@@ -1,5 +1,5 @@
 //! Reading candle CPU tensors as plain `f32` slices and strided views, for the custom ops
-//! ([`crate::fused_linear`], [`crate::mlp_group`], the gates' mixing).
+//! ([`crate::mlp_group`], the gates' mixing).
 
 use candle_core::{CpuStorage, Layout, Result, Storage, Tensor};
 

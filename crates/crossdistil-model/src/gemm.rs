@@ -1,5 +1,5 @@
 //! Matrix products of strided `f32` views into a caller's buffer, through the `gemm` crate (the
-//! kernels behind candle's CPU matmul). [`crate::fused_linear`] uses it to compute a layer's
+//! kernels behind candle's CPU matmul). [`crate::mlp_group`] uses it to compute a layer's
 //! products without candle's transposes, copies and zero-filled outputs.
 
 use gemm::Parallelism;

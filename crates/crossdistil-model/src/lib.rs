@@ -19,7 +19,6 @@ pub mod config;
 pub mod cpu_data;
 pub mod dropout;
 pub mod embedding_table;
-pub mod fused_linear;
 pub mod gather;
 pub mod gemm;
 pub mod init;

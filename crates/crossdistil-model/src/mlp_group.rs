@@ -1,4 +1,5 @@
-//! Several MLPs of one shape on one input, as one custom op: the experts of MMoE and PLE.
+//! Several MLPs of one shape on one input, as one custom op: the experts of MMoE and PLE, and,
+//! as the group of one expert with one layer, every fully connected layer ([`linear`]).
 //!
 //! `E` experts, each with layers `dims[0] -> dims[1] -> ... -> dims[L]` and ReLU (or the
 //! identity) after every layer, all applied to the same `x: [n, dims[0]]`. The output
@@ -17,9 +18,11 @@
 //! dx = dZ_0 W_0                                  (one product over all experts)
 //! ```
 //!
-//! As separate layers and a gate per expert, candle's backward accumulated every hidden
-//! gradient, every expert's share of `dx` and every gate's share of every expert into fresh
-//! zero tensors; here the hidden gradients stay inside the op, `dx` is one product, and candle
+//! Composed from candle ops, a layer is a transpose, a matmul and a bias add, and candle's
+//! backward accumulates every intermediate gradient into a fresh zero tensor (`zeros_like`, then
+//! `add`): the pre-activation, the weight and its transpose, every hidden layer, every expert's
+//! share of `dx`. Here the products read the weights in place through strides
+//! ([`crate::gemm`]), the hidden gradients stay inside the op, `dx` is one product, and candle
 //! sees `dx`, `dw`, `db` only.
 
 use std::sync::Mutex;
@@ -39,11 +42,23 @@ struct MlpGroup {
     experts: usize,
     dims: Vec<usize>,
     relu: bool,
+    /// The output as `[n, E h]` rather than `[n, E, h]` (a single layer's `[n, h]`).
+    flat: bool,
     /// The hidden activations `A_0 .. A_{L-2}` of the forward pass, for the backward pass.
     hidden: Mutex<Option<Vec<Vec<f32>>>>,
 }
 
 impl MlpGroup {
+    fn new(experts: usize, dims: Vec<usize>, relu: bool, flat: bool) -> Self {
+        MlpGroup {
+            experts,
+            dims,
+            relu,
+            flat,
+            hidden: Mutex::new(None),
+        }
+    }
+
     fn layers(&self) -> usize {
         self.dims.len() - 1
     }
@@ -78,6 +93,13 @@ impl MlpGroup {
         View::row_major(&w[at..at + o * i], o, i)
     }
 
+    /// Every expert's `W_{l,e}` stacked: a `[E dims[l + 1], dims[l]]` view of the packed weights.
+    fn stacked<'a>(&self, w: &'a [f32], l: usize) -> View<'a> {
+        let rows = self.experts * self.dims[l + 1];
+        let at = self.w_offset(l, 0);
+        View::row_major(&w[at..at + rows * self.dims[l]], rows, self.dims[l])
+    }
+
     /// Column block `e` of an `[n, E width]` matrix, as an `[n, width]` view.
     fn block<'a>(&self, a: &'a [f32], n: usize, width: usize, e: usize) -> View<'a> {
         View {
@@ -97,9 +119,7 @@ impl MlpGroup {
             let (i, o) = (self.dims[l], self.dims[l + 1]);
             let width = ex * o;
             let mut z = if l == 0 {
-                let at = self.w_offset(0, 0);
-                let stacked = View::row_major(&w[at..at + width * i], width, i);
-                matmul(x, stacked.t())
+                matmul(x, self.stacked(w, 0).t())
             } else {
                 let mut z = vec![0.0f32; n * width];
                 let prev = &acts[l - 1];
@@ -156,7 +176,12 @@ impl CustomOp3 for MlpGroup {
         let out = acts.pop().expect("at least one layer");
         *self.hidden.lock().expect("no panics while held") = Some(acts);
         let h = self.dims[self.layers()];
-        Ok((CpuStorage::F32(out), Shape::from((x.rows, self.experts, h))))
+        let shape = if self.flat {
+            Shape::from((x.rows, self.experts * h))
+        } else {
+            Shape::from((x.rows, self.experts, h))
+        };
+        Ok((CpuStorage::F32(out), shape))
     }
 
     fn bwd(
@@ -168,7 +193,7 @@ impl CustomOp3 for MlpGroup {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (ex, layers) = (self.experts, self.layers());
-        let n = res.dims3()?.0;
+        let n = res.dims()[0];
         let kept = self.hidden.lock().expect("no panics while held").take();
         let (dx, dw, db) = with_cpu(x, |xs, xl| {
             let x = view(xs, xl, "input")?;
@@ -196,9 +221,8 @@ impl CustomOp3 for MlpGroup {
                         let dzv = View::row_major(&dz, n, width);
                         if l == 0 {
                             let at = self.w_offset(0, 0);
-                            let stacked = View::row_major(&w[at..at + width * i], width, i);
                             matmul_into(&mut dw[at..at + width * i], dzv.t(), x, false);
-                            dx = matmul(dzv, stacked);
+                            dx = matmul(dzv, self.stacked(w, 0));
                         } else {
                             let prev = &hidden[l - 1];
                             let mut gprev = vec![0.0f32; n * ex * i];
@@ -270,13 +294,21 @@ pub fn group_forward(x: &Tensor, mlps: &[&Mlp], mode: &mut Mode<'_>) -> Result<T
     }
     let mut dims = vec![mlps[0].layers[0].weight.dims()[1]];
     dims.extend(mlps[0].layers.iter().map(|l| l.weight.dims()[0]));
-    let op = MlpGroup {
-        experts: mlps.len(),
+    let op = MlpGroup::new(
+        mlps.len(),
         dims,
-        relu: mlps[0].activation == Activation::Relu,
-        hidden: Mutex::new(None),
-    };
+        mlps[0].activation == Activation::Relu,
+        false,
+    );
     x.apply_op3(&Tensor::cat(&ws, 0)?, &Tensor::cat(&bs, 0)?, op)
+}
+
+/// `act(x W^T + b)`: `x: [n, k]` (any strides), `w: [o, k]`, `b: [o]` -> `[n, o]`; `relu`
+/// picks ReLU, otherwise the identity. The group of one expert with one layer: one node of the
+/// autograd graph (module documentation).
+pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor, relu: bool) -> Result<Tensor> {
+    let (o, k) = w.dims2()?;
+    x.apply_op3(w, b, MlpGroup::new(1, vec![k, o], relu, true))
 }
 
 #[cfg(test)]
@@ -373,5 +405,62 @@ mod tests {
         let two = mlps[1].forward(&x, &mut Mode::Train(&mut b)).unwrap();
         let want = Tensor::stack(&[one, two], 1).unwrap();
         assert_eq!(max_diff(&grouped, &want), 0.0);
+    }
+
+    fn random(shape: &[usize], rng: &mut ChaCha8Rng) -> Vec<f32> {
+        (0..shape.iter().product::<usize>())
+            .map(|_| rng.random::<f32>() * 2.0 - 1.0)
+            .collect()
+    }
+
+    /// Values and gradients equal candle's own `relu(x.matmul(w.t()).broadcast_add(b))`, for a
+    /// contiguous input and for a transposed (strided) one.
+    #[test]
+    fn a_single_layer_matches_candles_composition_forward_and_backward() {
+        let dev = Device::Cpu;
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let (n, k, o) = (37, 13, 11);
+        for relu in [true, false] {
+            for strided in [false, true] {
+                let x = if strided {
+                    Var::from_vec(random(&[k, n], &mut rng), (k, n), &dev).unwrap()
+                } else {
+                    Var::from_vec(random(&[n, k], &mut rng), (n, k), &dev).unwrap()
+                };
+                let xin = if strided {
+                    x.as_tensor().t().unwrap()
+                } else {
+                    x.as_tensor().clone()
+                };
+                let w = Var::from_vec(random(&[o, k], &mut rng), (o, k), &dev).unwrap();
+                let b = Var::from_vec(random(&[o], &mut rng), o, &dev).unwrap();
+                // A weighting that makes every output's gradient different.
+                let r = Tensor::from_vec(random(&[n, o], &mut rng), (n, o), &dev).unwrap();
+                let fused = linear(&xin, w.as_tensor(), b.as_tensor(), relu).unwrap();
+                let plain = {
+                    let z = xin.matmul(&w.as_tensor().t().unwrap()).unwrap();
+                    let s = z.broadcast_add(b.as_tensor()).unwrap();
+                    if relu { s.relu().unwrap() } else { s }
+                };
+                let what = format!("relu={relu} strided={strided}");
+                assert!(max_diff(&fused, &plain) < 1e-5, "{what}: values");
+                let gf = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+                let gp = (plain * &r).unwrap().sum_all().unwrap().backward().unwrap();
+                for (name, v) in [("x", &x), ("w", &w), ("b", &b)] {
+                    let (a, c) = (gf.get(v).unwrap(), gp.get(v).unwrap());
+                    assert!(max_diff(a, c) < 1e-5, "{what}: gradient of {name}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_single_layer_refuses_shapes_that_do_not_fit() {
+        let dev = Device::Cpu;
+        let x = Tensor::zeros((4, 3), candle_core::DType::F32, &dev).unwrap();
+        let w = Tensor::zeros((2, 5), candle_core::DType::F32, &dev).unwrap();
+        let b = Tensor::zeros(2, candle_core::DType::F32, &dev).unwrap();
+        let e = linear(&x, &w, &b, true).unwrap_err().to_string();
+        assert!(e.contains("input [4, 3]"), "{e}");
     }
 }
