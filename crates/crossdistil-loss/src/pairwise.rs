@@ -102,9 +102,12 @@ impl PairKind {
     }
 }
 
+/// The mean loss and its gradients with respect to `hi` and `lo`.
+type Pass = (f64, Vec<f64>, Vec<f64>);
+
 /// The mean loss over all pairs and its gradients with respect to `hi` and `lo`, computed in
 /// `T` with one row sum per `hi` in `T` and the totals in f64.
-fn pass<T: Real>(kind: PairKind, hi: &[f64], lo: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
+fn pass<T: Real>(kind: PairKind, hi: &[f64], lo: &[f64]) -> Pass {
     let scale = 1.0 / (hi.len() * lo.len()).max(1) as f64;
     let lo_t: Vec<T> = lo.iter().map(|&x| T::from_f64(x)).collect();
     let mut dl = vec![T::ZERO; lo.len()];
@@ -155,9 +158,8 @@ fn lane_sum(v: &[f32]) -> f64 {
 /// element-wise loop over `lo` (no reduction inside, so it vectorises) writes the pair losses
 /// and sigmoids to two buffers and adds the sigmoids to `dL/dlo`; the buffers are then summed.
 #[inline(always)]
-fn bpr_f32_body(hi: &[f64], lo: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
+fn bpr_f32_body(hi: &[f32], lo: &[f32]) -> Pass {
     let scale = 1.0 / (hi.len() * lo.len()).max(1) as f64;
-    let lo: Vec<f32> = lo.iter().map(|&x| x as f32).collect();
     let n = lo.len();
     // dL/dlo_j accumulates sigmoid(-d) over the rows.
     let mut dl = vec![0.0f32; n];
@@ -165,7 +167,6 @@ fn bpr_f32_body(hi: &[f64], lo: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
     let mut dh = Vec::with_capacity(hi.len());
     let mut sum = 0.0f64;
     for &h in hi {
-        let h = h as f32;
         let (lo, dl, fb, sb) = (&lo[..n], &mut dl[..n], &mut fb[..n], &mut sb[..n]);
         for j in 0..n {
             let (f, s) = fast_math::bpr(h - lo[j]);
@@ -183,12 +184,12 @@ fn bpr_f32_body(hi: &[f64], lo: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
 /// [`bpr_f32_body`] compiled for AVX2 and FMA (eight lanes).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn bpr_f32_avx2(hi: &[f64], lo: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
+fn bpr_f32_avx2(hi: &[f32], lo: &[f32]) -> Pass {
     bpr_f32_body(hi, lo)
 }
 
 /// BPR in f32: the AVX2 build of the pass where the CPU has it, the portable one otherwise.
-fn bpr_f32(hi: &[f64], lo: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
+fn bpr_f32(hi: &[f32], lo: &[f32]) -> Pass {
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has the features the function is compiled for.
@@ -198,15 +199,26 @@ fn bpr_f32(hi: &[f64], lo: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
 }
 
 impl PairMean {
-    /// The mean loss and the gradients of the mean with respect to `hi` and `lo`.
-    fn run(&self, hi: &[f64], lo: &[f64], f32_math: bool) -> (f64, Vec<f64>, Vec<f64>) {
-        if f32_math && self.kind == PairKind::Bpr {
-            bpr_f32(hi, lo)
-        } else if f32_math {
-            pass::<f32>(self.kind, hi, lo)
-        } else {
-            pass::<f64>(self.kind, hi, lo)
+    /// The mean loss and the gradients of the mean with respect to `hi` and `lo`, from the
+    /// scores' storages: BPR on f32 scores reads them as they are, the other cases in f64.
+    fn run(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<Pass> {
+        if let (CpuStorage::F32(h), CpuStorage::F32(l), PairKind::Bpr) = (s1, s2, self.kind) {
+            return Ok(bpr_f32(f32_data(h, l1)?, f32_data(l, l2)?));
         }
+        let (hi, lo) = (values(s1, l1)?, values(s2, l2)?);
+        Ok(if matches!(s1, CpuStorage::F32(_)) {
+            pass::<f32>(self.kind, &hi, &lo)
+        } else {
+            pass::<f64>(self.kind, &hi, &lo)
+        })
+    }
+}
+
+/// The contiguous range of `v` under `l`.
+fn f32_data<'a>(v: &'a [f32], l: &Layout) -> Result<&'a [f32]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => candle_core::bail!("pair-mean: the scores must be contiguous"),
     }
 }
 
@@ -222,11 +234,12 @@ fn values(s: &CpuStorage, l: &Layout) -> Result<Vec<f64>> {
     })
 }
 
-fn tensor_values(t: &Tensor) -> Result<Vec<f64>> {
+/// Runs `f` on the CPU storage and layout of `t`, made contiguous first.
+fn with_storage<R>(t: &Tensor, f: impl FnOnce(&CpuStorage, &Layout) -> Result<R>) -> Result<R> {
     let t = t.contiguous()?;
     let (s, l) = t.storage_and_layout();
     match &*s {
-        Storage::Cpu(c) => values(c, l),
+        Storage::Cpu(c) => f(c, l),
         _ => candle_core::bail!("pair-mean runs on the CPU"),
     }
 }
@@ -243,9 +256,8 @@ impl CustomOp2 for PairMean {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (hi, lo) = (values(s1, l1)?, values(s2, l2)?);
         let f32_math = matches!(s1, CpuStorage::F32(_));
-        let (mean, dh, dl) = self.run(&hi, &lo, f32_math);
+        let (mean, dh, dl) = self.run(s1, l1, s2, l2)?;
         *self.grads.lock().expect("no panics while held") = Some((dh, dl));
         let out = if f32_math {
             CpuStorage::F32(vec![mean as f32])
@@ -266,12 +278,13 @@ impl CustomOp2 for PairMean {
         let (dh, dl) = match kept {
             Some(g) => g,
             None => {
-                let (h, l) = (tensor_values(hi)?, tensor_values(lo)?);
-                let (_, dh, dl) = self.run(&h, &l, hi.dtype() == DType::F32);
+                let (_, dh, dl) = with_storage(hi, |s1, l1| {
+                    with_storage(lo, |s2, l2| self.run(s1, l1, s2, l2))
+                })?;
                 (dh, dl)
             }
         };
-        let g = tensor_values(grad)?[0];
+        let g = with_storage(grad, values)?[0];
         let out = |v: Vec<f64>, like: &Tensor| -> Result<Tensor> {
             let n = v.len();
             Tensor::from_vec(
@@ -352,11 +365,13 @@ mod tests {
     /// differences run from tiny to far beyond `exp`'s range.
     #[test]
     fn the_f32_bpr_pass_agrees_with_f64() {
-        let hi: Vec<f64> = (0..301).map(|i| ((i as f64) * 0.37).sin() * 60.0).collect();
-        let lo: Vec<f64> = (0..253)
-            .map(|i| ((i as f64) * 0.91).cos() * 0.01 - 0.2)
+        let hi32: Vec<f32> = (0..301).map(|i| ((i as f32) * 0.37).sin() * 60.0).collect();
+        let lo32: Vec<f32> = (0..253)
+            .map(|i| ((i as f32) * 0.91).cos() * 0.01 - 0.2)
             .collect();
-        let (a, dha, dla) = bpr_f32(&hi, &lo);
+        let hi: Vec<f64> = hi32.iter().map(|&x| x as f64).collect();
+        let lo: Vec<f64> = lo32.iter().map(|&x| x as f64).collect();
+        let (a, dha, dla) = bpr_f32(&hi32, &lo32);
         let (b, dhb, dlb) = pass::<f64>(PairKind::Bpr, &hi, &lo);
         assert!((a - b).abs() < 1e-6 * b, "{a} vs {b}");
         let scale = 1.0 / (hi.len() * lo.len()) as f64;
