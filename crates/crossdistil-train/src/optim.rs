@@ -16,6 +16,8 @@ use candle_core::backprop::GradStore;
 use std::cell::RefCell;
 
 use candle_core::{CpuStorage, DType, InplaceOp1, Layout, Result, Tensor, Var};
+use crossdistil_model::AdamConfig;
+use crossdistil_model::sparse_optim::AdamStep;
 use serde::{Deserialize, Serialize};
 
 /// Which dense optimiser.
@@ -75,7 +77,8 @@ impl Adam {
     /// As [`Adam::step`] with a learning rate per parameter name (parameter groups).
     ///
     /// An f32 parameter (every parameter of the models) is updated in place, with its moments,
-    /// in one pass ([`fused_step`]); others through candle ops, one per term of the formula.
+    /// in one pass (the tables' row update, `AdamStep`); others through candle ops, one per term
+    /// of the formula.
     pub fn step_with(
         &mut self,
         vars: &[(String, Var)],
@@ -97,9 +100,26 @@ impl Adam {
                 }
                 let (m, v) = &self.moments[name];
                 let g = g.flatten_all()?.to_vec1::<f32>()?;
-                let k = StepConsts::new(&p, lr, c1, c2);
+                // The row update of the embedding tables, here over the whole parameter: L2 in
+                // the gradient for Adam; for AdamW the decoupled decay first, then no L2.
+                let adamw = p.kind == OptimizerKind::Adamw;
+                let cfg = AdamConfig {
+                    beta1: p.beta1,
+                    beta2: p.beta2,
+                    eps: p.eps,
+                    weight_decay: if adamw { 0.0 } else { p.weight_decay },
+                };
+                let adam = AdamStep::new(&cfg, lr, self.step);
+                let keep = (1.0 - lr * p.weight_decay) as f32;
                 with_f32_mut(m, |m| {
-                    with_f32_mut(v, |v| with_f32_mut(w, |w| fused_step(w, m, v, &g, &k)))
+                    with_f32_mut(v, |v| {
+                        with_f32_mut(w, |w| {
+                            if adamw && p.weight_decay > 0.0 {
+                                w.iter_mut().for_each(|w| *w *= keep);
+                            }
+                            adam.apply(w, m, v, &g);
+                        })
+                    })
                 })???;
                 continue;
             }
@@ -159,50 +179,6 @@ impl Adam {
         }
         self.step = step;
         Ok(())
-    }
-}
-
-/// The constants of one Adam step, in f32.
-struct StepConsts {
-    adamw: bool,
-    b1: f32,
-    b2: f32,
-    eps: f32,
-    wd: f32,
-    lr: f32,
-    /// `1 / (1 - b1^t)`, `1 / (1 - b2^t)`.
-    inv_c1: f32,
-    inv_c2: f32,
-}
-
-impl StepConsts {
-    fn new(p: &AdamParams, lr: f64, c1: f64, c2: f64) -> Self {
-        StepConsts {
-            adamw: p.kind == OptimizerKind::Adamw,
-            b1: p.beta1 as f32,
-            b2: p.beta2 as f32,
-            eps: p.eps as f32,
-            wd: p.weight_decay as f32,
-            lr: lr as f32,
-            inv_c1: (1.0 / c1) as f32,
-            inv_c2: (1.0 / c2) as f32,
-        }
-    }
-}
-
-/// One Adam (or AdamW) step of the formula in the module documentation, element by element
-/// and in place: `w`, `m`, `v` and `g` of one parameter, all of its length.
-fn fused_step(w: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], k: &StepConsts) {
-    let n = w.len();
-    let (m, v, g) = (&mut m[..n], &mut v[..n], &g[..n]);
-    for i in 0..n {
-        let w0 = w[i];
-        let gi = if k.adamw { g[i] } else { g[i] + k.wd * w0 };
-        m[i] = k.b1 * m[i] + (1.0 - k.b1) * gi;
-        v[i] = k.b2 * v[i] + (1.0 - k.b2) * gi * gi;
-        let update = (m[i] * k.inv_c1) / ((v[i] * k.inv_c2).sqrt() + k.eps);
-        let decay = if k.adamw { k.lr * k.wd * w0 } else { 0.0 };
-        w[i] = w0 - k.lr * update - decay;
     }
 }
 
