@@ -23,16 +23,26 @@ pub fn large_buffer(len: usize) -> Vec<f32> {
     v
 }
 
-/// `len` zeros in a [`large_buffer`]. The zeroed pages are not touched here: they become
-/// resident (as huge pages where granted) when first written.
+/// `len` zeros, resident: every page is written once here.
+///
+/// Left to the kernel, a zeroed buffer is a mapping of the shared zero page. The optimiser's
+/// first access to a row of its moments is a read (then the write of the update), so each page
+/// faulted twice: once to map the zero page, then a copy-on-write fault that also flushed the
+/// other cores' TLBs with an interrupt (`do_wp_page`, `flush_tlb_mm_range` in the profile, 4%
+/// of an MMoE step with two workers while the moments filled in). One write per page at
+/// allocation is a single fault per page, as for a buffer filled with `memset`. A buffer of at
+/// least 32 MiB is advised to use huge pages first, so its faults are 2 MiB ones.
 pub fn large_zeros(len: usize) -> Vec<f32> {
-    if len * size_of::<f32>() < HUGE_FROM_BYTES {
-        return vec![0.0; len];
-    }
     // `vec![0.0; len]` comes from calloc, whose large blocks are fresh zero mappings: advising
     // them before the first write is what makes the faults huge.
-    let v = vec![0.0f32; len];
+    let mut v = vec![0.0f32; len];
     advise_huge_pages(v.as_ptr().cast(), len * size_of::<f32>());
+    const PER_PAGE: usize = 4096 / size_of::<f32>();
+    for at in (0..len).step_by(PER_PAGE) {
+        // SAFETY: `at < len`, inside the vector. A volatile write, because a plain store of the
+        // zero that calloc already guarantees may be removed by the optimiser.
+        unsafe { std::ptr::write_volatile(v.as_mut_ptr().add(at), 0.0) };
+    }
     v
 }
 
