@@ -8,6 +8,7 @@
 //! - [`evaluate`]: AUC, GAUC, Multi-AUC, log loss and ECE per task.
 //! - [`predict`], [`output`]: predictions and the scores file.
 //! - [`run`], [`report`]: the run folder and `report.json`.
+//! - [`parallel`]: work split over the workers' threads by size.
 //! - [`alloc`]: allocator thresholds for training processes, peak RSS.
 
 pub mod alloc;
@@ -19,6 +20,7 @@ pub mod fit;
 pub mod objective;
 pub mod optim;
 pub mod output;
+pub mod parallel;
 pub mod predict;
 pub mod prefetch;
 pub mod report;

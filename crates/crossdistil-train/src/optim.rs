@@ -17,7 +17,10 @@ use std::cell::RefCell;
 
 use candle_core::{CpuStorage, DType, InplaceOp1, Layout, Result, Tensor, Var};
 use crossdistil_model::AdamConfig;
+use crossdistil_model::cpu_data::with_rows;
 use crossdistil_model::sparse_optim::AdamStep;
+
+use crate::parallel::for_each_balanced;
 use serde::{Deserialize, Serialize};
 
 /// Which dense optimiser.
@@ -94,33 +97,9 @@ impl Adam {
             let lr = lr_of(name);
             let w = var.as_tensor();
             if w.dtype() == DType::F32 && w.is_contiguous() {
-                if !self.moments.contains_key(name) {
-                    let zeros = (w.zeros_like()?, w.zeros_like()?);
-                    self.moments.insert(name.clone(), zeros);
-                }
-                let (m, v) = &self.moments[name];
                 let g = g.flatten_all()?.to_vec1::<f32>()?;
-                // The row update of the embedding tables, here over the whole parameter: L2 in
-                // the gradient for Adam; for AdamW the decoupled decay first, then no L2.
-                let adamw = p.kind == OptimizerKind::Adamw;
-                let cfg = AdamConfig {
-                    beta1: p.beta1,
-                    beta2: p.beta2,
-                    eps: p.eps,
-                    weight_decay: if adamw { 0.0 } else { p.weight_decay },
-                };
-                let adam = AdamStep::new(&cfg, lr, self.step);
-                let keep = (1.0 - lr * p.weight_decay) as f32;
-                with_f32_mut(m, |m| {
-                    with_f32_mut(v, |v| {
-                        with_f32_mut(w, |w| {
-                            if adamw && p.weight_decay > 0.0 {
-                                w.iter_mut().for_each(|w| *w *= keep);
-                            }
-                            adam.apply(w, m, v, &g);
-                        })
-                    })
-                })???;
+                let mut job = self.job(name, var, g, lr)?;
+                job.run(1.0)?;
                 continue;
             }
             let g = if p.kind == OptimizerKind::Adam && p.weight_decay > 0.0 {
@@ -153,6 +132,74 @@ impl Adam {
         Ok(())
     }
 
+    /// One step over flat f32 gradients: `grads[i]` (row-major, `None` for none) belongs to
+    /// `vars[i]` and is multiplied by `scale` first (gradient clipping). Every parameter must be
+    /// a contiguous f32 tensor (those of the models are). The parameters are split by size over
+    /// `threads` threads; each is updated in place with its moments, as in
+    /// [`Adam::step_with`], with the same result for any `threads`.
+    pub fn step_flat(
+        &mut self,
+        vars: &[(String, Var)],
+        grads: Vec<Option<Vec<f32>>>,
+        scale: f32,
+        lr_of: impl Fn(&str) -> f64,
+        threads: usize,
+    ) -> Result<()> {
+        if grads.len() != vars.len() {
+            candle_core::bail!(
+                "adam: {} gradients for {} parameters",
+                grads.len(),
+                vars.len()
+            );
+        }
+        self.step += 1;
+        let mut jobs = Vec::with_capacity(vars.len());
+        for ((name, var), g) in vars.iter().zip(grads) {
+            if let Some(g) = g {
+                jobs.push(self.job(name, var, g, lr_of(name))?);
+            }
+        }
+        for_each_balanced(&mut jobs, |j| j.g.len(), threads, |j| j.run(scale))
+    }
+
+    /// The in-place update of the f32 parameter `var` at this step (`self.step`), with its
+    /// moments (created zero at the first step).
+    fn job(&mut self, name: &str, var: &Var, g: Vec<f32>, lr: f64) -> Result<F32Update> {
+        let w = var.as_tensor();
+        if w.dtype() != DType::F32 || !w.is_contiguous() || g.len() != w.elem_count() {
+            candle_core::bail!(
+                "adam: parameter {name} ({:?}, {} values) needs a contiguous f32 tensor and a \
+                 gradient of as many values (got {})",
+                w.dtype(),
+                w.elem_count(),
+                g.len()
+            );
+        }
+        if !self.moments.contains_key(name) {
+            let zeros = (w.zeros_like()?, w.zeros_like()?);
+            self.moments.insert(name.to_string(), zeros);
+        }
+        let (m, v) = &self.moments[name];
+        let p = self.params;
+        // The row update of the embedding tables, here over the whole parameter: L2 in the
+        // gradient for Adam; for AdamW the decoupled decay first, then no L2.
+        let adamw = p.kind == OptimizerKind::Adamw;
+        let cfg = AdamConfig {
+            beta1: p.beta1,
+            beta2: p.beta2,
+            eps: p.eps,
+            weight_decay: if adamw { 0.0 } else { p.weight_decay },
+        };
+        Ok(F32Update {
+            w: w.clone(),
+            m: m.clone(),
+            v: v.clone(),
+            g,
+            adam: AdamStep::new(&cfg, lr, self.step),
+            keep: (adamw && p.weight_decay > 0.0).then_some((1.0 - lr * p.weight_decay) as f32),
+        })
+    }
+
     /// The moments as named tensors (`adam.m.<name>`, `adam.v.<name>`) for a checkpoint.
     pub fn save_tensors(&self) -> Result<HashMap<String, Tensor>> {
         let mut out = HashMap::new();
@@ -180,6 +227,86 @@ impl Adam {
         self.step = step;
         Ok(())
     }
+}
+
+/// The update of one f32 parameter in place: its tensor and moments (sharing storage with the
+/// model's and the optimiser's), its gradient, and the step's constants.
+struct F32Update {
+    w: Tensor,
+    m: Tensor,
+    v: Tensor,
+    g: Vec<f32>,
+    adam: AdamStep,
+    /// `1 - lr wd` for AdamW's decoupled decay, applied before the step.
+    keep: Option<f32>,
+}
+
+impl F32Update {
+    /// Multiplies the gradient by `scale`, then updates `w`, `m` and `v` in place.
+    fn run(&mut self, scale: f32) -> Result<()> {
+        if scale != 1.0 {
+            self.g.iter_mut().for_each(|g| *g *= scale);
+        }
+        let (g, adam, keep) = (&self.g, &self.adam, self.keep);
+        with_f32_mut(&self.m, |m| {
+            with_f32_mut(&self.v, |v| {
+                with_f32_mut(&self.w, |w| {
+                    if let Some(k) = keep {
+                        w.iter_mut().for_each(|w| *w *= k);
+                    }
+                    adam.apply(w, m, v, g);
+                })
+            })
+        })???;
+        Ok(())
+    }
+}
+
+/// The gradient of every parameter of `vars` summed over `stores` (the workers' shares, added
+/// in store order), flat and row-major: `out[i]` for `vars[i]`, `None` where no store holds
+/// one. Every gradient must be f32. The parameters are split by size over `threads` threads.
+pub fn sum_grads(
+    vars: &[(String, Var)],
+    stores: &[GradStore],
+    threads: usize,
+) -> Result<Vec<Option<Vec<f32>>>> {
+    let mut out: Vec<(&Var, Option<Vec<f32>>)> = vars.iter().map(|(_, v)| (v, None)).collect();
+    for_each_balanced(
+        &mut out,
+        |(v, _)| v.elem_count(),
+        threads,
+        |(var, sum)| {
+            for store in stores {
+                let Some(g) = store.get(var) else { continue };
+                with_rows(g, "gradient", |g| {
+                    match sum {
+                        None => *sum = Some(g.to_vec()),
+                        Some(acc) if acc.len() == g.len() => {
+                            acc.iter_mut().zip(g).for_each(|(a, g)| *a += g)
+                        }
+                        Some(acc) => candle_core::bail!(
+                            "gradients of {} and {} values for one parameter",
+                            acc.len(),
+                            g.len()
+                        ),
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok::<(), candle_core::Error>(())
+        },
+    )?;
+    Ok(out.into_iter().map(|(_, s)| s).collect())
+}
+
+/// The sum of squares of flat gradients, accumulated in f64.
+pub fn flat_sq_norm(grads: &[Option<Vec<f32>>]) -> f64 {
+    grads
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|&g| g as f64 * g as f64)
+        .sum()
 }
 
 /// An in-place op that hands the contiguous f32 data of a tensor to a closure, once.
@@ -336,6 +463,93 @@ mod tests {
                     (got[i] as f64 - want).abs() < 1e-6,
                     "{kind:?}[{i}]: {} vs {want}",
                     got[i]
+                );
+            }
+        }
+    }
+
+    /// The flat, threaded step equals the step over a gradient store: two workers' gradients
+    /// summed by `sum_grads`, scaled, split over 1 to 3 threads, bit for bit the same as their
+    /// sum through candle, scaled, stepped by `step_with`; a parameter without a gradient stays.
+    #[test]
+    fn the_flat_threaded_step_equals_the_store_step() {
+        let dev = Device::Cpu;
+        for kind in [OptimizerKind::Adam, OptimizerKind::Adamw] {
+            let p = AdamParams {
+                kind,
+                weight_decay: 0.01,
+                ..Default::default()
+            };
+            let make = || -> Vec<(String, Var)> {
+                [("a", 7usize), ("b", 300), ("c", 5), ("d", 40)]
+                    .iter()
+                    .map(|&(n, len)| {
+                        let w: Vec<f32> = (0..len)
+                            .map(|i| ((i * 13 % 17) as f32 - 8.0) / 9.0)
+                            .collect();
+                        (n.to_string(), Var::from_vec(w, len, &dev).unwrap())
+                    })
+                    .collect()
+            };
+            // Two "workers": losses sum(w^3) and sum(w^2 / 2) over a, b, d (c gets none).
+            let stores = |vars: &[(String, Var)]| -> Vec<GradStore> {
+                let pick = |f: &dyn Fn(&Tensor) -> Tensor| {
+                    let terms: Vec<Tensor> = vars
+                        .iter()
+                        .filter(|(n, _)| n != "c")
+                        .map(|(_, v)| f(v.as_tensor()).sum_all().unwrap())
+                        .collect();
+                    Tensor::stack(&terms, 0)
+                        .unwrap()
+                        .sum_all()
+                        .unwrap()
+                        .backward()
+                        .unwrap()
+                };
+                vec![
+                    pick(&|w| w.powf(3.0).unwrap()),
+                    pick(&|w| w.sqr().unwrap().affine(0.5, 0.0).unwrap()),
+                ]
+            };
+            let lr_of = |n: &str| if n == "b" { 0.02 } else { 0.01 };
+            let reference = make();
+            let mut opt = Adam::new(p);
+            for _ in 0..3 {
+                let st = stores(&reference);
+                let sums: Vec<(&Var, Tensor)> = reference
+                    .iter()
+                    .filter_map(|(_, v)| {
+                        let gs: Vec<&Tensor> = st.iter().filter_map(|s| s.get(v)).collect();
+                        let (first, rest) = gs.split_first()?;
+                        let acc = rest.iter().fold((*first).clone(), |a, g| a.add(g).unwrap());
+                        Some((v, acc.affine(0.5, 0.0).unwrap()))
+                    })
+                    .collect();
+                // A store to hold the sums (candle has no public constructor).
+                let mut sum = stores(&reference).swap_remove(0);
+                for (v, g) in sums {
+                    sum.insert(v.as_tensor(), g);
+                }
+                opt.step_with(&reference, &sum, lr_of).unwrap();
+            }
+            for threads in 1..4 {
+                let vars = make();
+                let mut opt = Adam::new(p);
+                for _ in 0..3 {
+                    let g = sum_grads(&vars, &stores(&vars), threads).unwrap();
+                    assert!(g[2].is_none());
+                    opt.step_flat(&vars, g, 0.5, lr_of, threads).unwrap();
+                }
+                for ((n, a), (_, b)) in vars.iter().zip(&reference) {
+                    let (a, b) = (
+                        a.as_tensor().to_vec1::<f32>().unwrap(),
+                        b.as_tensor().to_vec1::<f32>().unwrap(),
+                    );
+                    assert_eq!(a, b, "{kind:?} {n}, {threads} threads");
+                }
+                assert_eq!(
+                    vars[2].1.as_tensor().to_vec1::<f32>().unwrap(),
+                    make()[2].1.as_tensor().to_vec1::<f32>().unwrap()
                 );
             }
         }

@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
 use crate::objective::objective;
-use crate::optim::{Adam, global_grad_norm, scale_grads};
+use crate::optim::{Adam, flat_sq_norm, sum_grads};
 
 /// What a step needs besides the model and the batch.
 pub struct StepSetup<'a> {
@@ -153,6 +153,42 @@ pub struct Gradients {
     pub parts: LossParts,
 }
 
+/// The workers' shares of one step: each worker's dense gradients (in worker order), and the
+/// table gradients and loss parts summed over the workers.
+struct Summed {
+    dense: Vec<GradStore>,
+    sparse: SparseGrads,
+    parts: LossParts,
+}
+
+fn summed(shares: Vec<Share>) -> Summed {
+    let mut dense = Vec::with_capacity(shares.len());
+    let mut sparse = Vec::with_capacity(shares.len());
+    let mut parts: Option<LossParts> = None;
+    for s in shares {
+        dense.push(s.dense);
+        sparse.push(s.sparse);
+        match &mut parts {
+            None => parts = Some(s.parts),
+            Some(p) => {
+                p.total += s.parts.total;
+                p.bce += s.parts.bce;
+                p.kd += s.parts.kd;
+                p.rank += s.parts.rank;
+                p.cal += s.parts.cal;
+                for (a, g) in p.kd_gap.iter_mut().zip(&s.parts.kd_gap) {
+                    *a += g;
+                }
+            }
+        }
+    }
+    Summed {
+        dense,
+        sparse: SparseGrads::sum(sparse),
+        parts: parts.unwrap_or_default(),
+    }
+}
+
 /// The gradient of the loss of `batch` (the mean over its rows), computed by `rngs.len()`
 /// workers and summed in worker order. `step >= 1` is the number of the step it is for.
 pub fn gradients(
@@ -163,13 +199,16 @@ pub fn gradients(
     rngs: &mut [ChaCha8Rng],
 ) -> Result<Gradients> {
     let vars = model.params().vars();
-    let mut shares = shares(model, batch, setup, step, rngs)?.into_iter();
-    let first = shares.next().expect("at least one share");
-    let (mut dense, mut parts) = (first.dense, first.parts);
-    let mut sparse = vec![first.sparse];
-    for s in shares {
+    let Summed {
+        dense: stores,
+        sparse,
+        parts,
+    } = summed(shares(model, batch, setup, step, rngs)?);
+    let mut stores = stores.into_iter();
+    let mut dense = stores.next().expect("at least one share");
+    for s in stores {
         for (_, var) in &vars {
-            if let Some(g) = s.dense.get(var) {
+            if let Some(g) = s.get(var) {
                 let sum = match dense.get(var) {
                     Some(acc) => acc.add(g)?,
                     None => g.clone(),
@@ -177,25 +216,18 @@ pub fn gradients(
                 dense.insert(var.as_tensor(), sum);
             }
         }
-        sparse.push(s.sparse);
-        parts.total += s.parts.total;
-        parts.bce += s.parts.bce;
-        parts.kd += s.parts.kd;
-        parts.rank += s.parts.rank;
-        parts.cal += s.parts.cal;
-        for (a, g) in parts.kd_gap.iter_mut().zip(&s.parts.kd_gap) {
-            *a += g;
-        }
     }
     Ok(Gradients {
         dense,
-        sparse: SparseGrads::sum(sparse),
+        sparse,
         parts,
     })
 }
 
-/// One optimiser step on `batch`: [`gradients`], clipping over the dense and the table
-/// gradients together, the dense Adam update, then the row-wise update of the tables.
+/// One optimiser step on `batch`: the workers' gradients ([`gradients`]), clipping over the
+/// dense and the table gradients together, the dense Adam update, then the row-wise update of
+/// the tables. After the workers' backward passes, the sums of their dense gradients, the
+/// dense update and the table update are each split over the workers' threads.
 pub fn train_step(
     model: &mut MultiTaskModel,
     adam: &mut Adam,
@@ -205,36 +237,39 @@ pub fn train_step(
     rngs: &mut [ChaCha8Rng],
 ) -> Result<LossParts> {
     let t = &setup.cfg.train;
-    let Gradients {
-        mut dense,
+    let threads = rngs.len();
+    let Summed {
+        dense,
         mut sparse,
         parts,
-    } = gradients(model, batch, setup, step, rngs)?;
+    } = summed(shares(model, batch, setup, step, rngs)?);
     let vars = model.params().vars();
+    let grads = sum_grads(&vars, &dense, threads)?;
+    drop(dense);
+    let mut scale = 1.0;
     if t.grad_clip > 0.0 {
-        let refs: Vec<&candle_core::Var> = vars.iter().map(|(_, v)| v).collect();
-        let d = global_grad_norm(&refs, &dense)?;
-        let norm = (d * d + sparse.sq_norm()).sqrt();
+        let norm = (flat_sq_norm(&grads) + sparse.sq_norm()).sqrt();
         if norm > t.grad_clip {
             let s = t.grad_clip / norm;
-            scale_grads(&refs, &mut dense, s)?;
+            scale = s as f32;
             sparse.scale(s as f32);
         }
     }
     let cal_lr = setup.cfg.distill.calibrator_lr;
-    adam.step_with(&vars, &dense, |name| {
+    let lr_of = |name: &str| {
         if name.starts_with("calibrator") {
             cal_lr
         } else {
             t.lr
         }
-    })?;
+    };
+    adam.step_flat(&vars, grads, scale, lr_of, threads)?;
     model.input_mut().update_on(
         &sparse,
         &t.sparse_optimizer,
         t.embedding_lr.unwrap_or(t.lr),
         step,
-        rngs.len(),
+        threads,
     )?;
     Ok(parts)
 }
