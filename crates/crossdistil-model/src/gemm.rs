@@ -78,6 +78,45 @@ pub fn matmul(a: View<'_>, b: View<'_>) -> Vec<f32> {
     out
 }
 
+/// `[m, w_1 + ... + w_E]` row-major whose column block `e` is `a_e b_e` (`a_e: [m, k_e]`,
+/// `b_e: [k_e, w_e]`): the outputs of several products side by side, as the experts of a group
+/// write them, each product into its block of a new buffer without a zero fill first.
+///
+/// # Panics
+/// When the `a_e` differ in rows, or as [`matmul_into`].
+pub fn matmul_column_blocks(blocks: &[(View<'_>, View<'_>)]) -> Vec<f32> {
+    let m = blocks.first().map_or(0, |(a, _)| a.rows);
+    assert!(
+        blocks.iter().all(|(a, _)| a.rows == m),
+        "gemm: column blocks of different row counts"
+    );
+    let width: usize = blocks.iter().map(|(_, b)| b.cols).sum();
+    let len = m * width;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    if len == 0 {
+        return out;
+    }
+    let mut col = 0;
+    for (a, b) in blocks {
+        // Block `e` starts at column `col < width` of row 0; `product` checks that its rows,
+        // `width` apart, end inside the `len - col` floats from there.
+        product(
+            out.as_mut_ptr().wrapping_add(col),
+            len - col,
+            width,
+            *a,
+            *b,
+            false,
+        );
+        col += b.cols;
+    }
+    // SAFETY: the blocks' column ranges `col_e..col_e + w_e` partition `0..width`, and each
+    // product (with `accumulate = false`, as in `matmul`) assigns every element of its `[m,
+    // w_e]` block without reading it; so all `len` elements are initialised.
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// [`matmul_into`] for an output whose rows lie `out_rs` apart (`out_rs >= n`): row `i` of the
 /// product goes to `out[i * out_rs..i * out_rs + n]`, the rest of `out` is left alone. Writes a
 /// column block of a wider matrix.
@@ -175,6 +214,40 @@ mod tests {
             true,
         );
         assert_eq!(out, vec![8.0, 10.0, 20.0, 22.0]);
+    }
+
+    /// Column blocks equal each product written into its block of a zeroed matrix.
+    #[test]
+    fn column_blocks_sit_side_by_side() {
+        let m = 37;
+        let shapes = [(5, 3), (168, 16), (1, 7), (40, 1)];
+        let data: Vec<(Vec<f32>, Vec<f32>)> = shapes
+            .iter()
+            .map(|&(k, w)| {
+                let a = (0..m * k)
+                    .map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0)
+                    .collect();
+                let b = (0..k * w)
+                    .map(|i| ((i * 5 % 11) as f32 - 5.0) / 5.0)
+                    .collect();
+                (a, b)
+            })
+            .collect();
+        let views: Vec<(View<'_>, View<'_>)> = data
+            .iter()
+            .zip(&shapes)
+            .map(|((a, b), &(k, w))| (View::row_major(a, m, k), View::row_major(b, k, w)))
+            .collect();
+        let got = matmul_column_blocks(&views);
+        let width: usize = shapes.iter().map(|s| s.1).sum();
+        let mut want = vec![0.0f32; m * width];
+        let mut col = 0;
+        for (a, b) in &views {
+            matmul_rows_into(&mut want[col..], width, *a, *b, false);
+            col += b.cols;
+        }
+        assert_eq!(got, want);
+        assert!(matmul_column_blocks(&[]).is_empty());
     }
 
     /// With `accumulate = false` the kernels never read the destination: a NaN already there

@@ -32,7 +32,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use crate::activation::Activation;
 use crate::bias_act::{backward_rows, forward_rows};
 use crate::cpu_data::{contiguous, view, with_cpu, with_rows};
-use crate::gemm::{View, matmul, matmul_into, matmul_rows_into};
+use crate::gemm::{View, matmul, matmul_column_blocks, matmul_into};
 use crate::mlp::Mlp;
 use crate::mode::Mode;
 
@@ -121,14 +121,11 @@ impl MlpGroup {
             let mut z = if l == 0 {
                 matmul(x, self.stacked(w, 0).t())
             } else {
-                let mut z = vec![0.0f32; n * width];
                 let prev = &acts[l - 1];
-                for e in 0..ex {
-                    let a = self.block(prev, n, i, e);
-                    let we = self.weight(w, l, e);
-                    matmul_rows_into(&mut z[e * o..], width, a, we.t(), false);
-                }
-                z
+                let blocks: Vec<_> = (0..ex)
+                    .map(|e| (self.block(prev, n, i, e), self.weight(w, l, e).t()))
+                    .collect();
+                matmul_column_blocks(&blocks)
             };
             let at = self.b_offset(l, 0);
             forward_rows(&mut z, &b[at..at + width], self.relu);
@@ -225,16 +222,16 @@ impl CustomOp3 for MlpGroup {
                             dx = matmul(dzv, self.stacked(w, 0));
                         } else {
                             let prev = &hidden[l - 1];
-                            let mut gprev = vec![0.0f32; n * ex * i];
                             for e in 0..ex {
                                 let dze = self.block(&dz, n, o, e);
                                 let at = self.w_offset(l, e);
                                 let ae = self.block(prev, n, i, e);
                                 matmul_into(&mut dw[at..at + o * i], dze.t(), ae, false);
-                                let we = self.weight(w, l, e);
-                                matmul_rows_into(&mut gprev[e * i..], ex * i, dze, we, false);
                             }
-                            g = gprev;
+                            let blocks: Vec<_> = (0..ex)
+                                .map(|e| (self.block(&dz, n, o, e), self.weight(w, l, e)))
+                                .collect();
+                            g = matmul_column_blocks(&blocks);
                         }
                     }
                     Ok(())
