@@ -784,6 +784,21 @@ fn find<'a>(
     })
 }
 
+/// The ratios `f(a) / f(b)` of the runs of `a` and `b` in the same round: their median, minimum
+/// and maximum. The rounds run every configuration in turn, so a round's two runs are minutes
+/// apart, while the machine's speed can drift between rounds.
+fn per_round(a: &Row, b: &Row, f: impl Fn(&Measurement) -> f64) -> (f64, f64, f64) {
+    let ratios: Vec<f64> = a
+        .runs
+        .iter()
+        .zip(&b.runs)
+        .map(|(x, y)| f(x) / f(y))
+        .collect();
+    let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (median(&ratios), lo, hi)
+}
+
 /// The report as Markdown tables.
 pub fn markdown(r: &Report) -> String {
     let s = &r.shape;
@@ -828,7 +843,7 @@ pub fn markdown(r: &Report) -> String {
         }
     }
     if r.rows.iter().any(|x| x.side == "pytorch") {
-        out.push_str("\nRatio crossdistil / PyTorch (training rows/s; PyTorch on all cores; peak RSS):\n\n| model | PyTorch rows/s | crossdistil workers | crossdistil rows/s | ratio | RSS crossdistil / PyTorch MiB |\n|---|---|---|---|---|---|\n");
+        out.push_str("\nRatio crossdistil / PyTorch (training rows/s; PyTorch on all cores; peak RSS). `ratio` divides the medians; `per round` is the median (min - max) of the ratios of the two sides' runs in the same round, which ran minutes apart, so that the machine's drift between rounds cancels:\n\n| model | PyTorch rows/s | crossdistil workers | crossdistil rows/s | ratio | per round | RSS crossdistil / PyTorch MiB |\n|---|---|---|---|---|---|---|\n");
         for model in BenchModel::ALL {
             let Some(p) = find(r, "pytorch", model, false, 1) else {
                 continue;
@@ -836,8 +851,9 @@ pub fn markdown(r: &Report) -> String {
             for x in r.rows.iter().filter(|x| {
                 x.side == "crossdistil" && x.model == model && !x.crossdistil && !x.sweep
             }) {
+                let (mid, lo, hi) = per_round(x, p, |m| m.train_rows_per_s);
                 out.push_str(&format!(
-                    "| {} | {:.0} | {} | {:.0} | {:.2}x | {:.0} / {:.0} |\n",
+                    "| {} | {:.0} | {} | {:.0} | {:.2}x | {mid:.2}x ({lo:.2} - {hi:.2}) | {:.0} / {:.0} |\n",
                     model.name(),
                     p.train_rows_per_s,
                     x.workers,
@@ -849,12 +865,57 @@ pub fn markdown(r: &Report) -> String {
             }
         }
     }
-    out.push_str("\nStep time by the first field's table size (Shared-Bottom, 1 worker):\n\n| table rows | step ms | train rows/s | peak RSS MiB |\n|---|---|---|---|\n");
-    for x in r.rows.iter().filter(|x| x.sweep) {
+    out.push_str("\nStep time by the first field's table size (Shared-Bottom, 1 worker); `vs smallest, per round` is the median (min - max) over the rounds of the step time over the smallest table's in the same round:\n\n| table rows | step ms | train rows/s | vs smallest, per round | peak RSS MiB |\n|---|---|---|---|---|\n");
+    let sweep: Vec<&Row> = r.rows.iter().filter(|x| x.sweep).collect();
+    for x in &sweep {
+        let (mid, lo, hi) = per_round(x, sweep[0], |m| m.step_ms);
         out.push_str(&format!(
-            "| {} | {:.2} | {:.0} | {:.0} |\n",
-            x.first_table_rows, x.step_ms, x.train_rows_per_s, x.peak_rss_mib
+            "| {} | {:.2} | {:.0} | {:+.1}% ({:+.1}% - {:+.1}%) | {:.0} |\n",
+            x.first_table_rows,
+            x.step_ms,
+            x.train_rows_per_s,
+            100.0 * (mid - 1.0),
+            100.0 * (lo - 1.0),
+            100.0 * (hi - 1.0),
+            x.peak_rss_mib
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(rates: &[f64]) -> Row {
+        let runs = rates
+            .iter()
+            .map(|&r| Measurement {
+                side: "crossdistil".into(),
+                model: BenchModel::Mmoe,
+                crossdistil: false,
+                workers: 1,
+                first_table_rows: 10,
+                windows: vec![r],
+                train_rows_per_s: r,
+                step_ms: 1e3 / r,
+                eval_rows_per_s: 0.0,
+                peak_rss_mib: 0.0,
+            })
+            .collect();
+        Row::of(runs, false)
+    }
+
+    /// Per-round ratios pair the runs of the same round: a machine twice as fast in round two
+    /// leaves them alone, while the ratio of the medians moves.
+    #[test]
+    fn per_round_ratios_pair_runs_of_the_same_round() {
+        let ours = row(&[30.0, 60.0, 33.0]);
+        let theirs = row(&[20.0, 40.0, 30.0]);
+        let (mid, lo, hi) = per_round(&ours, &theirs, |m| m.train_rows_per_s);
+        assert_eq!((mid, lo, hi), (1.5, 1.1, 1.5));
+        assert_eq!(ours.train_rows_per_s / theirs.train_rows_per_s, 33.0 / 30.0);
+        let (mid, _, _) = per_round(&ours, &theirs, |m| m.step_ms);
+        assert!((mid - 1.0 / 1.5).abs() < 1e-12);
+    }
 }
