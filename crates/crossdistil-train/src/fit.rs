@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::RunConfig;
+use crate::config::{RunConfig, TrainSettings};
 use crate::distill::CalibratorFit;
 use crate::error::{Result, TrainError};
 use crate::evaluate::{SplitMetrics, evaluate};
@@ -166,8 +166,17 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
         weights: &weights,
     };
     let header = metrics_header(&task_names, model.has_teachers());
-    let started = Instant::now();
-    let seconds_before = state.train_seconds;
+    let validations = Validations {
+        run: &run,
+        header: &header,
+        task_names: &task_names,
+        ds: &ds,
+        rows: &valid_rows,
+        tasks: &tasks,
+        cfg: t,
+        started: Instant::now(),
+        seconds_before: state.train_seconds,
+    };
     let mut epochs_this_call = 0;
 
     while state.epochs_done < t.epochs && !state.stopped_early {
@@ -201,27 +210,7 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
                 (parts.n * t.batch_size) as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9)
             ));
             if t.eval_every > 0 && state.step % t.eval_every as u64 == 0 {
-                let m = validate(
-                    &model,
-                    &ds,
-                    &valid_rows,
-                    &tasks,
-                    t.eval_batch_size,
-                    t.workers,
-                )?;
-                state.train_seconds = seconds_before + started.elapsed().as_secs_f64();
-                record(
-                    &run,
-                    &header,
-                    &task_names,
-                    &mut state,
-                    epoch,
-                    &parts,
-                    &m,
-                    &model,
-                    &adam,
-                    t.patience,
-                )?;
+                validations.run(&model, &adam, &mut state, epoch, &parts)?;
                 if state.stopped_early {
                     return Ok(false);
                 }
@@ -244,28 +233,8 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
                 t.workers,
             )?;
         }
-        let m = validate(
-            &model,
-            &ds,
-            &valid_rows,
-            &tasks,
-            t.eval_batch_size,
-            t.workers,
-        )?;
-        state.train_seconds = seconds_before + started.elapsed().as_secs_f64();
+        let m = validations.run(&model, &adam, &mut state, epoch + 1, &parts)?;
         let train_loss = parts.mean(parts.total);
-        record(
-            &run,
-            &header,
-            &task_names,
-            &mut state,
-            epoch + 1,
-            &parts,
-            &m,
-            &model,
-            &adam,
-            t.patience,
-        )?;
         tracing::info!(
             epoch = epoch + 1,
             train_loss,
@@ -441,6 +410,58 @@ fn metrics_header(tasks: &[String], teachers: bool) -> Vec<String> {
         }
     }
     h
+}
+
+/// What a validation during training needs besides the model: where it is recorded, and the
+/// rows it predicts.
+struct Validations<'a> {
+    run: &'a RunDir,
+    header: &'a [String],
+    task_names: &'a [String],
+    ds: &'a Dataset,
+    rows: &'a [u32],
+    tasks: &'a [usize],
+    cfg: &'a TrainSettings,
+    /// When this call of `fit` started, and the training seconds of the calls before it.
+    started: Instant,
+    seconds_before: f64,
+}
+
+impl Validations<'_> {
+    /// Validates `model`, updates the training time, and [`record`]s the result (metrics.csv,
+    /// best checkpoint, patience) under `epoch`.
+    fn run(
+        &self,
+        model: &MultiTaskModel,
+        adam: &Adam,
+        state: &mut TrainState,
+        epoch: usize,
+        parts: &EpochParts,
+    ) -> Result<SplitMetrics> {
+        let t = self.cfg;
+        let m = validate(
+            model,
+            self.ds,
+            self.rows,
+            self.tasks,
+            t.eval_batch_size,
+            t.workers,
+        )?;
+        state.train_seconds = self.seconds_before + self.started.elapsed().as_secs_f64();
+        record(
+            self.run,
+            self.header,
+            self.task_names,
+            state,
+            epoch,
+            parts,
+            &m,
+            model,
+            adam,
+            t.patience,
+        )?;
+        Ok(m)
+    }
 }
 
 /// Appends a validation to metrics.csv, keeps the best checkpoint, and counts patience.

@@ -465,3 +465,33 @@ fn predictions_on_threads_equal_one_thread() {
         }
     }
 }
+
+/// `eval_every = 4` validates every fourth step as well as at the end of each epoch: one row of
+/// metrics.csv each, in step order, with the training time never going back.
+#[test]
+fn validates_every_n_steps_within_an_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    synthetic_set(&tmp.path().join("data"), 3000);
+    let cfg = config(&format!("{SMALL}eval_every = 4\n"));
+    let run = tmp.path().join("run");
+    let report = fit(&tmp.path().join("data"), &cfg, &run, &FitOptions::default()).unwrap();
+    let steps = report.steps as u64;
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let rows: Vec<Vec<String>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    assert_eq!(rows.len() as u64, 3 + steps / 4, "{csv}");
+    let step_of = |r: &Vec<String>| r[1].parse::<u64>().unwrap();
+    let seconds = |r: &Vec<String>| r[2].parse::<f64>().unwrap();
+    let per_epoch = steps / 3;
+    let mut want: Vec<u64> = (1..=steps / 4).map(|k| 4 * k).collect();
+    want.extend((1..=3).map(|e| e * per_epoch));
+    want.sort();
+    let got: Vec<u64> = rows.iter().map(step_of).collect();
+    assert_eq!(got, want, "{csv}");
+    for w in rows.windows(2) {
+        assert!(seconds(&w[0]) <= seconds(&w[1]), "{csv}");
+    }
+}
