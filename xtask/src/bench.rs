@@ -241,11 +241,15 @@ fn build(a: &RunArgs, ds: &Dataset) -> anyhow::Result<Built> {
 
 /// The model's weights (no optimiser state), for the peer.
 fn export_weights(model: &MultiTaskModel, path: &Path) -> anyhow::Result<()> {
-    let tensors: HashMap<String, Tensor> = model
-        .save_tensors()?
-        .into_iter()
-        .filter(|(k, _)| !k.starts_with("input.") || k.ends_with(".weight"))
-        .collect();
+    // One tensor per layer (packed experts unpacked), and the tables without their moments.
+    let mut tensors: HashMap<String, Tensor> = model.params().unpacked_tensors()?;
+    tensors.extend(
+        model
+            .input()
+            .save_tensors()?
+            .into_iter()
+            .filter(|(k, _)| k.ends_with(".weight")),
+    );
     save_tensors(path, &tensors)?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! A fully connected layer whose parameters live in the [`ParamStore`].
 
-use candle_core::{Result, Tensor, Var};
+use candle_core::{Result, Tensor};
 use rand_chacha::ChaCha8Rng;
 
 use crate::activation::Activation;
@@ -11,8 +11,10 @@ use crate::params::ParamStore;
 /// `y = x W^T + b`, `W: [out, in]`, `b: [out]`, `x: [n, in]`, `y: [n, out]`.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    pub weight: Var,
-    pub bias: Var,
+    /// A parameter of the [`ParamStore`], or a view of a packed one
+    /// ([`crate::mlp_group::PackedGroup`]).
+    pub weight: Tensor,
+    pub bias: Tensor,
 }
 
 impl Linear {
@@ -28,7 +30,10 @@ impl Linear {
         let weight =
             params.get_or_init(&format!("{name}.weight"), &[out_dim, in_dim], init, rng)?;
         let bias = params.get_or_init(&format!("{name}.bias"), &[out_dim], Init::Zeros, rng)?;
-        Ok(Linear { weight, bias })
+        Ok(Linear {
+            weight: weight.as_tensor().clone(),
+            bias: bias.as_tensor().clone(),
+        })
     }
 
     pub fn out_dim(&self) -> usize {

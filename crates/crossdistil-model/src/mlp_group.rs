@@ -27,14 +27,18 @@
 
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, Var};
+use rand_chacha::ChaCha8Rng;
 
 use crate::activation::Activation;
 use crate::bias_act::{backward_rows, forward_rows};
 use crate::cpu_data::{contiguous, view, with_cpu, with_rows};
 use crate::gemm::{View, matmul, matmul_column_blocks, matmul_into};
-use crate::mlp::Mlp;
+use crate::init::Init;
+use crate::linear::Linear;
+use crate::mlp::{Mlp, MlpConfig};
 use crate::mode::Mode;
+use crate::params::ParamStore;
 
 /// The custom op; see the module documentation.
 #[derive(Debug)]
@@ -285,8 +289,8 @@ pub fn group_forward(x: &Tensor, mlps: &[&Mlp], mode: &mut Mode<'_>) -> Result<T
     let mut bs = Vec::with_capacity(layers * mlps.len());
     for l in 0..layers {
         for m in mlps {
-            ws.push(m.layers[l].weight.as_tensor().flatten_all()?);
-            bs.push(m.layers[l].bias.as_tensor().clone());
+            ws.push(m.layers[l].weight.flatten_all()?);
+            bs.push(m.layers[l].bias.clone());
         }
     }
     let mut dims = vec![mlps[0].layers[0].weight.dims()[1]];
@@ -298,6 +302,117 @@ pub fn group_forward(x: &Tensor, mlps: &[&Mlp], mode: &mut Mode<'_>) -> Result<T
         false,
     );
     x.apply_op3(&Tensor::cat(&ws, 0)?, &Tensor::cat(&bs, 0)?, op)
+}
+
+/// `E` MLPs of one shape on one input whose parameters are two packed parameters,
+/// `<name>.weight` and `<name>.bias`, in the layout of the module documentation, which the
+/// fused op reads as they are. [`group_forward`] packs separate parameters with a `cat` in every
+/// step, and candle's backward then takes their gradients through three accumulations (the
+/// op's input, the `cat`, the `flatten`), each a zero fill and an add; here there is one.
+///
+/// Each expert is also an [`Mlp`] over views of the packed parameters (for dropout in training,
+/// which runs the experts one by one), and the views are registered in the [`ParamStore`] as
+/// `<expert name>.layer<i>.{weight,bias}` ([`ParamStore::unpacked_tensors`]). The initial
+/// values are those of `E` MLPs created one after the other from the same generator.
+#[derive(Debug, Clone)]
+pub struct PackedGroup {
+    weight: Var,
+    bias: Var,
+    experts: Vec<Mlp>,
+    dims: Vec<usize>,
+}
+
+impl PackedGroup {
+    /// Registers `<name>.weight` and `<name>.bias` for `experts` MLPs of configuration `cfg` on
+    /// inputs of `in_dim`, and the views `<expert_name(e)>.layer<i>.*`.
+    pub fn new(
+        cfg: &MlpConfig,
+        name: &str,
+        expert_name: impl Fn(usize) -> String,
+        experts: usize,
+        in_dim: usize,
+        params: &mut ParamStore,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Self> {
+        cfg.validate()
+            .map_err(|e| candle_core::Error::Msg(format!("{name}: {e}")))?;
+        if experts == 0 {
+            candle_core::bail!("{name}: a group needs at least one expert");
+        }
+        let mut dims = vec![in_dim];
+        dims.extend(&cfg.hidden);
+        let layers = dims.len() - 1;
+        let layout = MlpGroup::new(experts, dims.clone(), false, false);
+        let init = cfg.activation.weight_init();
+        let (wname, bname) = (format!("{name}.weight"), format!("{name}.bias"));
+        let weight = params.get_or_init_with(
+            &wname,
+            &[layout.w_total()],
+            |rng| {
+                let mut w = vec![0.0f32; layout.w_total()];
+                // The draws of `Mlp::new` for each expert in turn (biases start at zero and
+                // draw nothing), placed layer by layer.
+                for e in 0..experts {
+                    for l in 0..layers {
+                        let (i, o) = (dims[l], dims[l + 1]);
+                        let at = layout.w_offset(l, e);
+                        w[at..at + o * i].copy_from_slice(&init.sample(&[o, i], rng)?);
+                    }
+                }
+                Ok(w)
+            },
+            rng,
+        )?;
+        let bias = params.get_or_init(&bname, &[layout.b_total()], Init::Zeros, rng)?;
+        let mut mlps = Vec::with_capacity(experts);
+        for e in 0..experts {
+            let mut linears = Vec::with_capacity(layers);
+            for l in 0..layers {
+                let (i, o) = (dims[l], dims[l + 1]);
+                let w = weight
+                    .as_tensor()
+                    .narrow(0, layout.w_offset(l, e), o * i)?
+                    .reshape((o, i))?;
+                let b = bias.as_tensor().narrow(0, layout.b_offset(l, e), o)?;
+                let prefix = format!("{}.layer{l}", expert_name(e));
+                params.add_view(&format!("{prefix}.weight"), &wname, w.clone());
+                params.add_view(&format!("{prefix}.bias"), &bname, b.clone());
+                linears.push(Linear { weight: w, bias: b });
+            }
+            mlps.push(Mlp {
+                layers: linears,
+                activation: cfg.activation,
+                dropout: cfg.dropout,
+            });
+        }
+        Ok(PackedGroup {
+            weight,
+            bias,
+            experts: mlps,
+            dims,
+        })
+    }
+
+    /// The experts, over views of the packed parameters.
+    pub fn experts(&self) -> &[Mlp] {
+        &self.experts
+    }
+
+    pub fn out_dim(&self) -> usize {
+        *self.dims.last().expect("at least the input size")
+    }
+
+    /// `[n, E, h]` for `x: [n, in]`: one op on the packed parameters when the experts allow
+    /// it (as in [`group_forward`]), otherwise the experts one by one.
+    pub fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
+        let refs: Vec<&Mlp> = self.experts.iter().collect();
+        if !fusable(&refs, mode) {
+            return group_forward(x, &refs, mode);
+        }
+        let relu = self.experts[0].activation == Activation::Relu;
+        let op = MlpGroup::new(self.experts.len(), self.dims.clone(), relu, false);
+        x.apply_op3(self.weight.as_tensor(), self.bias.as_tensor(), op)
+    }
 }
 
 /// `act(x W^T + b)`: `x: [n, k]` (any strides), `w: [o, k]`, `b: [o]` -> `[n, o]`; `relu`
@@ -313,7 +428,7 @@ mod tests {
     use super::*;
     use crate::mlp::MlpConfig;
     use crate::params::ParamStore;
-    use candle_core::{Device, Var};
+    use candle_core::{DType, Device, Var};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
@@ -375,6 +490,90 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A packed group starts where separate MLPs from the same generator start, and its one op
+    /// gives the values and the gradients (of the input and of the packed parameters) of its
+    /// experts run one by one over their views; with dropout in training it runs them so.
+    #[test]
+    fn a_packed_group_equals_its_experts_over_views() {
+        let dev = Device::Cpu;
+        let (n, k, experts) = (13, 7, 3);
+        for (hidden, activation) in [
+            (vec![6, 4], Activation::Relu),
+            (vec![5], Activation::Identity),
+        ] {
+            let cfg = MlpConfig {
+                hidden: hidden.clone(),
+                activation,
+                dropout: 0.0,
+            };
+            let mut params = ParamStore::new(dev.clone());
+            let group = PackedGroup::new(
+                &cfg,
+                "g",
+                |e| format!("e{e}"),
+                experts,
+                k,
+                &mut params,
+                &mut ChaCha8Rng::seed_from_u64(5),
+            )
+            .unwrap();
+            let mut separate = ParamStore::new(dev.clone());
+            let mut rng = ChaCha8Rng::seed_from_u64(5);
+            for e in 0..experts {
+                Mlp::new(&cfg, &format!("e{e}"), k, &mut separate, &mut rng).unwrap();
+            }
+            let unpacked = params.unpacked_tensors().unwrap();
+            assert_eq!(unpacked.len(), separate.len());
+            for (name, v) in separate.vars() {
+                assert_eq!(max_diff(&unpacked[&name], v.as_tensor()), 0.0, "{name}");
+            }
+            // Non-zero biases, so that their gradients and placement matter.
+            let b = &params.get("g.bias").unwrap().clone();
+            let r: Vec<f32> = (0..b.elem_count())
+                .map(|i| (i as f32 * 0.37).sin())
+                .collect();
+            b.set(&Tensor::from_vec(r, b.shape(), &dev).unwrap())
+                .unwrap();
+            let xs: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.11).cos()).collect();
+            let x = Var::from_vec(xs, (n, k), &dev).unwrap();
+            let h = *hidden.last().unwrap();
+            let r: Vec<f32> = (0..n * experts * h)
+                .map(|i| (i as f32 * 0.7).sin())
+                .collect();
+            let r = Tensor::from_vec(r, (n, experts, h), &dev).unwrap();
+            let fused = group.forward(x.as_tensor(), &mut Mode::Eval).unwrap();
+            let outs: Vec<Tensor> = group
+                .experts()
+                .iter()
+                .map(|m| m.forward(x.as_tensor(), &mut Mode::Eval).unwrap())
+                .collect();
+            let plain = Tensor::stack(&outs, 1).unwrap();
+            assert!(max_diff(&fused, &plain) < 1e-5, "{hidden:?}: values");
+            let gf = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let gp = (plain * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            assert!(max_diff(gf.get(&x).unwrap(), gp.get(&x).unwrap()) < 1e-5);
+            for (name, v) in params.vars() {
+                let d = max_diff(gf.get(&v).unwrap(), gp.get(&v).unwrap());
+                assert!(d < 1e-5, "{hidden:?}: gradient of {name} off by {d}");
+            }
+        }
+        // Dropout in training: the experts one by one, the gradient still reaching the packing.
+        let cfg = MlpConfig {
+            hidden: vec![6],
+            activation: Activation::Relu,
+            dropout: 0.5,
+        };
+        let mut params = ParamStore::new(dev.clone());
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let group =
+            PackedGroup::new(&cfg, "g", |e| format!("e{e}"), 2, 3, &mut params, &mut rng).unwrap();
+        let x = Tensor::ones((4, 3), DType::F32, &dev).unwrap();
+        let out = group.forward(&x, &mut Mode::Train(&mut rng)).unwrap();
+        assert_eq!(out.dims(), [4, 2, 6]);
+        let g = out.sum_all().unwrap().backward().unwrap();
+        assert!(g.get(params.get("g.weight").unwrap()).is_some());
     }
 
     /// With dropout in training the experts run one by one (same masks as before), and the

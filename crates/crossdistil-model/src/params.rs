@@ -12,6 +12,8 @@ use crate::init::Init;
 #[derive(Debug, Clone)]
 pub struct ParamStore {
     vars: BTreeMap<String, Var>,
+    /// Named views into packed parameters: view name -> (packed parameter's name, view).
+    views: BTreeMap<String, (String, Tensor)>,
     device: Device,
 }
 
@@ -19,6 +21,7 @@ impl ParamStore {
     pub fn new(device: Device) -> Self {
         ParamStore {
             vars: BTreeMap::new(),
+            views: BTreeMap::new(),
             device,
         }
     }
@@ -49,6 +52,55 @@ impl ParamStore {
         let var = Var::from_vec(values, shape, &self.device)?;
         self.vars.insert(name.to_string(), var.clone());
         Ok(var)
+    }
+
+    /// The parameter `name` of `shape`, with the values `values` draws from `rng` if it does
+    /// not exist yet (one parameter packing several, each drawn as on its own). An existing
+    /// parameter must have `shape`.
+    pub fn get_or_init_with(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        values: impl FnOnce(&mut ChaCha8Rng) -> Result<Vec<f32>>,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Var> {
+        if let Some(var) = self.vars.get(name) {
+            if var.dims() != shape {
+                candle_core::bail!(
+                    "parameter {name} exists with shape {:?}, requested {shape:?}",
+                    var.dims()
+                );
+            }
+            return Ok(var.clone());
+        }
+        let values = values(rng)?;
+        let var = Var::from_vec(values, shape, &self.device)?;
+        self.vars.insert(name.to_string(), var.clone());
+        Ok(var)
+    }
+
+    /// Registers `view`, a part of the packed parameter `packed`, under `name`, for
+    /// [`ParamStore::unpacked_tensors`].
+    pub fn add_view(&mut self, name: &str, packed: &str, view: Tensor) {
+        self.views
+            .insert(name.to_string(), (packed.to_string(), view));
+    }
+
+    /// Copies of every parameter, each packed one replaced by its named views: one tensor per
+    /// layer, as a model without packed parameters has them (for export to other tools).
+    pub fn unpacked_tensors(&self) -> Result<HashMap<String, Tensor>> {
+        let packed: std::collections::BTreeSet<&str> =
+            self.views.values().map(|(p, _)| p.as_str()).collect();
+        let mut out = HashMap::new();
+        for (n, v) in &self.vars {
+            if !packed.contains(n.as_str()) {
+                out.insert(n.clone(), v.as_detached_tensor().copy()?);
+            }
+        }
+        for (n, (_, t)) in &self.views {
+            out.insert(n.clone(), t.detach().copy()?);
+        }
+        Ok(out)
     }
 
     pub fn get(&self, name: &str) -> Option<&Var> {

@@ -110,8 +110,8 @@ fn parameter_names_follow_the_structure() {
     let model = MultiTaskModel::new(&config(mmoe.clone()), &schema(), 2, 1).unwrap();
     let names: Vec<String> = model.params().vars().into_iter().map(|(n, _)| n).collect();
     for expected in [
-        "backbone.expert0.layer0.weight",
-        "backbone.expert2.layer1.bias",
+        "backbone.experts.weight",
+        "backbone.experts.bias",
         "backbone.gate1.weight",
         "tower0.layer0.weight",
         "tower1.out.bias",
@@ -121,6 +121,12 @@ fn parameter_names_follow_the_structure() {
             "{expected} missing from {names:?}"
         );
     }
+    // Unpacked, the experts have a tensor per layer again, and the packed ones are gone.
+    let unpacked = model.params().unpacked_tensors().unwrap();
+    assert_eq!(unpacked["backbone.expert0.layer0.weight"].dims(), [16, 21]);
+    assert_eq!(unpacked["backbone.expert2.layer1.bias"].dims(), [8]);
+    assert!(unpacked.contains_key("backbone.gate1.weight"));
+    assert!(!unpacked.contains_key("backbone.experts.weight"));
     let (_, ple) = &backbones()[3];
     let model = MultiTaskModel::new(&config(ple.clone()), &schema(), 2, 1).unwrap();
     let p = model.params();

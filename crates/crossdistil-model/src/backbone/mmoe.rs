@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use crate::activation::Activation;
 use crate::backbone::gate::Gate;
 use crate::config::{ConfigError, positive};
-use crate::mlp::{Mlp, MlpConfig};
-use crate::mlp_group::group_forward;
+use crate::mlp::MlpConfig;
+use crate::mlp_group::PackedGroup;
 use crate::mode::Mode;
 use crate::params::ParamStore;
 
@@ -49,12 +49,13 @@ impl MmoeConfig {
 /// `repr_t = sum_k g_t[:, k] * e_k`.
 #[derive(Debug, Clone)]
 pub struct Mmoe {
-    experts: Vec<Mlp>,
+    experts: PackedGroup,
     gates: Vec<Gate>,
 }
 
 impl Mmoe {
-    /// Registers `backbone.expert<k>.layer<i>.*` and `backbone.gate<t>.*`.
+    /// Registers the experts packed as `backbone.experts.{weight,bias}` (with the views
+    /// `backbone.expert<k>.layer<i>.*`) and `backbone.gate<t>.*`.
     pub fn new(
         cfg: &MmoeConfig,
         in_dim: usize,
@@ -62,10 +63,15 @@ impl Mmoe {
         params: &mut ParamStore,
         rng: &mut ChaCha8Rng,
     ) -> Result<Self> {
-        let expert = cfg.expert();
-        let experts = (0..cfg.experts)
-            .map(|k| Mlp::new(&expert, &format!("backbone.expert{k}"), in_dim, params, rng))
-            .collect::<Result<_>>()?;
+        let experts = PackedGroup::new(
+            &cfg.expert(),
+            "backbone.experts",
+            |k| format!("backbone.expert{k}"),
+            cfg.experts,
+            in_dim,
+            params,
+            rng,
+        )?;
         let gates = (0..n_tasks)
             .map(|t| {
                 Gate::new(
@@ -81,13 +87,12 @@ impl Mmoe {
     }
 
     pub fn out_dim(&self) -> usize {
-        self.experts[0].out_dim()
+        self.experts.out_dim()
     }
 
     pub fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Vec<Tensor>> {
-        let experts: Vec<&Mlp> = self.experts.iter().collect();
-        let pool = group_forward(x, &experts, mode)?;
-        let blocks: Vec<usize> = (0..experts.len()).collect();
+        let pool = self.experts.forward(x, mode)?;
+        let blocks: Vec<usize> = (0..self.experts.experts().len()).collect();
         self.gates
             .iter()
             .map(|g| g.forward(x, &pool, &blocks))
