@@ -7,8 +7,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::init::Init;
 
-/// Every dense trainable `Var` of a model, by dotted name ("backbone.expert0.layer1.weight"),
-/// in name order. All parameters are f32 on one device.
+/// Every dense trainable `Var` of a model, by dotted name ("tower0.layer1.weight"), in name
+/// order, and named views into the packed ones ("backbone.expert0.layer1.weight" of
+/// "backbone.experts.weight"). All parameters are f32 on one device.
 #[derive(Debug, Clone)]
 pub struct ParamStore {
     vars: BTreeMap<String, Var>,
