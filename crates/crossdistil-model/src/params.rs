@@ -40,19 +40,7 @@ impl ParamStore {
         init: Init,
         rng: &mut ChaCha8Rng,
     ) -> Result<Var> {
-        if let Some(var) = self.vars.get(name) {
-            if var.dims() != shape {
-                candle_core::bail!(
-                    "parameter {name} exists with shape {:?}, requested {shape:?}",
-                    var.dims()
-                );
-            }
-            return Ok(var.clone());
-        }
-        let values = init.sample(shape, rng)?;
-        let var = Var::from_vec(values, shape, &self.device)?;
-        self.vars.insert(name.to_string(), var.clone());
-        Ok(var)
+        self.get_or_init_with(name, shape, |rng| init.sample(shape, rng), rng)
     }
 
     /// The parameter `name` of `shape`, with the values `values` draws from `rng` if it does
