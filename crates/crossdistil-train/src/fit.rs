@@ -17,7 +17,7 @@ use crate::distill::CalibratorFit;
 use crate::error::{Result, TrainError};
 use crate::evaluate::{SplitMetrics, evaluate};
 use crate::optim::{Adam, AdamParams};
-use crate::predict::predict_all_on;
+use crate::predict::{Predictions, predict_all_on};
 use crate::prefetch::for_each_prefetched;
 use crate::report::Report;
 use crate::run::{RunDir, TrainState, append_csv, load_tensors, save_tensors};
@@ -229,8 +229,7 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
                 &ds,
                 &valid_rows,
                 &tasks,
-                t.eval_batch_size,
-                t.workers,
+                &validations.predict(&model, &valid_rows)?,
             )?;
         }
         let m = validations.run(&model, &adam, &mut state, epoch + 1, &parts)?;
@@ -260,22 +259,8 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
 
     load_weights(&mut model, &run.best_path())?;
     let test_rows = ds.split_rows(Split::Test);
-    let valid = validate(
-        &model,
-        &ds,
-        &valid_rows,
-        &tasks,
-        t.eval_batch_size,
-        t.workers,
-    )?;
-    let test = validate(
-        &model,
-        &ds,
-        &test_rows,
-        &tasks,
-        t.eval_batch_size,
-        t.workers,
-    )?;
+    let valid = validations.metrics(&model, &valid_rows)?;
+    let test = validations.metrics(&model, &test_rows)?;
     let report = Report::new(&ds, &resolved, &task_names, valid, test, &state);
     report.write(&run.report_path())?;
     Ok(report)
@@ -309,17 +294,16 @@ pub fn validate(
     Ok(evaluate(ds, rows, tasks, &pred)?)
 }
 
-/// Refits every calibrator by maximum-likelihood Platt scaling on the teacher scores of `rows`.
+/// Refits every calibrator by maximum-likelihood Platt scaling on the teacher scores of `rows`
+/// (in `pred`, the model's predictions for `rows`).
 fn refit_calibrators(
     model: &MultiTaskModel,
     ds: &Dataset,
     rows: &[u32],
     tasks: &[usize],
-    batch_size: usize,
-    threads: usize,
+    pred: &Predictions,
 ) -> Result<()> {
-    let pred = predict_all_on(model, ds, rows, batch_size, threads)?;
-    let Some(scores) = pred.teacher else {
+    let Some(scores) = &pred.teacher else {
         return Ok(());
     };
     for (k, &t) in tasks.iter().enumerate() {
@@ -412,8 +396,8 @@ fn metrics_header(tasks: &[String], teachers: bool) -> Vec<String> {
     h
 }
 
-/// What a validation during training needs besides the model: where it is recorded, and the
-/// rows it predicts.
+/// What an evaluation during and after training needs besides the model: the data, where a
+/// validation is recorded, and the validation rows.
 struct Validations<'a> {
     run: &'a RunDir,
     header: &'a [String],
@@ -428,6 +412,25 @@ struct Validations<'a> {
 }
 
 impl Validations<'_> {
+    /// The model's predictions for `rows`, on the workers' threads.
+    fn predict(&self, model: &MultiTaskModel, rows: &[u32]) -> Result<Predictions> {
+        let t = self.cfg;
+        predict_all_on(model, self.ds, rows, t.eval_batch_size, t.workers)
+    }
+
+    /// The model's metrics on `rows`.
+    fn metrics(&self, model: &MultiTaskModel, rows: &[u32]) -> Result<SplitMetrics> {
+        let t = self.cfg;
+        validate(
+            model,
+            self.ds,
+            rows,
+            self.tasks,
+            t.eval_batch_size,
+            t.workers,
+        )
+    }
+
     /// Validates `model`, updates the training time, and [`record`]s the result (metrics.csv,
     /// best checkpoint, patience) under `epoch`.
     fn run(
@@ -439,14 +442,7 @@ impl Validations<'_> {
         parts: &EpochParts,
     ) -> Result<SplitMetrics> {
         let t = self.cfg;
-        let m = validate(
-            model,
-            self.ds,
-            self.rows,
-            self.tasks,
-            t.eval_batch_size,
-            t.workers,
-        )?;
+        let m = self.metrics(model, self.rows)?;
         state.train_seconds = self.seconds_before + self.started.elapsed().as_secs_f64();
         record(
             self.run,
