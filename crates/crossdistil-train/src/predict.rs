@@ -4,6 +4,7 @@ use crossdistil_data::{Batches, Dataset, Order};
 use crossdistil_model::{Mode, MultiTaskModel};
 
 use crate::error::Result;
+use crate::parallel::for_each_balanced;
 
 /// Per task, in `rows` order: the student's probabilities and, for a model with teachers, the
 /// teachers' raw ranking scores and their calibrated probabilities `sigmoid(P r + Q)`.
@@ -55,22 +56,23 @@ pub fn predict_all_on(
         raw_scores(model, ds, rows, batch_size)?
     } else {
         let per = rows.len().div_ceil(threads);
-        let parts = std::thread::scope(|s| {
-            let handles: Vec<_> = rows
-                .chunks(per)
-                .map(|part| s.spawn(move || raw_scores(model, ds, part, batch_size)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a prediction thread panicked"))
-                .collect::<Result<Vec<_>>>()
-        })?;
+        let mut parts: Vec<(&[u32], Option<RawScores>)> =
+            rows.chunks(per).map(|part| (part, None)).collect();
+        for_each_balanced(
+            &mut parts,
+            |(part, _)| part.len(),
+            threads,
+            |(part, out)| {
+                *out = Some(raw_scores(model, ds, part, batch_size)?);
+                Ok::<(), crate::error::TrainError>(())
+            },
+        )?;
         let t = model.n_tasks();
         let mut student = vec![Vec::with_capacity(rows.len()); t];
         let mut teacher = model
             .has_teachers()
             .then(|| vec![Vec::with_capacity(rows.len()); t]);
-        for (s, te) in parts {
+        for (s, te) in parts.into_iter().filter_map(|(_, p)| p) {
             student.iter_mut().zip(s).for_each(|(a, b)| a.extend(b));
             if let (Some(all), Some(te)) = (teacher.as_mut(), te) {
                 all.iter_mut().zip(te).for_each(|(a, b)| a.extend(b));
