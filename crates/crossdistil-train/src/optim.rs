@@ -342,40 +342,16 @@ fn with_f32_mut<R>(t: &Tensor, f: impl FnOnce(&mut [f32]) -> R) -> Result<R> {
         .ok_or_else(|| candle_core::Error::Msg("adam: the in-place op did not run".into()))
 }
 
-/// The L2 norm of all the gradients of `vars` together.
-pub fn global_grad_norm(vars: &[&Var], grads: &GradStore) -> Result<f64> {
-    let mut sq = 0.0f64;
-    for v in vars {
-        if let Some(g) = grads.get(v) {
-            sq += g
-                .sqr()?
-                .sum_all()?
-                .to_dtype(candle_core::DType::F64)?
-                .to_scalar::<f64>()?;
-        }
+/// The factor that scales gradients of global L2 norm `sqrt(sq_norm)` to a norm of at most
+/// `max_norm`: `max_norm / norm` when the norm is larger, 1 otherwise (and when `max_norm` is 0,
+/// clipping off).
+pub fn clip_factor(sq_norm: f64, max_norm: f64) -> f64 {
+    let norm = sq_norm.sqrt();
+    if max_norm > 0.0 && norm > max_norm {
+        max_norm / norm
+    } else {
+        1.0
     }
-    Ok(sq.sqrt())
-}
-
-/// Multiplies the gradient of every variable of `vars` by `scale`.
-pub fn scale_grads(vars: &[&Var], grads: &mut GradStore, scale: f64) -> Result<()> {
-    for v in vars {
-        if let Some(g) = grads.get(v) {
-            let scaled = g.affine(scale, 0.0)?;
-            grads.insert(v.as_tensor(), scaled);
-        }
-    }
-    Ok(())
-}
-
-/// Scales every gradient of `vars` so that their global norm is at most `max_norm`; returns the
-/// norm before clipping.
-pub fn clip_grad_norm(vars: &[&Var], grads: &mut GradStore, max_norm: f64) -> Result<f64> {
-    let norm = global_grad_norm(vars, grads)?;
-    if norm > max_norm && norm > 0.0 {
-        scale_grads(vars, grads, max_norm / norm)?;
-    }
-    Ok(norm)
 }
 
 #[cfg(test)]
@@ -591,10 +567,16 @@ mod tests {
             .unwrap()
             .affine(0.5, 0.0)
             .unwrap();
-        let mut grads = loss.backward().unwrap();
-        let norm = clip_grad_norm(&[&a, &b], &mut grads, 1.0).unwrap();
+        let vars = [("a".to_string(), a), ("b".to_string(), b)];
+        let mut grads = sum_grads(&vars, &[loss.backward().unwrap()], 1).unwrap();
+        let sq = flat_sq_norm(&grads);
+        let norm = sq.sqrt();
         assert!((norm - 5.0).abs() < 1e-6);
-        let after = global_grad_norm(&[&a, &b], &grads).unwrap();
+        let s = clip_factor(sq, 1.0) as f32;
+        grads.iter_mut().flatten().flatten().for_each(|g| *g *= s);
+        let after = flat_sq_norm(&grads).sqrt();
+        assert_eq!(clip_factor(sq, 10.0), 1.0);
+        assert_eq!(clip_factor(sq, 0.0), 1.0);
         assert!((after - 1.0).abs() < 1e-6, "{after}");
     }
 }

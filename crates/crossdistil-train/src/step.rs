@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
 use crate::objective::objective;
-use crate::optim::{Adam, flat_sq_norm, sum_grads};
+use crate::optim::{Adam, clip_factor, flat_sq_norm, sum_grads};
 
 /// What a step needs besides the model and the batch.
 pub struct StepSetup<'a> {
@@ -204,17 +204,13 @@ pub fn gradients(
         sparse,
         parts,
     } = summed(shares(model, batch, setup, step, rngs)?);
-    let mut stores = stores.into_iter();
-    let mut dense = stores.next().expect("at least one share");
-    for s in stores {
-        for (_, var) in &vars {
-            if let Some(g) = s.get(var) {
-                let sum = match dense.get(var) {
-                    Some(acc) => acc.add(g)?,
-                    None => g.clone(),
-                };
-                dense.insert(var.as_tensor(), sum);
-            }
+    // The sums as `train_step` forms them, put back into the first worker's store.
+    let sums = sum_grads(&vars, &stores, rngs.len())?;
+    let mut dense = stores.into_iter().next().expect("at least one share");
+    for ((_, var), sum) in vars.iter().zip(sums) {
+        if let Some(sum) = sum {
+            let g = Tensor::from_vec(sum, var.shape(), var.device())?;
+            dense.insert(var.as_tensor(), g);
         }
     }
     Ok(Gradients {
@@ -248,11 +244,10 @@ pub fn train_step(
     drop(dense);
     let mut scale = 1.0;
     if t.grad_clip > 0.0 {
-        let norm = (flat_sq_norm(&grads) + sparse.sq_norm()).sqrt();
-        if norm > t.grad_clip {
-            let s = t.grad_clip / norm;
-            scale = s as f32;
-            sparse.scale(s as f32);
+        // One norm over the dense and the table gradients together.
+        scale = clip_factor(flat_sq_norm(&grads) + sparse.sq_norm(), t.grad_clip) as f32;
+        if scale != 1.0 {
+            sparse.scale(scale);
         }
     }
     let cal_lr = setup.cfg.distill.calibrator_lr;

@@ -495,3 +495,67 @@ fn validates_every_n_steps_within_an_epoch() {
         assert!(seconds(&w[0]) <= seconds(&w[1]), "{csv}");
     }
 }
+
+/// Gradient clipping reaches both updates: with a clip norm far below the gradient's, the
+/// scaled gradients fall under Adam's `eps` and one step (two workers) moves the dense
+/// parameters and the table rows a hundredth as far as without clipping, if at all.
+#[test]
+fn clipping_scales_the_dense_and_the_table_step() {
+    use crossdistil_data::{Batch, Dataset};
+    use crossdistil_train::fit::build_model;
+    use crossdistil_train::optim::{Adam, AdamParams};
+    use crossdistil_train::step::{StepSetup, train_step};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    let tmp = tempfile::tempdir().unwrap();
+    synthetic_set(tmp.path(), 2000);
+    let ds = Dataset::load(tmp.path()).unwrap();
+    let rows: Vec<u32> = ds.split_rows(Split::Train)[..256].to_vec();
+    let batch = Batch::gather(&ds, &rows);
+    // The largest move of a dense parameter and of a table, over one step.
+    let moves = |clip: &str| -> (f32, f32) {
+        let cfg = config(&format!("{SMALL}grad_clip = {clip}\n"));
+        let mut trained = build_model(&cfg, &ds).unwrap();
+        let weights = cfg.task_weights(trained.tasks.len());
+        let setup = StepSetup {
+            cfg: &cfg,
+            tasks: &trained.tasks,
+            n_labels: ds.tasks(),
+            weights: &weights,
+        };
+        let before = trained.model.save_tensors().unwrap();
+        let mut rngs: Vec<ChaCha8Rng> = (0..2).map(ChaCha8Rng::seed_from_u64).collect();
+        let mut adam = Adam::new(AdamParams::default());
+        train_step(&mut trained.model, &mut adam, &batch, &setup, 1, &mut rngs).unwrap();
+        let after = trained.model.save_tensors().unwrap();
+        let (mut dense, mut table) = (0.0f32, 0.0f32);
+        for (name, b) in &before {
+            if name.starts_with("input.") && !name.ends_with(".weight") {
+                continue;
+            }
+            let d = (b - &after[name])
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            let m = if name.starts_with("input.") {
+                &mut table
+            } else {
+                &mut dense
+            };
+            *m = m.max(d);
+        }
+        (dense, table)
+    };
+    let (dense, table) = moves("0.0");
+    let (dense_clipped, table_clipped) = moves("1e-12");
+    assert!(dense > 1e-3 && table > 1e-3, "{dense} {table}");
+    assert!(dense_clipped < dense / 100.0, "{dense_clipped} vs {dense}");
+    assert!(table_clipped < table / 100.0, "{table_clipped} vs {table}");
+}
