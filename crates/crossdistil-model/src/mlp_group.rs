@@ -334,8 +334,6 @@ impl PackedGroup {
         params: &mut ParamStore,
         rng: &mut ChaCha8Rng,
     ) -> Result<Self> {
-        cfg.validate()
-            .map_err(|e| candle_core::Error::Msg(format!("{name}: {e}")))?;
         if experts == 0 {
             candle_core::bail!("{name}: a group needs at least one expert");
         }
@@ -343,20 +341,22 @@ impl PackedGroup {
         dims.extend(&cfg.hidden);
         let layers = dims.len() - 1;
         let layout = MlpGroup::new(experts, dims.clone(), false, false);
-        let init = cfg.activation.weight_init();
         let (wname, bname) = (format!("{name}.weight"), format!("{name}.bias"));
+        let device = params.device().clone();
         let weight = params.get_or_init_with(
             &wname,
             &[layout.w_total()],
             |rng| {
+                // Separate MLPs from the same generator (which also checks `cfg`), packed: the
+                // same initial values. Their biases start at zero, as the packed ones do.
+                let mut separate = ParamStore::new(device);
                 let mut w = vec![0.0f32; layout.w_total()];
-                // The draws of `Mlp::new` for each expert in turn (biases start at zero and
-                // draw nothing), placed layer by layer.
                 for e in 0..experts {
-                    for l in 0..layers {
-                        let (i, o) = (dims[l], dims[l + 1]);
+                    let mlp = Mlp::new(cfg, &format!("{name}.{e}"), in_dim, &mut separate, rng)?;
+                    for (l, layer) in mlp.layers.iter().enumerate() {
                         let at = layout.w_offset(l, e);
-                        w[at..at + o * i].copy_from_slice(&init.sample(&[o, i], rng)?);
+                        let values = layer.weight.flatten_all()?.to_vec1::<f32>()?;
+                        w[at..at + values.len()].copy_from_slice(&values);
                     }
                 }
                 Ok(w)
