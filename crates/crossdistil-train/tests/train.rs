@@ -2,9 +2,11 @@
 
 use std::path::Path;
 
-use crossdistil_data::Split;
 use crossdistil_data::prepare::{PrepareOptions, synthetic};
 use crossdistil_data::split::SplitFractions;
+use crossdistil_data::{Batch, Dataset, Split};
+use crossdistil_train::fit::Trained;
+use crossdistil_train::step::StepSetup;
 use crossdistil_train::{FitOptions, RunConfig, TrainError, fit, output};
 
 fn synthetic_set(dir: &Path, rows: usize) {
@@ -337,19 +339,39 @@ fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// A generated data set of 2000 rows in `dir` and its first `n` training rows as one batch.
+fn first_batch(dir: &Path, n: usize) -> (Dataset, Batch) {
+    synthetic_set(dir, 2000);
+    let ds = Dataset::load(dir).unwrap();
+    let rows: Vec<u32> = ds.split_rows(Split::Train)[..n].to_vec();
+    let batch = Batch::gather(&ds, &rows);
+    (ds, batch)
+}
+
+/// What a step of `trained` (built from `cfg` on `ds`) needs, with the task weights `weights`.
+fn step_setup<'a>(
+    cfg: &'a RunConfig,
+    trained: &'a Trained,
+    ds: &Dataset,
+    weights: &'a [f32],
+) -> StepSetup<'a> {
+    StepSetup {
+        cfg,
+        tasks: &trained.tasks,
+        n_labels: ds.tasks(),
+        weights,
+    }
+}
+
 #[test]
 fn workers_sum_to_the_gradient_of_the_whole_batch() {
-    use crossdistil_data::{Batch, Dataset};
     use crossdistil_train::fit::build_model;
-    use crossdistil_train::step::{StepSetup, gradients};
+    use crossdistil_train::step::gradients;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
     let tmp = tempfile::tempdir().unwrap();
-    synthetic_set(tmp.path(), 2000);
-    let ds = Dataset::load(tmp.path()).unwrap();
-    let rows: Vec<u32> = ds.split_rows(Split::Train)[..301].to_vec();
-    let batch = Batch::gather(&ds, &rows);
+    let (ds, batch) = first_batch(tmp.path(), 301);
     // Row-wise losses only: the backbone alone, and direct distillation with the calibrators
     // of CrossDistil's teachers left out (the ranking loss pairs rows inside a shard).
     for distill in ["mode = \"off\"", "mode = \"direct\""] {
@@ -359,12 +381,7 @@ fn workers_sum_to_the_gradient_of_the_whole_batch() {
         ));
         let trained = build_model(&cfg, &ds).unwrap();
         let weights = cfg.task_weights(trained.tasks.len());
-        let setup = StepSetup {
-            cfg: &cfg,
-            tasks: &trained.tasks,
-            n_labels: ds.tasks(),
-            weights: &weights,
-        };
+        let setup = step_setup(&cfg, &trained, &ds, &weights);
         let grads = |workers: usize| {
             let mut rngs: Vec<ChaCha8Rng> =
                 (0..workers).map(|_| ChaCha8Rng::seed_from_u64(1)).collect();
@@ -501,34 +518,26 @@ fn validates_every_n_steps_within_an_epoch() {
 /// parameters and the table rows a hundredth as far as without clipping, if at all.
 #[test]
 fn clipping_scales_the_dense_and_the_table_step() {
-    use crossdistil_data::{Batch, Dataset};
     use crossdistil_train::fit::build_model;
     use crossdistil_train::optim::{Adam, AdamParams};
-    use crossdistil_train::step::{StepSetup, train_step};
+    use crossdistil_train::step::train_step;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
     let tmp = tempfile::tempdir().unwrap();
-    synthetic_set(tmp.path(), 2000);
-    let ds = Dataset::load(tmp.path()).unwrap();
-    let rows: Vec<u32> = ds.split_rows(Split::Train)[..256].to_vec();
-    let batch = Batch::gather(&ds, &rows);
+    let (ds, batch) = first_batch(tmp.path(), 256);
     // The largest move of a dense parameter and of a table, over one step.
     let moves = |clip: &str| -> (f32, f32) {
         let cfg = config(&format!("{SMALL}grad_clip = {clip}\n"));
-        let mut trained = build_model(&cfg, &ds).unwrap();
+        let trained = build_model(&cfg, &ds).unwrap();
         let weights = cfg.task_weights(trained.tasks.len());
-        let setup = StepSetup {
-            cfg: &cfg,
-            tasks: &trained.tasks,
-            n_labels: ds.tasks(),
-            weights: &weights,
-        };
-        let before = trained.model.save_tensors().unwrap();
+        let setup = step_setup(&cfg, &trained, &ds, &weights);
+        let mut model = trained.model.clone();
+        let before = model.save_tensors().unwrap();
         let mut rngs: Vec<ChaCha8Rng> = (0..2).map(ChaCha8Rng::seed_from_u64).collect();
         let mut adam = Adam::new(AdamParams::default());
-        train_step(&mut trained.model, &mut adam, &batch, &setup, 1, &mut rngs).unwrap();
-        let after = trained.model.save_tensors().unwrap();
+        train_step(&mut model, &mut adam, &batch, &setup, 1, &mut rngs).unwrap();
+        let after = model.save_tensors().unwrap();
         let (mut dense, mut table) = (0.0f32, 0.0f32);
         for (name, b) in &before {
             if name.starts_with("input.") && !name.ends_with(".weight") {
