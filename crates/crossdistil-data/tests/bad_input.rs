@@ -322,10 +322,16 @@ fn prepare_missing_input_file() {
 fn prepare_record_with_too_few_fields() {
     let tmp = tempfile::tempdir().unwrap();
     let raw = tmp.path().join("t.txt");
-    let good =
-        std::fs::read_to_string(shared_data().join("tiktok-icme2019-sample/byterec_sample.txt"))
-            .unwrap();
-    let mut text: String = good.lines().take(5).map(|l| format!("{l}\n")).collect();
+    // Five well-formed records of the ICME 2019 format (12 tab-separated fields), then one of 3.
+    let mut text: String = (0..5)
+        .map(|i| {
+            format!(
+                "{i}\t115\t{}\t44888\t42\t0\t{}\t0\t-1\t43981\t53085738314\t9\n",
+                100 + i,
+                i % 2
+            )
+        })
+        .collect();
     text.push_str("1\t2\t3\n");
     std::fs::write(&raw, text).unwrap();
     let out = tmp.path().join("out");
