@@ -144,8 +144,8 @@ fn run(command: Command) -> anyhow::Result<()> {
             }
             if let Some(w) = workers {
                 cfg.train.workers = w;
-                cfg.validate()?;
             }
+            cfg.validate()?;
             let opts = FitOptions {
                 resume,
                 progress: std::io::stderr().is_terminal(),

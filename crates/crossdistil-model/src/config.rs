@@ -35,10 +35,20 @@ impl From<ConfigError> for candle_core::Error {
     }
 }
 
-/// `value > 0`.
+/// The largest size any `[model]` key accepts (a layer width, an embedding size, a number of
+/// experts): anything larger is a typo that would only fail later, at allocation.
+pub const MAX_SIZE: usize = 1 << 16;
+
+/// `0 < value <= MAX_SIZE`.
 pub fn positive(key: &str, value: usize) -> Result<(), ConfigError> {
     if value == 0 {
         return Err(ConfigError::new(key, "must be > 0"));
+    }
+    if value > MAX_SIZE {
+        return Err(ConfigError::new(
+            key,
+            format!("must be at most {MAX_SIZE}, got {value}"),
+        ));
     }
     Ok(())
 }
@@ -56,8 +66,8 @@ pub fn layer_sizes(key: &str, hidden: &[usize]) -> Result<(), ConfigError> {
     if hidden.is_empty() {
         return Err(ConfigError::new(key, "must not be empty"));
     }
-    if let Some(i) = hidden.iter().position(|&h| h == 0) {
-        return Err(ConfigError::new(format!("{key}[{i}]"), "must be > 0"));
+    for (i, &h) in hidden.iter().enumerate() {
+        positive(&format!("{key}[{i}]"), h)?;
     }
     Ok(())
 }

@@ -76,9 +76,20 @@ pub struct TrainSettings {
     pub eval_every: usize,
     /// Data-parallel worker threads: each step's batch is cut into this many shards trained on
     /// their own cores, their gradients summed before one update (see `crate::step`). Results
-    /// are deterministic for a fixed number of workers.
+    /// are deterministic for a fixed number of workers. At most `batch_size` and
+    /// [`MAX_WORKERS`].
     pub workers: usize,
+    /// Stop the run as diverged when the mean loss of recent steps exceeds this factor times
+    /// the mean loss of the first steps (see `crate::divergence`); 0 turns the check off.
+    pub divergence_factor: f64,
 }
+
+/// The most data-parallel workers a run accepts.
+pub const MAX_WORKERS: usize = 1024;
+/// The largest `batch_size` and `eval_batch_size` a run accepts.
+pub const MAX_BATCH: usize = 1 << 24;
+/// The most `epochs` a run accepts.
+pub const MAX_EPOCHS: usize = 1_000_000;
 
 impl Default for TrainSettings {
     fn default() -> Self {
@@ -100,7 +111,54 @@ impl Default for TrainSettings {
             patience: 2,
             eval_every: 0,
             workers: 1,
+            divergence_factor: 10.0,
         }
+    }
+}
+
+/// Appends the differing keys below `prefix` of `a` and `b` to `out`.
+fn diff_values(prefix: &str, a: &toml::Value, b: &toml::Value, out: &mut Vec<String>) {
+    let key = |k: &str| {
+        if prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{prefix}.{k}")
+        }
+    };
+    match (a, b) {
+        (toml::Value::Table(ta), toml::Value::Table(tb)) => {
+            let keys: std::collections::BTreeSet<&String> = ta.keys().chain(tb.keys()).collect();
+            for k in keys {
+                match (ta.get(k), tb.get(k)) {
+                    (Some(va), Some(vb)) => diff_values(&key(k), va, vb, out),
+                    (va, vb) => out.push(format!(
+                        "{}: run has {}, given {}",
+                        key(k),
+                        show(va),
+                        show(vb)
+                    )),
+                }
+            }
+        }
+        _ if a != b => out.push(format!(
+            "{prefix}: run has {}, given {}",
+            show(Some(a)),
+            show(Some(b))
+        )),
+        _ => {}
+    }
+}
+
+/// A value as TOML writes it inline, capped to a few dozen characters.
+fn show(v: Option<&toml::Value>) -> String {
+    let Some(v) = v else {
+        return "no value".into();
+    };
+    let text = v.to_string();
+    if text.chars().count() > 48 {
+        format!("{}...", text.chars().take(45).collect::<String>())
+    } else {
+        text
     }
 }
 
@@ -127,17 +185,20 @@ impl RunConfig {
             .validate()
             .map_err(|e| TrainError::Config(e.to_string()))?;
         let t = &self.train;
-        let positive = |key: &str, v: usize| {
+        let count = |key: &str, v: usize, max: usize| {
             if v == 0 {
                 Err(bad(key, "must be > 0"))
+            } else if v > max {
+                Err(bad(key, format!("must be at most {max} (got {v})")))
             } else {
                 Ok(())
             }
         };
-        positive("train.epochs", t.epochs)?;
-        positive("train.batch_size", t.batch_size)?;
-        positive("train.eval_batch_size", t.eval_batch_size)?;
-        positive("train.workers", t.workers)?;
+        count("train.epochs", t.epochs, MAX_EPOCHS)?;
+        count("train.batch_size", t.batch_size, MAX_BATCH)?;
+        count("train.eval_batch_size", t.eval_batch_size, MAX_BATCH)?;
+        count("train.workers", t.workers, MAX_WORKERS.min(t.batch_size))
+            .map_err(|e| TrainError::Config(format!("{e}; each worker needs rows of a batch")))?;
         let rate = |key: &str, v: f64| {
             if v.is_finite() && v > 0.0 {
                 Ok(())
@@ -165,7 +226,17 @@ impl RunConfig {
             ));
         }
         if t.task_weights.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
-            return Err(bad("train.task_weights", "must all be >= 0"));
+            return Err(bad("train.task_weights", "must all be finite and >= 0"));
+        }
+        if !t.task_weights.is_empty() && t.task_weights.iter().all(|&w| w == 0.0) {
+            return Err(bad("train.task_weights", "must not all be 0"));
+        }
+        let f = t.divergence_factor;
+        if !(f.is_finite() && (f == 0.0 || f > 1.0)) {
+            return Err(bad(
+                "train.divergence_factor",
+                format!("must be > 1, or 0 to turn the check off (got {f})"),
+            ));
         }
         if !self.tasks.is_empty()
             && !t.task_weights.is_empty()
@@ -189,7 +260,27 @@ impl RunConfig {
                 return Err(bad("tasks", format!("names `{name}` twice")));
             }
         }
+        self.distill.validate().map_err(TrainError::Config)?;
         Ok(())
+    }
+
+    /// The keys whose values differ between this (a run's saved, resolved configuration) and
+    /// `given`, each as `key: run has A, given B`; empty when they agree. An empty `tasks` in
+    /// `given` means "the run's tasks" and agrees with any.
+    pub fn differences(&self, given: &RunConfig) -> Vec<String> {
+        let mut given = given.clone();
+        if given.tasks.is_empty() {
+            given.tasks = self.tasks.clone();
+        }
+        let (Ok(a), Ok(b)) = (
+            toml::Value::try_from(self),
+            toml::Value::try_from(&given),
+        ) else {
+            return vec!["(the configurations cannot be compared)".into()];
+        };
+        let mut out = Vec::new();
+        diff_values("", &a, &b, &mut out);
+        out
     }
 
     /// The data set's label indices of the configured tasks, in order.

@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::{RunConfig, TrainSettings};
 use crate::distill::CalibratorFit;
+use crate::divergence::{DivergenceGuard, check_parameters};
 use crate::error::{Result, TrainError};
 use crate::evaluate::{SplitMetrics, evaluate};
 use crate::optim::{Adam, AdamParams};
@@ -106,15 +107,7 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
     let run = RunDir::new(out);
     let cfg = if opts.resume {
         let saved = run.read_config()?;
-        if saved.train != cfg.train
-            || saved.model != cfg.model
-            || (!cfg.tasks.is_empty() && saved.tasks != cfg.tasks)
-        {
-            return Err(TrainError::run(
-                run.config_path(),
-                "--resume with a configuration that differs from the run's",
-            ));
-        }
+        check_resume_config(&run, &saved, cfg)?;
         saved
     } else {
         cfg.clone()
@@ -178,6 +171,7 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
         seconds_before: state.train_seconds,
     };
     let mut epochs_this_call = 0;
+    let mut guard = DivergenceGuard::new(t.divergence_factor, state.early_loss);
 
     while state.epochs_done < t.epochs && !state.stopped_early {
         let epoch = state.epochs_done;
@@ -191,6 +185,7 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
         let bar = progress_bar(opts.progress, batches.len() as u64, epoch + 1, t.epochs);
         let epoch_start = Instant::now();
         let mut parts = EpochParts::new(tasks.len());
+        guard.start_epoch(batches.len());
         for_each_prefetched(batches, |batch| {
             let step_parts = train_step(
                 &mut model,
@@ -202,6 +197,8 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
             )?;
             parts.add(&step_parts);
             state.step += 1;
+            guard.observe(step_parts.total, state.step)?;
+            state.early_loss = guard.early();
             state.rows_seen += batch.size() as u64;
             bar.inc(1);
             bar.set_message(format!(
@@ -264,6 +261,24 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
     let report = Report::new(&ds, &resolved, &task_names, valid, test, &state);
     report.write(&run.report_path())?;
     Ok(report)
+}
+
+/// Refuses to resume the run in `run` (saved configuration `saved`) with a configuration that
+/// differs from it, naming every key that differs.
+fn check_resume_config(run: &RunDir, saved: &RunConfig, given: &RunConfig) -> Result<()> {
+    let diffs = saved.differences(given);
+    if diffs.is_empty() {
+        return Ok(());
+    }
+    Err(TrainError::run(
+        run.config_path(),
+        format!(
+            "--resume with a configuration that differs from the run's in {} key(s): {}. \
+             Resume without --config (the run's own configuration is used), or start a new run",
+            diffs.len(),
+            diffs.join("; ")
+        ),
+    ))
 }
 
 fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) -> ProgressBar {
@@ -442,6 +457,7 @@ impl Validations<'_> {
         parts: &EpochParts,
     ) -> Result<SplitMetrics> {
         let t = self.cfg;
+        check_parameters(model, state.step)?;
         let m = self.metrics(model, self.rows)?;
         state.train_seconds = self.seconds_before + self.started.elapsed().as_secs_f64();
         record(

@@ -4,6 +4,7 @@
 //! - [`objective`]: the loss of one batch (BCE, ranking, calibration, distillation).
 //! - [`fit`]: the training loop, checkpoints and `--resume`; [`step`]: one optimiser step, on
 //!   one core or data-parallel over several; [`prefetch`]: batch assembly on a second thread.
+//! - [`divergence`]: the guard that stops a run whose loss or parameters leave the sane range.
 //! - [`optim`]: Adam/AdamW for the dense parameters, gradient clipping.
 //! - [`evaluate`]: AUC, GAUC, Multi-AUC, log loss and ECE per task.
 //! - [`predict`], [`output`]: predictions and the scores file.
@@ -14,6 +15,7 @@
 pub mod alloc;
 pub mod config;
 pub mod distill;
+pub mod divergence;
 pub mod error;
 pub mod evaluate;
 pub mod fit;

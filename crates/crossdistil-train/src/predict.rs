@@ -3,7 +3,7 @@
 use crossdistil_data::{Batches, Dataset, Order};
 use crossdistil_model::{Mode, MultiTaskModel};
 
-use crate::error::Result;
+use crate::error::{Result, TrainError};
 use crate::parallel::for_each_balanced;
 
 /// Per task, in `rows` order: the student's probabilities and, for a model with teachers, the
@@ -136,12 +136,23 @@ fn raw_scores(
     Ok((student, teacher))
 }
 
-/// The student's probabilities for `rows`, one vector per task.
+/// The student's probabilities for `rows`, one vector per task; an error when any of them is not
+/// finite (a model with non-finite parameters), so that no scores file ever holds one.
 pub fn predict(
     model: &MultiTaskModel,
     ds: &Dataset,
     rows: &[u32],
     batch_size: usize,
 ) -> Result<Vec<Vec<f32>>> {
-    Ok(predict_all(model, ds, rows, batch_size)?.student)
+    let probs = predict_all(model, ds, rows, batch_size)?.student;
+    for (task, p) in probs.iter().enumerate() {
+        if let Some(i) = p.iter().position(|v| !v.is_finite()) {
+            return Err(TrainError::Diverged(format!(
+                "the model scores row_id {} as {} for task {task}: its parameters are not \
+                 finite; train the run again with a lower train.lr or train.grad_clip",
+                ds.row_ids[rows[i] as usize], p[i]
+            )));
+        }
+    }
+    Ok(probs)
 }

@@ -36,6 +36,10 @@ pub struct TrainState {
     pub stopped_early: bool,
     pub train_seconds: f64,
     pub rows_seen: u64,
+    /// The mean loss of the run's first steps, the divergence guard's reference
+    /// (`crate::divergence`).
+    #[serde(default)]
+    pub early_loss: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
