@@ -218,3 +218,17 @@ fn non_finite_parameters_are_named_and_never_scored() {
     assert!(err.contains("row_id"), "{err}");
     assert!(err.contains("NaN"), "{err}");
 }
+
+#[test]
+fn every_shipped_configuration_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            RunConfig::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+    }
+    assert!(n >= 20, "only {n} configurations in {}", dir.display());
+}
