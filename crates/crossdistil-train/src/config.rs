@@ -272,10 +272,7 @@ impl RunConfig {
         if given.tasks.is_empty() {
             given.tasks = self.tasks.clone();
         }
-        let (Ok(a), Ok(b)) = (
-            toml::Value::try_from(self),
-            toml::Value::try_from(&given),
-        ) else {
+        let (Ok(a), Ok(b)) = (toml::Value::try_from(self), toml::Value::try_from(&given)) else {
             return vec!["(the configurations cannot be compared)".into()];
         };
         let mut out = Vec::new();

@@ -78,8 +78,7 @@ impl DivergenceGuard {
         self.recent.push_back(loss);
         self.recent_sum += loss;
         let recent = self.recent_sum / self.recent.len() as f64;
-        if self.factor > 0.0 && self.recent.len() >= self.min_fill && recent > self.factor * early
-        {
+        if self.factor > 0.0 && self.recent.len() >= self.min_fill && recent > self.factor * early {
             return Err(TrainError::Diverged(format!(
                 "the mean loss of the last {} steps is {recent:.4e} at step {step}, more than \
                  train.divergence_factor = {} times the loss of the first step ({early:.4e}); \

@@ -61,7 +61,11 @@ fn with(section: &str, extra: &str) -> String {
         out[i] = extra;
         return out.join("\n");
     }
-    SMALL.replacen(&format!("[{section}]\n"), &format!("[{section}]\n{extra}\n"), 1)
+    SMALL.replacen(
+        &format!("[{section}]\n"),
+        &format!("[{section}]\n{extra}\n"),
+        1,
+    )
 }
 
 /// The error `RunConfig::from_file` gives for `text`, written to a file.
@@ -94,7 +98,10 @@ fn distill_weights_that_would_turn_distillation_off_are_refused_naming_the_key()
         ("gamma = -0.5", "distill.gamma"),
         ("temperature = 0.0", "distill.temperature"),
         ("calibrator_lr = nan", "distill.calibrator_lr"),
-        ("error_correction = { blend = 7.0 }", "distill.error_correction"),
+        (
+            "error_correction = { blend = 7.0 }",
+            "distill.error_correction",
+        ),
         ("ranking = { margin = -1.0 }", "distill.ranking.margin"),
     ] {
         let msg = load_error(&with("distill", line));
@@ -107,10 +114,22 @@ fn sizes_past_their_bounds_are_refused_naming_the_key() {
     for (section, line, key) in [
         ("train", "workers = 100000", "train.workers"),
         ("train", "workers = 300", "train.workers"), // more workers than rows in a batch
-        ("train", "eval_batch_size = 100000000", "train.eval_batch_size"),
+        (
+            "train",
+            "eval_batch_size = 100000000",
+            "train.eval_batch_size",
+        ),
         ("train", "epochs = 0", "train.epochs"),
-        ("train", "divergence_factor = 0.5", "train.divergence_factor"),
-        ("train", "divergence_factor = nan", "train.divergence_factor"),
+        (
+            "train",
+            "divergence_factor = 0.5",
+            "train.divergence_factor",
+        ),
+        (
+            "train",
+            "divergence_factor = nan",
+            "train.divergence_factor",
+        ),
         ("train", "task_weights = [0.0, 0.0]", "train.task_weights"),
         ("model", "embedding_dim = 10000000", "model.embedding_dim"),
         ("model.backbone", "experts = 3", "model.backbone"), // not a key of shared-bottom
@@ -152,7 +171,10 @@ fn resume_compares_the_whole_configuration_and_names_the_keys_that_differ() {
     };
     let err = fit(&data, &changed, &run, &resume).unwrap_err().to_string();
     assert!(err.contains("2 key(s)"), "{err}");
-    assert!(err.contains("distill.alpha: run has 0.5, given 0.25"), "{err}");
+    assert!(
+        err.contains("distill.alpha: run has 0.5, given 0.25"),
+        "{err}"
+    );
     assert!(err.contains("distill.error_correction"), "{err}");
     assert!(!err.contains("train."), "only the keys that differ: {err}");
 
@@ -178,7 +200,12 @@ fn a_learning_rate_that_explodes_the_loss_stops_the_run_as_diverged() {
     // With the guard off the same run ends with exit 0 and a model that ranks at chance, the
     // case the guard exists for (or its loss turns non-finite, which stops it as well).
     cfg.train.divergence_factor = 0.0;
-    match fit(&data, &cfg, &tmp.path().join("run-off"), &FitOptions::default()) {
+    match fit(
+        &data,
+        &cfg,
+        &tmp.path().join("run-off"),
+        &FitOptions::default(),
+    ) {
         Ok(report) => {
             assert_eq!(report.epochs_run, 2);
             assert!(report.test["task0"].auc.unwrap() < 0.6, "{:?}", report.test);
@@ -206,7 +233,12 @@ fn non_finite_parameters_are_named_and_never_scored() {
         .into_iter()
         .find(|(n, _)| n.starts_with("tower0"))
         .expect("a tower parameter");
-    let mut values = var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let mut values = var
+        .as_tensor()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     values[0] = f32::NAN;
     var.set(&Tensor::from_vec(values, var.shape(), var.device()).unwrap())
         .unwrap();
