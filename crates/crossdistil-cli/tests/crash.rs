@@ -13,7 +13,8 @@ use crossdistil_train::manifest::ABORT_POINTS;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// Several epochs, validations within them (`eval_every`), some improving and some not.
+/// Several epochs, validations within them (`eval_every`), some improving and some not, and
+/// early stopping within the last epoch.
 const CONFIG: &str = r#"
 [model]
 embedding_dim = 4
@@ -28,7 +29,7 @@ epochs = 4
 batch_size = 64
 lr = 0.05
 eval_every = 7
-patience = 0
+patience = 2
 seed = 7
 "#;
 
@@ -178,6 +179,8 @@ fn uninterrupted(s: &Setup) -> (serde_json::Value, Vec<String>, Duration) {
         aucs.len() >= 8 && improving >= 2 && improving < aucs.len(),
         "{aucs:?}"
     );
+    assert_eq!(want["stopped_early"], true);
+    assert_eq!(want["epochs_run"], 3, "stopped within the fourth epoch");
     (want, rows, took)
 }
 
@@ -213,15 +216,16 @@ fn a_kill_between_the_checkpoint_files_and_the_commit_resumes_exactly() {
     }
 }
 
-/// Every step of the commit protocol, the 1st and a later time it is reached: the process
-/// aborts there, and `--resume` ends with the uninterrupted report.
+/// Every step of the commit protocol, at several times it is reached (the commits are
+/// generation 0, one per epoch, the early stop within the fourth epoch and the report: 6 in
+/// all): the process aborts there, and `--resume` ends with the uninterrupted report.
 #[test]
 fn a_crash_at_every_step_of_the_commit_resumes_to_the_same_report() {
     let s = setup();
     let (want, want_metrics, _) = uninterrupted(&s);
     let mut aborted = 0;
     for point in ABORT_POINTS {
-        for n in [1, 3] {
+        for n in [1, 3, 5, 6] {
             let run = s.root.join(format!("{point}-{n}"));
             let overwrite = *point == "overwrite-manifest-removed";
             if overwrite {
