@@ -466,7 +466,7 @@ fn committed_metrics(run: &RunDir, m: &MetricsEntry) -> Result<String> {
     if bytes.len() > size {
         let extra = bytes[size..].iter().filter(|&&b| b == b'\n').count();
         tracing::warn!(
-            "{}: dropped {extra} rows written after the last commit",
+            "{}: dropped {extra} row(s) written after the last commit",
             path.display()
         );
         if size == 0 {
