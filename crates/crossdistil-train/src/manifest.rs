@@ -84,8 +84,7 @@ impl Manifest {
         let tmp = temp_path(&path);
         write_synced(&tmp, text.as_bytes())?;
         abort_point("manifest-written");
-        std::fs::rename(&tmp, &path)
-            .map_err(|e| TrainError::run(&path, format!("cannot rename into place: {e}")))?;
+        rename(&tmp, &path)?;
         abort_point("manifest-renamed");
         sync_dir(dir)?;
         abort_point("committed");

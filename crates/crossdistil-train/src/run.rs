@@ -38,6 +38,14 @@
 //! step, so even a kill during the first epoch resumes: from generation 0, which is a fresh start
 //! with the run's configuration (the initial weights are seeded).
 //!
+//! One training process owns the folder: it holds the lock on `RUN/.lock` (see [`crate::lock`])
+//! for its whole life, and a second one is refused at once, naming the holder. A new run refuses
+//! a folder that holds a run (a manifest, or a `config.toml`) unless `--resume` or `--overwrite`;
+//! `--overwrite` removes the old manifest first (and fsyncs the folder), then the old run's files
+//! (checkpoints, `metrics.csv`, `report.json`, `eval-*.json`, `encoders.json`, `config.toml`
+//! last), so a kill part-way leaves a folder that holds no committed run: `--resume` refuses it
+//! and says to start again with `--overwrite`.
+//!
 //! Every load (`--resume`, `eval`, `predict`) checks the size and CRC-32 of the files it reads
 //! against the manifest, and the manifest's own checksum line, and refuses a mismatch naming the
 //! file and both checksums.
@@ -283,6 +291,13 @@ impl RunFolder {
             abort_point("overwrite-manifest-removed");
         }
         remove_unreferenced(dir, None);
+        let evals = std::fs::read_dir(dir)
+            .map_err(|e| TrainError::run(dir, format!("cannot list: {e}")))?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with("eval-") && n.ends_with(".json"));
+        for name in evals.collect::<Vec<_>>() {
+            remove_logged(&dir.join(name), "of the run it replaces");
+        }
         for name in [METRICS, "state.json", ENCODERS, CONFIG] {
             remove_logged(&dir.join(name), "of the run it replaces");
         }
@@ -401,6 +416,7 @@ impl RunFolder {
         let entry = write_file(&self.run.dir, REPORT, &json, "report")?;
         let next = Manifest {
             generation: self.manifest.generation + 1,
+            best: self.pending_best.take().or(self.manifest.best.clone()),
             report: Some(entry),
             ..self.manifest.clone()
         };
