@@ -21,8 +21,9 @@
 //!
 //! 1. every new file is written under a name no committed manifest references: a checkpoint as
 //!    `best-<gen>.safetensors` / `last-<gen>.safetensors` where `<gen>` is the generation about
-//!    to be committed, each through `NAME.<pid>.part`, fsynced, then renamed; `metrics.csv` is
-//!    rewritten the same way with its new rows after the committed ones;
+//!    to be committed, each written inside a staging folder `NAME.<pid>.part/`, fsynced, then
+//!    renamed into the run folder; `metrics.csv` is rewritten through `metrics.csv.<pid>.part`
+//!    (fsynced, renamed) with its new rows after the committed ones;
 //! 2. the folder is fsynced;
 //! 3. `manifest.json` is written to `manifest.json.<pid>.part`, fsynced, renamed over the old one,
 //!    and the folder fsynced: this rename is the commit;
@@ -32,10 +33,10 @@
 //! and the new manifest references the same file. A kill at any instant therefore leaves the
 //! previous or the next committed state, plus files that state does not reference. When a
 //! training process starts (a new run or `--resume`) it holds the folder's lock and removes
-//! every `*.part`, every checkpoint and `report.json` the manifest does not reference, and the
-//! `metrics.csv` rows after the committed ones, logging each (warn level). A new run writes
-//! `config.toml` and `encoders.json` and commits generation 0 (no weights) before its first
-//! step, so even a kill during the first epoch resumes: from generation 0, which is a fresh start
+//! every `*.part` (file or staging folder), every checkpoint and `report.json` the manifest does
+//! not reference, and the `metrics.csv` rows after the committed ones, logging each (warn
+//! level). A new run writes `config.toml` and `encoders.json` and commits generation 0 (no
+//! weights) before its first step, so even a kill during the first epoch resumes: from generation 0, which is a fresh start
 //! with the run's configuration (the initial weights are seeded).
 //!
 //! One training process owns the folder: it holds the lock on `RUN/.lock` (see [`crate::lock`])
@@ -72,8 +73,8 @@ use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
 use crate::lock::RunLock;
 use crate::manifest::{
-    FileEntry, MANIFEST, Manifest, MetricsEntry, abort_point, crc32_hex, file_checksum, rename,
-    sync_dir, temp_path, verify, write_file,
+    FileEntry, MANIFEST, Manifest, MetricsEntry, abort_point, crc32_hex, file_checksum, sync_dir,
+    temp_path, verify, write_file,
 };
 
 /// Where training stands; saved in every manifest.
@@ -519,13 +520,23 @@ fn remove_unreferenced(dir: &Path, m: Option<&Manifest>) {
 }
 
 fn remove_logged(path: &Path, why: &str) {
-    if std::fs::remove_file(path).is_ok() {
+    let removed = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    if removed.is_ok() {
         tracing::warn!("removed {} {why}", path.display());
     }
 }
 
 /// Writes a checkpoint to `dir/name` through a fsynced temporary and a rename; returns its
 /// entry (size and checksum of the bytes on disk).
+///
+/// The temporary is written inside a staging folder `NAME.<pid>.part/`: the safetensors writer
+/// itself first writes to a randomly named sibling temporary (`.tmpXXXXXX`), which a kill would
+/// otherwise leave in the run folder under a name nothing recognises. The startup cleanup
+/// removes a staging folder with whatever it holds.
 pub fn write_tensors(
     dir: &Path,
     name: &str,
@@ -533,26 +544,29 @@ pub fn write_tensors(
     point: &str,
 ) -> Result<FileEntry> {
     let path = dir.join(name);
-    let tmp = temp_path(&path);
-    let written = candle_core::safetensors::save(tensors, &tmp)
-        .map_err(|e| e.to_string())
-        .and_then(|_| {
-            std::fs::File::open(&tmp)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| e.to_string())
-        });
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(TrainError::run(
-            &path,
-            format!("cannot write checkpoint: {e}"),
-        ));
-    }
-    let (size, crc32) = file_checksum(&tmp).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
+    let stage = temp_path(&path);
+    let tmp = stage.join(name);
+    let written = (|| -> std::result::Result<(u64, String), String> {
+        if stage.exists() {
+            std::fs::remove_dir_all(&stage).map_err(|e| e.to_string())?;
+        }
+        std::fs::create_dir(&stage).map_err(|e| e.to_string())?;
+        candle_core::safetensors::save(tensors, &tmp).map_err(|e| e.to_string())?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| e.to_string())?;
+        file_checksum(&tmp).map_err(|e| e.to_string())
+    })();
+    let (size, crc32) = written.map_err(|e| {
+        let _ = std::fs::remove_dir_all(&stage);
+        TrainError::run(&path, format!("cannot write checkpoint: {e}"))
     })?;
     abort_point(&format!("{point}-written"));
-    rename(&tmp, &path)?;
+    std::fs::rename(&tmp, &path).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&stage);
+        TrainError::run(&path, format!("cannot rename into place: {e}"))
+    })?;
+    let _ = std::fs::remove_dir(&stage);
     abort_point(&format!("{point}-renamed"));
     Ok(FileEntry {
         file: name.to_string(),
