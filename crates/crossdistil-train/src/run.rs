@@ -36,8 +36,9 @@
 //! every `*.part` (file or staging folder), every checkpoint and `report.json` the manifest does
 //! not reference, and the `metrics.csv` rows after the committed ones, logging each (warn
 //! level). A new run writes `config.toml` and `encoders.json` and commits generation 0 (no
-//! weights) before its first step, so even a kill during the first epoch resumes: from generation 0, which is a fresh start
-//! with the run's configuration (the initial weights are seeded).
+//! weights) before its first step, so even a kill during the first epoch resumes: from
+//! generation 0, which is a fresh start with the run's configuration (the initial weights are
+//! seeded).
 //!
 //! One training process owns the folder: it holds the lock on `RUN/.lock` (see [`crate::lock`])
 //! for its whole life, and a second one is refused at once, naming the holder. A new run refuses
