@@ -37,13 +37,31 @@ pub fn open(run: &Path, data: &Path) -> Result<OpenRun> {
     let encoders = read_verified_encoders(&dir, &manifest)?;
     let ds = Dataset::load_with(data, &encoders)?;
     let mut trained = build_model(&config, &ds)?;
-    let tensors = load_verified(&dir, &best)?;
+    // A run still training may commit a new best (and remove this one) meanwhile: then the
+    // newer manifest's best is read instead.
+    let mut best = best;
+    let tensors = loop {
+        match load_verified(&dir, &best) {
+            Ok(t) => break t,
+            Err(e) => match dir.manifest().ok().and_then(|m| m.best) {
+                Some(newer) if newer != best && same_run(&manifest, &dir) => best = newer,
+                _ => return Err(e),
+            },
+        }
+    };
     set_weights(&mut trained.model, &tensors, &dir.dir.join(&best.file))?;
     Ok(OpenRun {
         config,
         ds,
         trained,
     })
+}
+
+/// Whether the folder's current manifest still names the configuration and encoders of `m`
+/// (the same run, further on).
+fn same_run(m: &crate::manifest::Manifest, dir: &RunDir) -> bool {
+    dir.manifest()
+        .is_ok_and(|now| now.config == m.config && now.encoders == m.encoders)
 }
 
 impl OpenRun {
