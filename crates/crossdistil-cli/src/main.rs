@@ -45,8 +45,12 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         /// Continue the run in --out from its last checkpoint, with its optimiser state.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "overwrite")]
         resume: bool,
+        /// Replace the run that --out holds (its files are removed, its manifest first); without
+        /// it, a folder that holds a run is refused.
+        #[arg(long)]
+        overwrite: bool,
         /// Override the seed of the configuration.
         #[arg(long)]
         seed: Option<u64>,
@@ -81,6 +85,9 @@ enum Command {
         /// Only the rows of this split (default: every row).
         #[arg(long)]
         split: Option<Split>,
+        /// Replace --out if it exists.
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Show a prepared data set: schema, rows per split, positive rates, label combinations.
     Inspect {
@@ -130,13 +137,18 @@ fn run(command: Command) -> anyhow::Result<()> {
             config,
             out,
             resume,
+            overwrite,
             seed,
             workers,
             json,
         } => {
             let mut cfg = match (&config, resume) {
                 (Some(path), _) => RunConfig::from_file(path)?,
-                (None, true) => RunConfig::from_file(&out.join("config.toml"))?,
+                (None, true) => {
+                    // A folder without a committed run is refused with what to do instead.
+                    crossdistil_train::run::RunDir::new(&out).manifest()?;
+                    RunConfig::from_file(&out.join("config.toml"))?
+                }
                 (None, false) => anyhow::bail!("--config is needed to start a run (see configs/)"),
             };
             if let Some(seed) = seed {
@@ -148,6 +160,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             cfg.validate()?;
             let opts = FitOptions {
                 resume,
+                overwrite,
                 progress: std::io::stderr().is_terminal(),
                 stop_after_epochs: None,
             };
@@ -189,13 +202,15 @@ fn run(command: Command) -> anyhow::Result<()> {
             data,
             out,
             split,
+            overwrite,
         } => {
+            output::check_scores_path(&out, overwrite)?;
             let opened = output::open(&run, &data)?;
             let rows: Vec<u32> = match split {
                 Some(s) => opened.ds.split_rows(s),
                 None => (0..opened.ds.rows() as u32).collect(),
             };
-            opened.write_scores(&out, &rows)?;
+            opened.write_scores(&out, &rows, overwrite)?;
             println!(
                 "wrote {} rows x {} tasks to {}",
                 rows.len(),

@@ -146,5 +146,92 @@ fn bad_config_and_missing_run_fail_cleanly() {
         d.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("config.toml"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("holds no run") && err.contains("nothing"),
+        "{err}"
+    );
+}
+
+fn part_files(dir: &Path) -> Vec<String> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            v.extend(part_files(&e.path()));
+        } else if e.file_name().to_string_lossy().ends_with(".part") {
+            v.push(e.path().display().to_string());
+        }
+    }
+    v
+}
+
+/// Issue 10: `predict --out` refuses a directory and an existing file (unless --overwrite),
+/// and never leaves a `.part` file behind.
+#[test]
+fn predict_refuses_a_directory_or_an_existing_file_and_leaves_no_part_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("data");
+    data(&d);
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, CONFIG).unwrap();
+    let run = tmp.path().join("run");
+    let (d, c, r) = (
+        d.to_str().unwrap(),
+        cfg.to_str().unwrap(),
+        run.to_str().unwrap(),
+    );
+    assert!(
+        crossdistil(&["train", "--data", d, "--config", c, "--out", r])
+            .status
+            .success()
+    );
+    let predict = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "predict",
+            "--run",
+            r,
+            "--data",
+            d,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        crossdistil(&args)
+    };
+
+    let dir = tmp.path().join("scores");
+    std::fs::create_dir(&dir).unwrap();
+    for extra in [&[][..], &["--overwrite"][..]] {
+        let out = predict(&dir, extra);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("is a directory") && err.contains("scores"),
+            "{err}"
+        );
+    }
+
+    let file = dir.join("scores.parquet");
+    assert!(predict(&file, &[]).status.success());
+    let first = std::fs::read(&file).unwrap();
+    let out = predict(&file, &["--split", "test"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("already exists") && err.contains("--overwrite"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), first, "left as it was");
+    assert!(
+        predict(&file, &["--split", "test", "--overwrite"])
+            .status
+            .success()
+    );
+    assert_ne!(std::fs::read(&file).unwrap(), first);
+
+    // A folder that does not exist: an error, and nothing written.
+    let out = predict(&tmp.path().join("no/such/dir/s.parquet"), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(part_files(tmp.path()), Vec::<String>::new());
 }

@@ -21,15 +21,17 @@ use crate::optim::{Adam, AdamParams};
 use crate::predict::{Predictions, predict_all_on};
 use crate::prefetch::for_each_prefetched;
 use crate::report::Report;
-use crate::run::{RunDir, TrainState, append_csv, load_tensors, save_tensors};
+use crate::run::{RunDir, RunFolder, TrainState, load_tensors};
 pub use crate::step::label_rows;
 use crate::step::{LossParts, StepSetup, train_step};
 
 /// How to run the loop.
 #[derive(Debug, Clone, Default)]
 pub struct FitOptions {
-    /// Continue from `RUN/last.safetensors` and `RUN/state.json`.
+    /// Continue from the run's last commit (`RUN/manifest.json`).
     pub resume: bool,
+    /// Replace the run the folder holds (a new run refuses such a folder otherwise).
+    pub overwrite: bool,
     /// Draw a progress bar on the terminal.
     pub progress: bool,
     /// Stop (as if interrupted) after this many epochs in this call; used to test `--resume`.
@@ -97,14 +99,29 @@ fn model_tensors(
 /// Loads the weights of a checkpoint into a model built from the same configuration.
 pub fn load_weights(model: &mut MultiTaskModel, path: &Path) -> Result<()> {
     let t = load_tensors(path)?;
+    set_weights(model, &t, path)
+}
+
+/// Sets the model's weights from a loaded checkpoint (`path` names it in errors).
+pub fn set_weights(
+    model: &mut MultiTaskModel,
+    t: &std::collections::HashMap<String, Tensor>,
+    path: &Path,
+) -> Result<()> {
     model
-        .load_tensors(&model_tensors(&t))
+        .load_tensors(&model_tensors(t))
         .map_err(|e| TrainError::run(path, format!("does not fit the model: {e}")))
 }
 
 /// Trains on `data_dir` into `out` and returns the final report (best model on valid and test).
 pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> Result<Report> {
     let run = RunDir::new(out);
+    // The folder's lock first: a second process is refused before it loads anything.
+    let (mut folder, new_lock) = if opts.resume {
+        (Some(RunFolder::resume(out)?), None)
+    } else {
+        (None, Some(RunFolder::lock_new(out, opts.overwrite)?))
+    };
     let cfg = if opts.resume {
         let saved = run.read_config()?;
         check_resume_config(&run, &saved, cfg)?;
@@ -129,25 +146,27 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
         eps: t.eps,
         weight_decay: t.weight_decay,
     });
-    let mut state = TrainState::default();
+    let mut folder = match (folder.take(), new_lock) {
+        (Some(f), _) => f,
+        (None, Some(lock)) => RunFolder::create(lock, out, &resolved, &ds.encoders)?,
+        (None, None) => unreachable!("a folder is either resumed or created"),
+    };
+    let mut state = folder.manifest().state.clone();
     if opts.resume {
-        let tensors = load_tensors(&run.last_path())?;
-        state = run.read_state()?;
-        model
-            .load_tensors(&model_tensors(&tensors))
-            .map_err(|e| TrainError::run(run.last_path(), e.to_string()))?;
-        adam.load_tensors(&tensors, state.step)?;
+        if let Some(tensors) = folder.load_last()? {
+            let path = run
+                .dir
+                .join(&folder.manifest().last.as_ref().expect("loaded").file);
+            set_weights(&mut model, &tensors, &path)?;
+            adam.load_tensors(&tensors, state.step)?;
+        }
         tracing::info!(
             epochs_done = state.epochs_done,
             step = state.step,
+            generation = folder.manifest().generation,
             "resuming {}",
             out.display()
         );
-    } else {
-        run.create()?;
-        run.write_config(&resolved)?;
-        run.write_encoders(&ds.encoders)?;
-        let _ = std::fs::remove_file(run.metrics_path());
     }
 
     let train_rows = ds.split_rows(Split::Train);
@@ -160,7 +179,6 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
     };
     let header = metrics_header(&task_names, model.has_teachers());
     let validations = Validations {
-        run: &run,
         header: &header,
         task_names: &task_names,
         ds: &ds,
@@ -207,7 +225,7 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
                 (parts.n * t.batch_size) as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9)
             ));
             if t.eval_every > 0 && state.step % t.eval_every as u64 == 0 {
-                validations.run(&model, &adam, &mut state, epoch, &parts)?;
+                validations.run(&mut folder, &model, &adam, &mut state, epoch, &parts)?;
                 if state.stopped_early {
                     return Ok(false);
                 }
@@ -229,7 +247,7 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
                 &validations.predict(&model, &valid_rows)?,
             )?;
         }
-        let m = validations.run(&model, &adam, &mut state, epoch + 1, &parts)?;
+        let m = validations.run(&mut folder, &model, &adam, &mut state, epoch + 1, &parts)?;
         let train_loss = parts.mean(parts.total);
         tracing::info!(
             epoch = epoch + 1,
@@ -240,8 +258,7 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
         );
         let mut last = model.save_tensors()?;
         last.extend(adam.save_tensors()?);
-        save_tensors(&run.last_path(), &last)?;
-        run.write_state(&state)?;
+        folder.commit(&state, Some(&last))?;
         if opts
             .stop_after_epochs
             .is_some_and(|n| epochs_this_call >= n)
@@ -252,14 +269,28 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
             ));
         }
     }
-    run.write_state(&state)?;
+    if state != folder.manifest().state {
+        // Early stopping within an epoch, or no epoch to train: the final state (and a best
+        // checkpoint written since the last commit) is committed without a new last one.
+        folder.commit(&state, None)?;
+    }
 
-    load_weights(&mut model, &run.best_path())?;
+    let best = folder.manifest().best.clone().ok_or_else(|| {
+        TrainError::run(
+            out,
+            "training ended without a validation, so without a best model",
+        )
+    })?;
+    let tensors = folder
+        .load_best()?
+        .expect("the manifest names a best checkpoint");
+    set_weights(&mut model, &tensors, &run.dir.join(&best.file))?;
+    drop(tensors);
     let test_rows = ds.split_rows(Split::Test);
     let valid = validations.metrics(&model, &valid_rows)?;
     let test = validations.metrics(&model, &test_rows)?;
     let report = Report::new(&ds, &resolved, &task_names, valid, test, &state);
-    report.write(&run.report_path())?;
+    folder.finish(&report)?;
     Ok(report)
 }
 
@@ -414,7 +445,6 @@ fn metrics_header(tasks: &[String], teachers: bool) -> Vec<String> {
 /// What an evaluation during and after training needs besides the model: the data, where a
 /// validation is recorded, and the validation rows.
 struct Validations<'a> {
-    run: &'a RunDir,
     header: &'a [String],
     task_names: &'a [String],
     ds: &'a Dataset,
@@ -450,6 +480,7 @@ impl Validations<'_> {
     /// best checkpoint, patience) under `epoch`.
     fn run(
         &self,
+        folder: &mut RunFolder,
         model: &MultiTaskModel,
         adam: &Adam,
         state: &mut TrainState,
@@ -461,7 +492,7 @@ impl Validations<'_> {
         let m = self.metrics(model, self.rows)?;
         state.train_seconds = self.seconds_before + self.started.elapsed().as_secs_f64();
         record(
-            self.run,
+            folder,
             self.header,
             self.task_names,
             state,
@@ -479,7 +510,7 @@ impl Validations<'_> {
 /// Appends a validation to metrics.csv, keeps the best checkpoint, and counts patience.
 #[allow(clippy::too_many_arguments)]
 fn record(
-    run: &RunDir,
+    folder: &mut RunFolder,
     header: &[String],
     tasks: &[String],
     state: &mut TrainState,
@@ -520,7 +551,7 @@ fn record(
             ]);
         }
     }
-    append_csv(&run.metrics_path(), header, &row)?;
+    folder.append_metrics(header, &row)?;
     if state.best_mean_auc.is_none_or(|b| m.mean_auc > b) {
         state.best_mean_auc = Some(m.mean_auc);
         state.best_epoch = Some(epoch);
@@ -528,7 +559,7 @@ fn record(
         state.since_best = 0;
         let mut best = model.save_tensors()?;
         best.extend(adam.save_tensors()?);
-        save_tensors(&run.best_path(), &best)?;
+        folder.save_best(&best)?;
     } else {
         state.since_best += 1;
         if patience > 0 && state.since_best >= patience {

@@ -8,7 +8,8 @@
 //! - [`optim`]: Adam/AdamW for the dense parameters, gradient clipping.
 //! - [`evaluate`]: AUC, GAUC, Multi-AUC, log loss and ECE per task.
 //! - [`predict`], [`output`]: predictions and the scores file.
-//! - [`run`], [`report`]: the run folder and `report.json`.
+//! - [`run`], [`report`]: the run folder and `report.json`; [`manifest`]: its commit point;
+//!   [`lock`]: one training process per folder.
 //! - [`parallel`]: work split over the workers' threads by size.
 //! - [`alloc`]: allocator thresholds for training processes, peak RSS.
 
@@ -19,6 +20,8 @@ pub mod divergence;
 pub mod error;
 pub mod evaluate;
 pub mod fit;
+pub mod lock;
+pub mod manifest;
 pub mod objective;
 pub mod optim;
 pub mod output;

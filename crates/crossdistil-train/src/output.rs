@@ -11,9 +11,9 @@ use parquet::arrow::ArrowWriter;
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
 use crate::evaluate::SplitMetrics;
-use crate::fit::{Trained, build_model, load_weights, validate};
+use crate::fit::{Trained, build_model, set_weights, validate};
 use crate::predict::predict;
-use crate::run::RunDir;
+use crate::run::{RunDir, load_verified, read_verified_config, read_verified_encoders};
 
 /// A trained run's best model, with the data encoded by the run's own encoders.
 pub struct OpenRun {
@@ -22,19 +22,46 @@ pub struct OpenRun {
     pub trained: Trained,
 }
 
-/// Opens `run` (its config, encoders and best checkpoint) on the prepared data in `data`.
+/// Opens `run` (its config, encoders and best checkpoint, as its manifest names them, each
+/// checked against the manifest's checksum) on the prepared data in `data`.
 pub fn open(run: &Path, data: &Path) -> Result<OpenRun> {
     let dir = RunDir::new(run);
-    let config = dir.read_config()?;
-    let encoders = dir.read_encoders()?;
+    let manifest = dir.manifest()?;
+    let best = manifest.best.clone().ok_or_else(|| {
+        TrainError::run(
+            run,
+            "has no best model yet (no validation was committed); resume the run with --resume",
+        )
+    })?;
+    let config = read_verified_config(&dir, &manifest)?;
+    let encoders = read_verified_encoders(&dir, &manifest)?;
     let ds = Dataset::load_with(data, &encoders)?;
     let mut trained = build_model(&config, &ds)?;
-    load_weights(&mut trained.model, &dir.best_path())?;
+    // A run still training may commit a new best (and remove this one) meanwhile: then the
+    // newer manifest's best is read instead.
+    let mut best = best;
+    let tensors = loop {
+        match load_verified(&dir, &best) {
+            Ok(t) => break t,
+            Err(e) => match dir.manifest().ok().and_then(|m| m.best) {
+                Some(newer) if newer != best && same_run(&manifest, &dir) => best = newer,
+                _ => return Err(e),
+            },
+        }
+    };
+    set_weights(&mut trained.model, &tensors, &dir.dir.join(&best.file))?;
     Ok(OpenRun {
         config,
         ds,
         trained,
     })
+}
+
+/// Whether the folder's current manifest still names the configuration and encoders of `m`
+/// (the same run, further on).
+fn same_run(m: &crate::manifest::Manifest, dir: &RunDir) -> bool {
+    dir.manifest()
+        .is_ok_and(|now| now.config == m.config && now.encoders == m.encoders)
 }
 
 impl OpenRun {
@@ -52,8 +79,10 @@ impl OpenRun {
     }
 
     /// Writes `row_id`, `split` and one probability column per task for `rows` to a Parquet
-    /// file, atomically.
-    pub fn write_scores(&self, path: &Path, rows: &[u32]) -> Result<()> {
+    /// file, atomically. A directory is refused, and an existing file unless `overwrite`;
+    /// nothing is left behind on an error.
+    pub fn write_scores(&self, path: &Path, rows: &[u32], overwrite: bool) -> Result<()> {
+        check_scores_path(path, overwrite)?;
         let probs = predict(
             &self.trained.model,
             &self.ds,
@@ -91,7 +120,23 @@ impl OpenRun {
             let _ = std::fs::remove_file(&tmp);
             return Err(TrainError::run(path, format!("cannot write scores: {e}")));
         }
-        crossdistil_data::atomic::commit(&tmp, path)?;
-        Ok(())
+        crate::manifest::rename(&tmp, path)
     }
+}
+
+/// Refuses a scores path that is a directory, or an existing file unless `overwrite`.
+pub fn check_scores_path(path: &Path, overwrite: bool) -> Result<()> {
+    if path.is_dir() {
+        return Err(TrainError::run(
+            path,
+            "is a directory; --out names the Parquet file to write, e.g. DIR/scores.parquet",
+        ));
+    }
+    if path.exists() && !overwrite {
+        return Err(TrainError::run(
+            path,
+            "already exists; pass --overwrite to replace it",
+        ));
+    }
+    Ok(())
 }

@@ -26,6 +26,14 @@ fn synthetic_set(dir: &Path, rows: usize) {
     synthetic::prepare(&o, &opts, &|_| {}).unwrap();
 }
 
+/// The JSON of RUN/manifest.json (after its checksum line).
+fn read_manifest(run: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(run.join("manifest.json")).unwrap();
+    let (first, body) = text.split_once('\n').unwrap();
+    assert!(first.starts_with("crc32 "), "{first}");
+    serde_json::from_str(body).unwrap()
+}
+
 fn config(text: &str) -> RunConfig {
     let cfg: RunConfig = toml::from_str(text).unwrap();
     cfg.validate().unwrap();
@@ -72,17 +80,22 @@ fn trains_and_reports_every_metric() {
             m.gauc.is_some() && m.multi_auc.is_some() && m.ece.is_some() && m.logloss.is_some()
         );
     }
+    let manifest = read_manifest(&run);
     for f in [
+        "manifest.json",
         "config.toml",
         "encoders.json",
-        "last.safetensors",
-        "best.safetensors",
-        "state.json",
+        manifest["last"]["file"].as_str().unwrap(),
+        manifest["best"]["file"].as_str().unwrap(),
         "metrics.csv",
         "report.json",
+        ".lock",
     ] {
         assert!(run.join(f).is_file(), "{f}");
     }
+    assert_eq!(manifest["state"]["epochs_done"], 3);
+    assert_eq!(manifest["metrics"]["rows"], 3);
+    assert_eq!(manifest["report"]["file"], "report.json");
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert_eq!(
         csv.lines().count(),
@@ -157,7 +170,7 @@ fn the_best_checkpoint_reproduces_the_reported_metrics() {
     // Scores file: one column per task, row ids kept, the same probabilities.
     let scores = tmp.path().join("scores.parquet");
     let rows = opened.ds.split_rows(Split::Test);
-    opened.write_scores(&scores, &rows).unwrap();
+    opened.write_scores(&scores, &rows, false).unwrap();
     let batches =
         crossdistil_data::parquet_io::read_columns(&scores, &["row_id", "task0", "task1"]).unwrap();
     let n: usize = batches.iter().map(|b| b.num_rows()).sum();
@@ -186,9 +199,7 @@ fn resume_continues_where_it_stopped() {
         fit(&data, &cfg, &run, &stop).is_err(),
         "stops after one epoch"
     );
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run.join("state.json")).unwrap()).unwrap();
-    assert_eq!(state["epochs_done"], 1);
+    assert_eq!(read_manifest(&run)["state"]["epochs_done"], 1);
     let resumed = fit(
         &data,
         &cfg,
