@@ -21,7 +21,9 @@ use crate::optim::{Adam, AdamParams};
 use crate::predict::{Predictions, predict_all_on};
 use crate::prefetch::for_each_prefetched;
 use crate::report::Report;
-use crate::run::{RunDir, RunFolder, TrainState, load_tensors};
+use crate::run::{
+    RunDir, RunFolder, TrainState, load_tensors, read_verified_config, read_verified_encoders,
+};
 pub use crate::step::label_rows;
 use crate::step::{LossParts, StepSetup, train_step};
 
@@ -122,14 +124,20 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
     } else {
         (None, Some(RunFolder::lock_new(out, opts.overwrite)?))
     };
-    let cfg = if opts.resume {
-        let saved = run.read_config()?;
-        check_resume_config(&run, &saved, cfg)?;
-        saved
-    } else {
-        cfg.clone()
+    // A resumed run reads its own configuration and encoders (checked against the manifest), so
+    // the ids and normalisation of its checkpoint hold whatever the data folder holds now.
+    let (cfg, saved_encoders) = match &folder {
+        Some(f) => {
+            let saved = read_verified_config(&run, f.manifest())?;
+            check_resume_config(&run, &saved, cfg)?;
+            (saved, Some(read_verified_encoders(&run, f.manifest())?))
+        }
+        None => (cfg.clone(), None),
     };
-    let ds = Dataset::load(data_dir)?;
+    let ds = match &saved_encoders {
+        Some(encoders) => Dataset::load_with(data_dir, encoders)?,
+        None => Dataset::load(data_dir)?,
+    };
     let Trained {
         mut model,
         tasks,

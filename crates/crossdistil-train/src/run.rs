@@ -97,7 +97,7 @@ pub struct TrainState {
     pub stopped_early: bool,
     pub train_seconds: f64,
     pub rows_seen: u64,
-    /// The mean loss of the run's first steps, the divergence guard's reference
+    /// The loss of the run's first step, the divergence guard's reference
     /// (`crate::divergence`).
     #[serde(default)]
     pub early_loss: Option<f64>,
