@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use crate::column::{Chunks, KeyKind, KeyRef};
 use crate::error::{DataError, Result};
 use crate::normalize::NormStats;
-use crate::parquet_io::read_columns;
-use crate::spec::DatasetSpec;
+use crate::checksum::FooterError;
+use crate::parquet_io::read_columns_named;
+use crate::spec::{DatasetSpec, SPEC_FILE};
 use crate::split::Split;
 use crate::vocab::{Fitter, RangeFitter, Vocab, VocabKeys, remap_id};
 
@@ -127,7 +128,10 @@ fn load(dir: &Path, fitted: Option<&Encoders>) -> Result<Dataset> {
         ));
     }
     let started = std::time::Instant::now();
-    let batches = read_columns(&path, &spec.input_columns())?;
+    if let Some(expected) = spec.footer_crc32 {
+        check_footer(&path, expected)?;
+    }
+    let batches = read_columns_named(&path, &spec.input_columns(), SPEC_FILE)?;
     let read_seconds = started.elapsed().as_secs_f64();
 
     let splits = parse_splits(&chunks(&path, &batches, &spec.split))?;
@@ -282,6 +286,26 @@ fn load(dir: &Path, fitted: Option<&Encoders>) -> Result<Dataset> {
         path.display()
     );
     Ok(ds)
+}
+
+/// Checks the data file's footer against the checksum `prepare` wrote into `dataset.toml`.
+fn check_footer(path: &Path, expected: u32) -> Result<()> {
+    match crate::checksum::check_footer(path, expected) {
+        Ok(()) => Ok(()),
+        Err(FooterError::Open(e)) => Err(DataError::io(path, "cannot open", e)),
+        Err(FooterError::Io(e)) => Err(DataError::io(path, "cannot read", e)),
+        Err(FooterError::NoFooter) => Err(DataError::file(
+            path,
+            "not a readable Parquet file (truncated or corrupt?): it does not end in a footer",
+        )),
+        Err(FooterError::Mismatch { expected, found }) => Err(DataError::file(
+            path,
+            format!(
+                "not a readable Parquet file (truncated or corrupt?): the footer's CRC32 is \
+                 {found:08x}, {SPEC_FILE} says {expected:08x}"
+            ),
+        )),
+    }
 }
 
 fn chunks<'a>(

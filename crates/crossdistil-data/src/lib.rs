@@ -12,6 +12,7 @@
 
 pub mod atomic;
 pub mod batch;
+pub mod checksum;
 pub mod column;
 pub mod dataset;
 pub mod error;

@@ -76,6 +76,7 @@ pub fn spec() -> DatasetSpec {
             })
             .collect(),
         extra: vec![],
+        footer_crc32: None,
     }
 }
 

@@ -59,6 +59,7 @@ pub fn spec_for_header(file: &Path, header: &[String]) -> Result<DatasetSpec> {
             })
             .collect(),
         extra: vec![],
+        footer_crc32: None,
     })
 }
 

@@ -44,6 +44,7 @@ pub fn spec() -> DatasetSpec {
             })
             .collect(),
         extra: vec![],
+        footer_crc32: None,
     }
 }
 

@@ -156,6 +156,7 @@ impl CustomConfig {
                 })
                 .collect(),
             extra: vec![],
+            footer_crc32: None,
         }
     }
 }

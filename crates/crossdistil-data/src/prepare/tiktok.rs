@@ -68,6 +68,7 @@ pub fn spec() -> DatasetSpec {
             norm: Norm::LogStandard,
         }],
         extra: vec![],
+        footer_crc32: None,
     }
 }
 
