@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::column::{Chunks, KeyKind, KeyRef};
 use crate::error::{DataError, Result};
+use crate::features::{FeatureNames, align};
 use crate::normalize::NormStats;
 use crate::checksum::FooterError;
 use crate::parquet_io::read_columns_named;
@@ -51,12 +52,17 @@ pub struct LabelColumn {
 }
 
 /// What is fitted on the train split: one vocabulary per sparse and multi-valued field and the
-/// statistics of every dense feature. Saved with a model so that new data is encoded the same way.
+/// statistics of every dense feature, with the features' names. Saved with a model so that new
+/// data is encoded the same way; [`Dataset::load_with`] matches the features by name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Encoders {
     pub sparse: Vec<Vocab>,
     pub multi: Vec<Vocab>,
     pub dense: Vec<NormStats>,
+    /// The features' names, in the order of the lists above (empty when read from encoders
+    /// saved before names were stored).
+    #[serde(default, skip_serializing_if = "FeatureNames::is_empty")]
+    pub names: FeatureNames,
 }
 
 /// A prepared data set in memory.
@@ -81,7 +87,9 @@ impl Dataset {
         load(dir, None)
     }
 
-    /// Loads with encoders fitted earlier (a trained model's), so that ids match the model.
+    /// Loads with encoders fitted earlier (a trained model's), so that ids match the model. The
+    /// features are matched to the encoders by name and put in the encoders' order; a feature
+    /// missing on either side, or of another kind, is an error naming it.
     pub fn load_with(dir: &Path, encoders: &Encoders) -> Result<Dataset> {
         load(dir, Some(encoders))
     }
@@ -115,17 +123,11 @@ impl Dataset {
 }
 
 fn load(dir: &Path, fitted: Option<&Encoders>) -> Result<Dataset> {
-    let spec = DatasetSpec::read(dir)?;
+    let mut spec = DatasetSpec::read(dir)?;
     let path = spec.data_path(dir);
-    if let Some(enc) = fitted
-        && (enc.sparse.len() != spec.sparse.len()
-            || enc.multi.len() != spec.multi.len()
-            || enc.dense.len() != spec.dense.len())
-    {
-        return Err(DataError::config(
-            dir.join(crate::spec::SPEC_FILE),
-            "the data set's features differ from those the encoders were fitted on",
-        ));
+    if let Some(enc) = fitted {
+        let counts = [enc.sparse.len(), enc.multi.len(), enc.dense.len()];
+        align(&mut spec, &enc.names, counts, &dir.join(SPEC_FILE))?;
     }
     let started = std::time::Instant::now();
     if let Some(expected) = spec.footer_crc32 {
@@ -267,6 +269,7 @@ fn load(dir: &Path, fitted: Option<&Encoders>) -> Result<Dataset> {
             sparse: sparse_vocabs,
             multi: multi_vocabs,
             dense: dense_stats,
+            names: FeatureNames::of(&spec),
         },
         spec,
         row_ids,

@@ -16,6 +16,7 @@ pub mod checksum;
 pub mod column;
 pub mod dataset;
 pub mod error;
+pub mod features;
 pub mod normalize;
 pub mod parquet_io;
 pub mod prepare;
