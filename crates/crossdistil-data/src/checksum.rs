@@ -92,7 +92,10 @@ pub enum FooterError {
     /// The last 8 bytes do not describe a footer that fits in the file.
     NoFooter,
     /// The footer's CRC32 differs from the expected one.
-    Mismatch { expected: u32, found: u32 },
+    Mismatch {
+        expected: u32,
+        found: u32,
+    },
 }
 
 /// Checks the CRC32 of the footer of the Parquet file at `path`: the footer's bytes, its length

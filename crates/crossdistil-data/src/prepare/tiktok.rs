@@ -100,5 +100,5 @@ pub fn prepare(raw: &Path, opts: &PrepareOptions) -> Result<Prepared> {
             &file,
         )?;
     }
-    finish(table_of(columns), spec(), opts)
+    finish(raw, table_of(columns), spec(), opts)
 }
