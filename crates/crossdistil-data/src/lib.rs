@@ -8,7 +8,9 @@
 //! - [`batch`]: seeded mini-batches.
 //! - [`summary`]: split sizes, positive rates and label-combination counts.
 //!
-//! Every error names the file, and where it applies the column and the 1-based row.
+//! Every error names the file, and where it applies the column and the 1-based row (or the
+//! row group). Prepared data carries checksums ([`checksum`]), verified on load; encoders fitted
+//! with a model match a data set's features by name ([`features`]).
 
 pub mod atomic;
 pub mod batch;

@@ -7,6 +7,7 @@
 //! row_id = "row_id"
 //! split = "split"
 //! user = "user_id"            # optional: the grouping column for GAUC
+//! footer_crc32 = 1234567890   # written by prepare: the checksum of data.parquet's footer
 //!
 //! [[label]]                   # the tasks, in priority order
 //! name = "income"
