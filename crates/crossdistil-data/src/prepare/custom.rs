@@ -192,9 +192,31 @@ pub fn prepare(config: &Path, opts: &PrepareOptions) -> Result<Prepared> {
             header: cfg.header,
             quoting: true,
         };
-        delimited::read(&cfg.input, layout, &fields(&cfg))?
+        let fields = fields(&cfg);
+        if layout.header {
+            check_header(&cfg.input, layout, &fields, config)?;
+        }
+        delimited::read(&cfg.input, layout, &fields)?
     };
     finish(&cfg.input, table_of(columns), spec, opts)
+}
+
+/// Every field the TOML names is in the header of its delimited input; a missing one is an
+/// error naming the input, the column and `config`, where the name comes from.
+fn check_header(input: &Path, layout: Layout, fields: &[Field], config: &Path) -> Result<()> {
+    let names = delimited::header_names(input, layout)?;
+    match fields.iter().find(|f| !names.contains(&f.source)) {
+        Some(f) => Err(DataError::column(
+            input,
+            &f.source,
+            format!(
+                "named in {} but missing from the header ({} columns)",
+                config.display(),
+                names.len()
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn fields(cfg: &CustomConfig) -> Vec<Field> {

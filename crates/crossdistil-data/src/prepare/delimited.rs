@@ -177,6 +177,23 @@ pub fn parse_f32(s: &str) -> std::result::Result<f32, String> {
     Ok(x)
 }
 
+/// The names in the header of a delimited file, trimmed.
+pub fn header_names(path: &Path, layout: Layout) -> Result<Vec<String>> {
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, "cannot open", e))?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(layout.delimiter)
+        .has_headers(true)
+        .quoting(layout.quoting)
+        .from_reader(std::io::BufReader::new(file));
+    let headers = rdr
+        .byte_headers()
+        .map_err(|e| DataError::file(path, format!("cannot read the header: {e}")))?;
+    Ok(headers
+        .iter()
+        .map(|h| String::from_utf8_lossy(h).trim().to_string())
+        .collect())
+}
+
 /// Reads `fields` from every record of a delimited file.
 pub fn read(path: &Path, layout: Layout, fields: &[Field]) -> Result<Vec<(String, ColumnData)>> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, "cannot open", e))?;
