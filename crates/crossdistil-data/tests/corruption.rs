@@ -100,14 +100,10 @@ fn a_changed_footer_is_refused_by_the_checksum_in_dataset_toml() {
     );
 }
 
-#[test]
-fn data_without_checksums_still_loads() {
-    let tmp = tempfile::tempdir().unwrap();
-    prepared(tmp.path());
-    let expected = fingerprint(&Dataset::load(tmp.path()).unwrap());
-    // Rewrite the file the way it was written before checksums: a plain ArrowWriter, and no
-    // footer checksum in dataset.toml.
-    let path = tmp.path().join("data.parquet");
+/// Rewrites the prepared set in `dir` the way it was written before checksums: a plain
+/// ArrowWriter, and no footer checksum in dataset.toml.
+fn strip_checksums(dir: &Path) {
+    let path = dir.join("data.parquet");
     let batches = crossdistil_data::parquet_io::read_columns(
         &path,
         &[
@@ -125,12 +121,46 @@ fn data_without_checksums_still_loads() {
         w.write(b).unwrap();
     }
     w.close().unwrap();
-    let mut spec = crossdistil_data::DatasetSpec::read(tmp.path()).unwrap();
+    let mut spec = crossdistil_data::DatasetSpec::read(dir).unwrap();
     spec.footer_crc32 = None;
     spec.extra.clear();
-    spec.write(tmp.path()).unwrap();
+    spec.write(dir).unwrap();
+}
+
+#[test]
+fn data_without_checksums_still_loads() {
+    let tmp = tempfile::tempdir().unwrap();
+    prepared(tmp.path());
+    let expected = fingerprint(&Dataset::load(tmp.path()).unwrap());
+    strip_checksums(tmp.path());
     let ds = Dataset::load(tmp.path()).unwrap();
     assert_eq!(fingerprint(&ds), expected);
+}
+
+#[test]
+fn corrupt_data_without_checksums_never_panics() {
+    // Without checksums the Parquet reader decodes whatever is there: some corruption goes
+    // unnoticed, but none may panic past Dataset::load.
+    let tmp = tempfile::tempdir().unwrap();
+    prepared(tmp.path());
+    strip_checksums(tmp.path());
+    let path = tmp.path().join("data.parquet");
+    let original = std::fs::read(&path).unwrap();
+    let expected = fingerprint(&Dataset::load(tmp.path()).unwrap());
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut silent = 0;
+    for i in 0..150 {
+        let mut bytes = original.clone();
+        let what = mutate(&mut bytes, &mut rng, i);
+        std::fs::write(&path, &bytes).unwrap();
+        let loaded = catch_unwind(AssertUnwindSafe(|| Dataset::load(tmp.path())));
+        match loaded {
+            Err(_) => panic!("mutation {i} ({what}) panicked in Dataset::load"),
+            Ok(Ok(ds)) if fingerprint(&ds) != expected => silent += 1,
+            Ok(_) => {}
+        }
+    }
+    eprintln!("without checksums, {silent} of 150 mutations changed the data without an error");
 }
 
 /// What one mutation did to `bytes`, for the failure message.
