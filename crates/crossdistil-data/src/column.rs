@@ -43,6 +43,20 @@ impl<'a> Chunks<'a> {
         self.len() == 0
     }
 
+    /// The number of null values (for a list column, of null lists).
+    pub fn null_count(&self) -> usize {
+        self.arrays.iter().map(|a| a.null_count()).sum()
+    }
+
+    /// The number of null items inside the lists of a list column.
+    pub fn list_item_nulls(&self) -> Result<usize> {
+        let mut nulls = 0;
+        self.for_each_list(|_, keys, range| {
+            nulls += range.filter(|&j| keys.get(j).is_none()).count();
+        })?;
+        Ok(nulls)
+    }
+
     fn data_type(&self) -> Option<&DataType> {
         self.arrays.first().map(|a| a.data_type())
     }
@@ -100,14 +114,21 @@ impl<'a> Chunks<'a> {
         Ok(())
     }
 
-    /// A dense feature: every value a finite number.
+    /// A dense feature: every value a number that is finite as an f32.
     pub fn dense(&self) -> Result<Vec<f32>> {
         let mut out = Vec::with_capacity(self.len());
         self.for_each_f64(|row, v| {
             if !v.is_finite() {
                 return Err(self.cell_error(row, format!("value {v} is not a finite number")));
             }
-            out.push(v as f32);
+            let x = v as f32;
+            if !x.is_finite() {
+                return Err(self.cell_error(
+                    row,
+                    format!("value {v:e} is outside the range of a 32-bit float"),
+                ));
+            }
+            out.push(x);
             Ok(())
         })?;
         Ok(out)

@@ -10,13 +10,15 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::checksum::FooterError;
 use crate::column::{Chunks, KeyKind, KeyRef};
-use crate::error::{DataError, Result};
+use crate::error::{DataError, Result, echo};
+use crate::features::{FeatureNames, align};
 use crate::normalize::NormStats;
-use crate::parquet_io::read_columns;
-use crate::spec::DatasetSpec;
+use crate::parquet_io::read_columns_named;
+use crate::spec::{DatasetSpec, SPEC_FILE};
 use crate::split::Split;
-use crate::vocab::{Fitter, RangeFitter, Vocab, VocabKeys, remap_id};
+use crate::vocab::{Fitted, Fitter, NULL, OOV, RangeFitter, Vocab, VocabKeys};
 
 /// A single-valued categorical feature: `ids[row]` in `0..vocab_size`.
 #[derive(Debug, Clone)]
@@ -24,6 +26,8 @@ pub struct SparseColumn {
     pub name: String,
     pub ids: Vec<u32>,
     pub vocab_size: usize,
+    /// Rows whose value is null (the null category, see `vocab.rs`).
+    pub nulls: usize,
 }
 
 /// A multi-valued categorical feature: row `r` holds `ids[offsets[r]..offsets[r + 1]]`.
@@ -33,6 +37,8 @@ pub struct MultiColumn {
     pub offsets: Vec<u32>,
     pub ids: Vec<u32>,
     pub vocab_size: usize,
+    /// Null items inside the lists (a null list reads as an empty list).
+    pub nulls: usize,
 }
 
 /// A normalised dense feature.
@@ -50,12 +56,17 @@ pub struct LabelColumn {
 }
 
 /// What is fitted on the train split: one vocabulary per sparse and multi-valued field and the
-/// statistics of every dense feature. Saved with a model so that new data is encoded the same way.
+/// statistics of every dense feature, with the features' names. Saved with a model so that new
+/// data is encoded the same way; [`Dataset::load_with`] matches the features by name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Encoders {
     pub sparse: Vec<Vocab>,
     pub multi: Vec<Vocab>,
     pub dense: Vec<NormStats>,
+    /// The features' names, in the order of the lists above (empty when read from encoders
+    /// saved before names were stored).
+    #[serde(default, skip_serializing_if = "FeatureNames::is_empty")]
+    pub names: FeatureNames,
 }
 
 /// A prepared data set in memory.
@@ -80,7 +91,9 @@ impl Dataset {
         load(dir, None)
     }
 
-    /// Loads with encoders fitted earlier (a trained model's), so that ids match the model.
+    /// Loads with encoders fitted earlier (a trained model's), so that ids match the model. The
+    /// features are matched to the encoders by name and put in the encoders' order; a feature
+    /// missing on either side, or of another kind, is an error naming it.
     pub fn load_with(dir: &Path, encoders: &Encoders) -> Result<Dataset> {
         load(dir, Some(encoders))
     }
@@ -114,20 +127,17 @@ impl Dataset {
 }
 
 fn load(dir: &Path, fitted: Option<&Encoders>) -> Result<Dataset> {
-    let spec = DatasetSpec::read(dir)?;
+    let mut spec = DatasetSpec::read(dir)?;
     let path = spec.data_path(dir);
-    if let Some(enc) = fitted
-        && (enc.sparse.len() != spec.sparse.len()
-            || enc.multi.len() != spec.multi.len()
-            || enc.dense.len() != spec.dense.len())
-    {
-        return Err(DataError::config(
-            dir.join(crate::spec::SPEC_FILE),
-            "the data set's features differ from those the encoders were fitted on",
-        ));
+    if let Some(enc) = fitted {
+        let counts = [enc.sparse.len(), enc.multi.len(), enc.dense.len()];
+        align(&mut spec, &enc.names, counts, &dir.join(SPEC_FILE))?;
     }
     let started = std::time::Instant::now();
-    let batches = read_columns(&path, &spec.input_columns())?;
+    if let Some(expected) = spec.footer_crc32 {
+        check_footer(&path, expected)?;
+    }
+    let batches = read_columns_named(&path, &spec.input_columns(), SPEC_FILE)?;
     let read_seconds = started.elapsed().as_secs_f64();
 
     let splits = parse_splits(&chunks(&path, &batches, &spec.split))?;
@@ -199,6 +209,7 @@ fn load(dir: &Path, fitted: Option<&Encoders>) -> Result<Dataset> {
                                         name: s.name.clone(),
                                         ids,
                                         vocab_size: vocab.size(),
+                                        nulls: c.null_count(),
                                     };
                                     Ok((col, vocab))
                                 })
@@ -233,6 +244,7 @@ fn load(dir: &Path, fitted: Option<&Encoders>) -> Result<Dataset> {
                                         offsets,
                                         ids,
                                         vocab_size: vocab.size(),
+                                        nulls: c.list_item_nulls()?,
                                     };
                                     Ok((col, vocab))
                                 })
@@ -263,6 +275,7 @@ fn load(dir: &Path, fitted: Option<&Encoders>) -> Result<Dataset> {
             sparse: sparse_vocabs,
             multi: multi_vocabs,
             dense: dense_stats,
+            names: FeatureNames::of(&spec),
         },
         spec,
         row_ids,
@@ -282,6 +295,26 @@ fn load(dir: &Path, fitted: Option<&Encoders>) -> Result<Dataset> {
         path.display()
     );
     Ok(ds)
+}
+
+/// Checks the data file's footer against the checksum `prepare` wrote into `dataset.toml`.
+fn check_footer(path: &Path, expected: u32) -> Result<()> {
+    match crate::checksum::check_footer(path, expected) {
+        Ok(()) => Ok(()),
+        Err(FooterError::Open(e)) => Err(DataError::io(path, "cannot open", e)),
+        Err(FooterError::Io(e)) => Err(DataError::io(path, "cannot read", e)),
+        Err(FooterError::NoFooter) => Err(DataError::file(
+            path,
+            "not a readable Parquet file (truncated or corrupt?): it does not end in a footer",
+        )),
+        Err(FooterError::Mismatch { expected, found }) => Err(DataError::file(
+            path,
+            format!(
+                "not a readable Parquet file (truncated or corrupt?): the footer's CRC32 is \
+                 {found:08x}, {SPEC_FILE} says {expected:08x}"
+            ),
+        )),
+    }
 }
 
 fn chunks<'a>(
@@ -314,7 +347,7 @@ fn parse_splits(c: &Chunks<'_>) -> Result<Vec<Split>> {
                         c.file,
                         c.name,
                         row + 1,
-                        format!("`{s}` is not train, valid or test"),
+                        format!("`{}` is not train, valid or test", echo(s)),
                     ))
                 }
             },
@@ -345,7 +378,7 @@ fn parse_splits(c: &Chunks<'_>) -> Result<Vec<Split>> {
 /// Fits a vocabulary on the train rows and encodes every row, in one pass over the column.
 fn fit_sparse(c: &Chunks<'_>, train: &[bool], min_count: u32) -> Result<(Vocab, Vec<u32>)> {
     let mut prov = Vec::with_capacity(c.len());
-    let (keys, remap) = match c.key_kind()? {
+    let (keys, fitted) = match c.key_kind()? {
         KeyKind::Int => {
             let (mut lo, mut hi) = (i64::MAX, i64::MIN);
             c.for_each_int(|_, k| {
@@ -354,7 +387,7 @@ fn fit_sparse(c: &Chunks<'_>, train: &[bool], min_count: u32) -> Result<(Vocab, 
                     hi = hi.max(k);
                 }
             })?;
-            let (keys, remap) = match RangeFitter::new(lo, hi, c.len()) {
+            let fitted = match RangeFitter::new(lo, hi, c.len()) {
                 Some(mut fitter) => {
                     c.for_each_int(|row, k| prov.push(fitter.add(k, train[row])))?;
                     fitter.finish(min_count)
@@ -365,7 +398,8 @@ fn fit_sparse(c: &Chunks<'_>, train: &[bool], min_count: u32) -> Result<(Vocab, 
                     fitter.finish(min_count)
                 }
             };
-            (VocabKeys::Int(keys), remap)
+            let keys = VocabKeys::Int(fitted.keys.clone());
+            (keys, FittedIds::of(fitted))
         }
         KeyKind::Str => {
             let mut fitter = Fitter::<&str>::default();
@@ -376,15 +410,41 @@ fn fit_sparse(c: &Chunks<'_>, train: &[bool], min_count: u32) -> Result<(Vocab, 
                 });
                 prov.push(fitter.add(k, train[row]))
             })?;
-            let (keys, remap) = fitter.finish(min_count);
-            (
-                VocabKeys::Str(keys.into_iter().map(String::from).collect()),
-                remap,
-            )
+            let fitted = fitter.finish(min_count);
+            let keys = VocabKeys::Str(fitted.keys.iter().map(|s| s.to_string()).collect());
+            (keys, FittedIds::of(fitted))
         }
     };
-    let ids = prov.into_iter().map(|p| remap_id(&remap, p)).collect();
-    Ok((keys.into(), ids))
+    let ids = prov.into_iter().map(|p| fitted.id(p)).collect();
+    Ok((Vocab::new(keys, fitted.null), ids))
+}
+
+/// The part of a fit that encodes (as [`Fitted::id`]), without the keys: the same type for text
+/// and integer columns.
+struct FittedIds {
+    remap: Vec<u32>,
+    null: bool,
+    null_id: u32,
+}
+
+impl FittedIds {
+    fn of<K>(f: Fitted<K>) -> Self {
+        FittedIds {
+            null_id: f.keys.len() as u32 + 1,
+            remap: f.remap,
+            null: f.null,
+        }
+    }
+
+    fn id(&self, provisional: u32) -> u32 {
+        if provisional != NULL {
+            self.remap[provisional as usize]
+        } else if self.null {
+            self.null_id
+        } else {
+            OOV
+        }
+    }
 }
 
 /// As [`fit_sparse`] for a list column: the vocabulary, the offsets and the ids. List values
@@ -409,10 +469,12 @@ fn fit_multi(
         }
         offsets.push(prov.len() as u32);
     })?;
-    let (keys, remap) = fitter.finish(min_count);
+    let fitted = fitter.finish(min_count);
     let keys = match kind {
         KeyKind::Int => VocabKeys::Int(
-            keys.iter()
+            fitted
+                .keys
+                .iter()
                 .filter_map(|k| match *k {
                     KeyRef::Int(i) => Some(i),
                     KeyRef::Str(_) => None,
@@ -420,7 +482,9 @@ fn fit_multi(
                 .collect(),
         ),
         KeyKind::Str => VocabKeys::Str(
-            keys.iter()
+            fitted
+                .keys
+                .iter()
                 .filter_map(|k| match *k {
                     KeyRef::Str(s) => Some(s.to_string()),
                     KeyRef::Int(_) => None,
@@ -428,8 +492,8 @@ fn fit_multi(
                 .collect(),
         ),
     };
-    let ids = prov.into_iter().map(|p| remap_id(&remap, p)).collect();
-    Ok((keys.into(), offsets, ids))
+    let ids = prov.into_iter().map(|p| fitted.id(p)).collect();
+    Ok((Vocab::new(keys, fitted.null), offsets, ids))
 }
 
 fn check_kind(c: &Chunks<'_>, vocab: Vocab) -> Result<Vocab> {

@@ -48,6 +48,25 @@ pub enum DataError {
 
 pub type Result<T, E = DataError> = std::result::Result<T, E>;
 
+/// The most characters of a value that an error message echoes.
+pub const ECHO_CHARS: usize = 40;
+
+/// A value as an error message shows it: at most [`ECHO_CHARS`] characters, control characters
+/// escaped, and when it is longer, its first characters followed by `...` and its full length.
+/// Every message that echoes a value from the data goes through this, so a 10 MB cell never
+/// becomes a 10 MB error.
+pub fn echo(value: &str) -> String {
+    let mut out: String = value
+        .chars()
+        .take(ECHO_CHARS)
+        .flat_map(char::escape_debug)
+        .collect();
+    if value.chars().nth(ECHO_CHARS).is_some() {
+        out.push_str(&format!("... ({} bytes)", value.len()));
+    }
+    out
+}
+
 impl DataError {
     pub fn io(path: impl AsRef<Path>, action: &'static str, source: std::io::Error) -> Self {
         DataError::Io {
@@ -98,10 +117,43 @@ impl DataError {
         }
     }
 
+    /// An error about one row group of a Parquet file (`group` 1-based, as rows are), and the
+    /// column where it is known.
+    pub fn row_group(
+        path: impl AsRef<Path>,
+        group: usize,
+        column: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
+        DataError::Invalid {
+            at: Location {
+                file: path.as_ref().to_path_buf(),
+                column: column.map(String::from),
+                row: None,
+            },
+            message: format!("row group {group}: {}", message.into()),
+        }
+    }
+
     pub fn config(path: impl AsRef<Path>, message: impl Into<String>) -> Self {
         DataError::Config {
             path: path.as_ref().to_path_buf(),
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_caps_long_values_and_escapes_control_characters() {
+        assert_eq!(echo("abc"), "abc");
+        assert_eq!(echo("a\tb"), "a\\tb");
+        let long = "x".repeat(10_000_000);
+        let e = echo(&long);
+        assert!(e.len() < 80 && e.ends_with("... (10000000 bytes)"), "{e}");
+        assert_eq!(echo(&"y".repeat(ECHO_CHARS)), "y".repeat(ECHO_CHARS));
     }
 }

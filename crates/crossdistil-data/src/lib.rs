@@ -8,13 +8,17 @@
 //! - [`batch`]: seeded mini-batches.
 //! - [`summary`]: split sizes, positive rates and label-combination counts.
 //!
-//! Every error names the file, and where it applies the column and the 1-based row.
+//! Every error names the file, and where it applies the column and the 1-based row (or the
+//! row group). Prepared data carries checksums ([`checksum`]), verified on load; encoders fitted
+//! with a model match a data set's features by name ([`features`]).
 
 pub mod atomic;
 pub mod batch;
+pub mod checksum;
 pub mod column;
 pub mod dataset;
 pub mod error;
+pub mod features;
 pub mod normalize;
 pub mod parquet_io;
 pub mod prepare;

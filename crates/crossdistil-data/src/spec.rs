@@ -7,6 +7,7 @@
 //! row_id = "row_id"
 //! split = "split"
 //! user = "user_id"            # optional: the grouping column for GAUC
+//! footer_crc32 = 1234567890   # written by prepare: the checksum of data.parquet's footer
 //!
 //! [[label]]                   # the tasks, in priority order
 //! name = "income"
@@ -138,6 +139,10 @@ pub struct DatasetSpec {
     /// probabilities).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra: Vec<String>,
+    /// The CRC32 of the data file's Parquet footer, written by `prepare` (see `checksum.rs`) and
+    /// checked by the loader; absent in data prepared before checksums existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub footer_crc32: Option<u32>,
 }
 
 impl DatasetSpec {

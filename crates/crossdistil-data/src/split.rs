@@ -44,7 +44,12 @@ impl std::fmt::Display for Split {
 impl std::str::FromStr for Split {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Split::parse(s).ok_or_else(|| format!("`{s}` is not a split (train, valid, test)"))
+        Split::parse(s).ok_or_else(|| {
+            format!(
+                "`{}` is not a split (train, valid, test)",
+                crate::error::echo(s)
+            )
+        })
     }
 }
 

@@ -67,6 +67,10 @@ pub struct FeatureSummary {
     /// Share of valid and test values that map to the OOV id (categorical features).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oov_rate_eval: Option<f64>,
+    /// Null values over all rows (categorical features): null rows of a sparse feature, null
+    /// items of a multi-valued one. They form the null category (see `vocab.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nulls: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub norm: Option<String>,
 }
@@ -167,6 +171,7 @@ impl Summary {
                 kind: "sparse".into(),
                 vocab_size: Some(c.vocab_size),
                 oov_rate_eval: Some(oov(&c.ids)),
+                nulls: Some(c.nulls),
                 norm: None,
             })
             .collect();
@@ -182,6 +187,7 @@ impl Summary {
                 kind: "multi".into(),
                 vocab_size: Some(c.vocab_size),
                 oov_rate_eval: Some(bad as f64 / total.max(1) as f64),
+                nulls: Some(c.nulls),
                 norm: None,
             }
         }));
@@ -190,6 +196,7 @@ impl Summary {
             kind: "dense".into(),
             vocab_size: None,
             oov_rate_eval: None,
+            nulls: None,
             norm: Some(serde_json_like(d.norm)),
         }));
         Summary {
@@ -278,18 +285,19 @@ impl Summary {
             .max(7);
         let _ = writeln!(
             s,
-            "  {:w$}  {:6}  {:>10}  {:>9}  norm",
-            "feature", "kind", "vocab", "eval OOV"
+            "  {:w$}  {:6}  {:>10}  {:>9}  {:>9}  norm",
+            "feature", "kind", "vocab", "eval OOV", "nulls"
         );
         for f in &self.features {
             let _ = writeln!(
                 s,
-                "  {:w$}  {:6}  {:>10}  {:>9}  {}",
+                "  {:w$}  {:6}  {:>10}  {:>9}  {:>9}  {}",
                 f.name,
                 f.kind,
                 f.vocab_size.map_or(String::new(), |v| v.to_string()),
                 f.oov_rate_eval
                     .map_or(String::new(), |r| format!("{:.2}%", 100.0 * r)),
+                f.nulls.map_or(String::new(), |n| n.to_string()),
                 f.norm.as_deref().unwrap_or("")
             );
         }

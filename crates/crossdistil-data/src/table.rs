@@ -16,6 +16,10 @@ pub enum ColumnData {
     Str(Vec<String>),
     /// Categorical values that are already integer ids (`Int64`).
     Int(Vec<i64>),
+    /// Categorical text with nulls (`Utf8`, nullable): a null stays null, the null category.
+    OptStr(Vec<Option<String>>),
+    /// Categorical integers with nulls (`Int64`, nullable).
+    OptInt(Vec<Option<i64>>),
     /// Dense numeric values (`Float32`).
     Float(Vec<f32>),
     /// Multi-valued categorical values (`List<Utf8>`).
@@ -31,6 +35,8 @@ impl ColumnData {
         match self {
             ColumnData::Str(v) => v.len(),
             ColumnData::Int(v) => v.len(),
+            ColumnData::OptStr(v) => v.len(),
+            ColumnData::OptInt(v) => v.len(),
             ColumnData::Float(v) => v.len(),
             ColumnData::List(v) => v.len(),
             ColumnData::Label(v) => v.len(),
@@ -46,6 +52,8 @@ impl ColumnData {
         match self {
             ColumnData::Str(v) => Arc::new(StringArray::from_iter_values(v)),
             ColumnData::Int(v) => Arc::new(Int64Array::from(v.clone())),
+            ColumnData::OptStr(v) => Arc::new(StringArray::from_iter(v.iter())),
+            ColumnData::OptInt(v) => Arc::new(Int64Array::from(v.clone())),
             ColumnData::Float(v) => Arc::new(Float32Array::from(v.clone())),
             ColumnData::Label(v) => Arc::new(UInt8Array::from(v.clone())),
             ColumnData::RowId(v) => Arc::new(UInt64Array::from(v.clone())),
@@ -95,7 +103,8 @@ impl Table {
         self.columns.iter().find(|(n, _)| n == name).map(|(_, d)| d)
     }
 
-    /// The Arrow record batch of this table (all columns non-nullable).
+    /// The Arrow record batch of this table (non-nullable columns but lists and the `Opt*`
+    /// categoricals).
     pub fn to_record_batch(&self) -> Result<RecordBatch, ArrowError> {
         let arrays: Vec<ArrayRef> = self.columns.iter().map(|(_, d)| d.to_arrow()).collect();
         let fields: Vec<Field> = self
@@ -103,7 +112,10 @@ impl Table {
             .iter()
             .zip(&arrays)
             .map(|((n, d), a)| {
-                let nullable = matches!(d, ColumnData::List(_));
+                let nullable = matches!(
+                    d,
+                    ColumnData::List(_) | ColumnData::OptStr(_) | ColumnData::OptInt(_)
+                );
                 Field::new(n, a.data_type().clone(), nullable)
             })
             .collect();

@@ -1,8 +1,12 @@
 //! Vocabularies: categorical values to dense u32 ids, fitted on the train split.
 //!
-//! Id 0 is the out-of-vocabulary id: values unseen in train, values seen fewer than
-//! `min_count` times in train, and nulls. Ids `1..len` go to the kept values in order of
-//! decreasing train count, ties broken by the value itself, so a fit is deterministic.
+//! Id 0 is the out-of-vocabulary id: values unseen in train and values seen fewer than
+//! `min_count` times in train. Ids `1..=len` go to the kept values in order of decreasing train
+//! count, ties broken by the value itself, so a fit is deterministic.
+//!
+//! Null is a category of its own, distinct from the empty string and from every value: when the
+//! train split holds at least `min_count` nulls, the vocabulary reserves the id after the kept
+//! values for it (`len + 1`); otherwise nulls map to the OOV id, as rare values do.
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -20,18 +24,56 @@ pub enum VocabKeys {
     Int(Vec<i64>),
 }
 
-/// A fitted vocabulary. Serialises as its keys; the lookup table is rebuilt on load.
+/// A fitted vocabulary. Serialises as its keys (`{"str": [...]}` or `{"int": [...]}`) and
+/// `"null": true` when null has an id; the lookup table is rebuilt on load.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(from = "VocabKeys", into = "VocabKeys")]
+#[serde(from = "VocabRepr", into = "VocabRepr")]
 pub struct Vocab {
     keys: VocabKeys,
+    /// The id of null, when the train split had enough nulls to keep it.
+    null_id: Option<u32>,
     str_ids: FxHashMap<String, u32>,
     int_ids: FxHashMap<i64, u32>,
 }
 
+/// The serialised form of a [`Vocab`].
+#[derive(Serialize, Deserialize)]
+struct VocabRepr {
+    #[serde(flatten)]
+    keys: VocabKeys,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    null: bool,
+}
+
+impl From<VocabRepr> for Vocab {
+    fn from(r: VocabRepr) -> Self {
+        Vocab::new(r.keys, r.null)
+    }
+}
+
+impl From<Vocab> for VocabRepr {
+    fn from(v: Vocab) -> Self {
+        VocabRepr {
+            null: v.null_id.is_some(),
+            keys: v.keys,
+        }
+    }
+}
+
 impl PartialEq for Vocab {
     fn eq(&self, other: &Self) -> bool {
-        self.keys == other.keys
+        self.keys == other.keys && self.null_id == other.null_id
+    }
+}
+
+impl Vocab {
+    /// The vocabulary of `keys` (in id order), with an id for null after them when `null`.
+    pub fn new(keys: VocabKeys, null: bool) -> Self {
+        let mut v = Vocab::from(keys);
+        if null {
+            v.null_id = Some(v.size() as u32);
+        }
+        v
     }
 }
 
@@ -55,15 +97,10 @@ impl From<VocabKeys> for Vocab {
         }
         Vocab {
             keys,
+            null_id: None,
             str_ids,
             int_ids,
         }
-    }
-}
-
-impl From<Vocab> for VocabKeys {
-    fn from(v: Vocab) -> Self {
-        v.keys
     }
 }
 
@@ -76,6 +113,8 @@ pub struct Fitter<K> {
     index: FxHashMap<K, u32>,
     keys: Vec<K>,
     counts: Vec<u32>,
+    /// Nulls seen in train.
+    nulls: u32,
 }
 
 impl<K> Default for Fitter<K> {
@@ -84,6 +123,30 @@ impl<K> Default for Fitter<K> {
             index: FxHashMap::default(),
             keys: Vec::new(),
             counts: Vec::new(),
+            nulls: 0,
+        }
+    }
+}
+
+/// The result of a fit: the kept values in id order, the final id of every provisional index, and
+/// whether null has an id (see the module's documentation).
+#[derive(Debug)]
+pub struct Fitted<K> {
+    pub keys: Vec<K>,
+    pub remap: Vec<u32>,
+    pub null: bool,
+}
+
+impl<K> Fitted<K> {
+    /// The final id of a provisional index ([`NULL`] for null).
+    #[inline]
+    pub fn id(&self, provisional: u32) -> u32 {
+        if provisional != NULL {
+            self.remap[provisional as usize]
+        } else if self.null {
+            self.keys.len() as u32 + 1
+        } else {
+            OOV
         }
     }
 }
@@ -115,7 +178,10 @@ impl RangeFitter {
     /// The provisional index of `key` (which must lie in the range), counting it when `train`.
     #[inline]
     pub fn add(&mut self, key: Option<i64>, train: bool) -> u32 {
-        let Some(key) = key else { return NULL };
+        let Some(key) = key else {
+            self.inner.nulls += u32::from(train);
+            return NULL;
+        };
         let slot = &mut self.slots[(key - self.lo) as usize];
         if *slot == NULL {
             *slot = self.inner.keys.len() as u32;
@@ -126,7 +192,7 @@ impl RangeFitter {
         *slot
     }
 
-    pub fn finish(self, min_count: u32) -> (Vec<i64>, Vec<u32>) {
+    pub fn finish(self, min_count: u32) -> Fitted<i64> {
         self.inner.finish(min_count)
     }
 }
@@ -135,7 +201,10 @@ impl<K: std::hash::Hash + Eq + Ord + Copy> Fitter<K> {
     /// The provisional index of `key`, counting it when `train`.
     #[inline]
     pub fn add(&mut self, key: Option<K>, train: bool) -> u32 {
-        let Some(key) = key else { return NULL };
+        let Some(key) = key else {
+            self.nulls += u32::from(train);
+            return NULL;
+        };
         let next = self.keys.len() as u32;
         let i = *self.index.entry(key).or_insert(next);
         if i == next {
@@ -147,8 +216,8 @@ impl<K: std::hash::Hash + Eq + Ord + Copy> Fitter<K> {
     }
 
     /// Keeps the values counted at least `min_count` times (at least once), ranked by decreasing
-    /// count then value; returns them and the final id of every provisional index.
-    pub fn finish(self, min_count: u32) -> (Vec<K>, Vec<u32>) {
+    /// count then value, and null when it was counted as often.
+    pub fn finish(self, min_count: u32) -> Fitted<K> {
         let min_count = min_count.max(1);
         let mut kept: Vec<u32> = (0..self.keys.len() as u32)
             .filter(|&i| self.counts[i as usize] >= min_count)
@@ -163,27 +232,28 @@ impl<K: std::hash::Hash + Eq + Ord + Copy> Fitter<K> {
         for (rank, &i) in kept.iter().enumerate() {
             remap[i as usize] = rank as u32 + 1;
         }
-        (kept.iter().map(|&i| self.keys[i as usize]).collect(), remap)
-    }
-}
-
-/// The final id of a provisional index.
-#[inline]
-pub fn remap_id(remap: &[u32], provisional: u32) -> u32 {
-    if provisional == NULL {
-        OOV
-    } else {
-        remap[provisional as usize]
+        Fitted {
+            keys: kept.iter().map(|&i| self.keys[i as usize]).collect(),
+            remap,
+            null: self.nulls >= min_count,
+        }
     }
 }
 
 impl Vocab {
-    /// The number of ids, the OOV id included: an embedding table needs this many rows.
+    /// The number of ids, the OOV id (and null's) included: an embedding table needs this many
+    /// rows.
     pub fn size(&self) -> usize {
-        1 + match &self.keys {
-            VocabKeys::Str(v) => v.len(),
-            VocabKeys::Int(v) => v.len(),
-        }
+        1 + usize::from(self.null_id.is_some())
+            + match &self.keys {
+                VocabKeys::Str(v) => v.len(),
+                VocabKeys::Int(v) => v.len(),
+            }
+    }
+
+    /// The id of null, when it has one.
+    pub fn null_id(&self) -> Option<u32> {
+        self.null_id
     }
 
     pub fn kind(&self) -> KeyKind {
@@ -197,13 +267,13 @@ impl Vocab {
         &self.keys
     }
 
-    /// The id of a value; `OOV` for unknown values and nulls.
+    /// The id of a value; `OOV` for unknown values, and for nulls when null has no id.
     #[inline]
     pub fn id(&self, key: Option<KeyRef<'_>>) -> u32 {
         match key {
             Some(KeyRef::Str(s)) => self.str_ids.get(s).copied().unwrap_or(OOV),
             Some(KeyRef::Int(i)) => self.int_ids.get(&i).copied().unwrap_or(OOV),
-            None => OOV,
+            None => self.null_id.unwrap_or(OOV),
         }
     }
 }
@@ -212,12 +282,10 @@ impl Vocab {
 mod tests {
     use super::*;
 
-    fn vocab_of_strs(f: Fitter<&str>, min_count: u32) -> (Vocab, Vec<u32>) {
-        let (keys, remap) = f.finish(min_count);
-        (
-            VocabKeys::Str(keys.iter().map(|s| s.to_string()).collect()).into(),
-            remap,
-        )
+    fn vocab_of_strs(f: Fitter<&str>, min_count: u32) -> (Vocab, Fitted<&str>) {
+        let fitted = f.finish(min_count);
+        let keys = VocabKeys::Str(fitted.keys.iter().map(|s| s.to_string()).collect());
+        (Vocab::new(keys, fitted.null), fitted)
     }
 
     #[test]
@@ -227,15 +295,16 @@ mod tests {
         for k in ["b", "a", "c", "a", "b", "d", "a"] {
             prov.push(f.add(Some(k), true));
         }
-        prov.push(f.add(None, true));
+        // A null outside train: not counted, so with no null in train, null maps to OOV.
+        prov.push(f.add(None, false));
         // Seen only outside train: gets a provisional index, no count, so it maps to OOV.
         prov.push(f.add(Some("e"), false));
-        let (v, remap) = vocab_of_strs(f, 1);
+        let (v, fitted) = vocab_of_strs(f, 1);
         assert_eq!(
             v.keys(),
             &VocabKeys::Str(vec!["a".into(), "b".into(), "c".into(), "d".into()])
         );
-        let ids: Vec<u32> = prov.iter().map(|&p| remap_id(&remap, p)).collect();
+        let ids: Vec<u32> = prov.iter().map(|&p| fitted.id(p)).collect();
         assert_eq!(ids, [2, 1, 3, 1, 2, 4, 1, OOV, OOV]);
         assert_eq!(v.id(Some(KeyRef::Str("a"))), 1);
         assert_eq!(v.id(Some(KeyRef::Str("zzz"))), OOV);
@@ -246,17 +315,42 @@ mod tests {
         for k in [5i64, 5, 7, 9, 9, 9] {
             f.add(Some(k), true);
         }
-        let (keys, _) = f.finish(2);
+        let keys = f.finish(2).keys;
         let v: Vocab = VocabKeys::Int(keys.clone()).into();
         // The direct table agrees with the hash map.
         let mut r = RangeFitter::new(5, 9, 6).unwrap();
         for k in [5i64, 5, 7, 9, 9, 9] {
             r.add(Some(k), true);
         }
-        assert_eq!(r.finish(2).0, keys);
+        assert_eq!(r.finish(2).keys, keys);
         assert!(RangeFitter::new(0, i64::MAX, 10).is_none());
         assert_eq!(v.keys(), &VocabKeys::Int(vec![9, 5]));
         assert_eq!(v.id(Some(KeyRef::Int(7))), OOV);
+    }
+
+    #[test]
+    fn null_is_its_own_category_after_the_kept_values() {
+        let mut f = Fitter::default();
+        let mut prov = Vec::new();
+        for k in [Some("a"), None, Some(""), None, Some("a")] {
+            prov.push(f.add(k, true));
+        }
+        let (v, fitted) = vocab_of_strs(f, 2);
+        // `a` twice, null twice: both kept; the empty string once: OOV with min_count 2.
+        let ids: Vec<u32> = prov.iter().map(|&p| fitted.id(p)).collect();
+        assert_eq!(ids, [1, 2, OOV, 2, 1]);
+        assert_eq!(v.null_id(), Some(2));
+        assert_eq!(v.id(None), 2);
+        assert_eq!(v.id(Some(KeyRef::Str(""))), OOV);
+        assert_eq!(v.size(), 3);
+        let json = serde_json::to_string(&v).unwrap();
+        assert_eq!(json, r#"{"str":["a"],"null":true}"#);
+        let back: Vocab = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, v);
+        assert_eq!(back.id(None), 2);
+        // A vocabulary saved before null had an id reads as one without it.
+        let old: Vocab = serde_json::from_str(r#"{"str":["a"]}"#).unwrap();
+        assert_eq!(old.id(None), OOV);
     }
 
     #[test]

@@ -1,13 +1,17 @@
-//! Writes a prepared data set: `DIR/data.parquet` plus `DIR/dataset.toml`, both atomically.
+//! Writes a prepared data set: `DIR/data.parquet` plus `DIR/dataset.toml`, both atomically, with
+//! the checksums of `checksum.rs`: a CRC32 per column chunk in the Parquet footer, and the
+//! footer's own CRC32 in `dataset.toml`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
 use crate::atomic;
+use crate::checksum;
 use crate::error::{DataError, Result};
 use crate::spec::DatasetSpec;
 use crate::table::Table;
@@ -81,18 +85,33 @@ impl CanonicalWriter {
         Ok(())
     }
 
-    /// Closes the Parquet file, renames it into place and writes `dataset.toml`.
+    /// Closes the Parquet file with the column chunk checksums in its footer, renames it into
+    /// place and writes `dataset.toml` with the footer's checksum.
     pub fn finish(mut self) -> Result<PathBuf> {
-        let writer = self
+        let mut writer = self
             .writer
             .take()
             .ok_or_else(|| DataError::file(&self.tmp, "no rows were written"))?;
-        let file = writer
-            .into_inner()
-            .map_err(|e| DataError::file(&self.tmp, format!("cannot finish Parquet file: {e}")))?;
+        let cannot = |e: &dyn std::fmt::Display| {
+            DataError::file(&self.tmp, format!("cannot finish Parquet file: {e}"))
+        };
+        writer.flush().map_err(|e| cannot(&e))?;
+        writer.sync().map_err(|e| cannot(&e))?;
+        // The chunks are in the file now; read them back for their checksums.
+        let mut back =
+            File::open(&self.tmp).map_err(|e| DataError::io(&self.tmp, "cannot reopen", e))?;
+        let crcs = checksum::chunk_crcs(&mut back, writer.flushed_row_groups())
+            .map_err(|e| DataError::io(&self.tmp, "cannot read back", e))?;
+        writer.append_key_value_metadata(KeyValue::new(
+            checksum::CHUNK_CRC_KEY.to_string(),
+            checksum::encode(&crcs),
+        ));
+        let file = writer.into_inner().map_err(|e| cannot(&e))?;
         file.sync_all()
             .map_err(|e| DataError::io(&self.tmp, "cannot sync", e))?;
         drop(file);
+        let footer = checksum::footer_crc(&self.tmp).map_err(|e| cannot(&format!("{e:?}")))?;
+        self.spec.footer_crc32 = Some(footer);
         let data = self.spec.data_path(&self.dir);
         atomic::commit(&self.tmp, &data)?;
         self.spec.write(&self.dir)?;

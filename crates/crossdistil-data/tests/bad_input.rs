@@ -300,7 +300,10 @@ fn prepare_column_missing_from_header() {
     let (cfg, out) = custom_with(tmp.path(), &rows("").replace("a,d,y", "a,dd,y"));
     let m = msg(prepare::custom::prepare(&cfg, &opts(&out, 1)));
     assert!(
-        m.contains("in.csv") && m.contains("column `d`") && m.contains("missing from the header"),
+        m.contains("in.csv")
+            && m.contains("column `d`")
+            && m.contains("in.toml")
+            && m.contains("missing from the header"),
         "{m}"
     );
     assert_no_output(&out);

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use super::{PrepareOptions, Prepared, finish};
 use crate::column::Chunks;
-use crate::error::{DataError, Result};
-use crate::parquet_io::read_columns;
+use crate::error::{DataError, Result, echo};
+use crate::parquet_io::read_columns_named;
 use crate::spec::{DatasetSpec, DenseSpec, LabelSpec, Norm, SparseSpec};
 use crate::table::{ColumnData, Table};
 
@@ -76,6 +76,7 @@ pub fn spec() -> DatasetSpec {
             })
             .collect(),
         extra: vec![],
+        footer_crc32: None,
     }
 }
 
@@ -84,7 +85,7 @@ pub fn prepare(raw: &Path, opts: &PrepareOptions) -> Result<Prepared> {
     let mut wanted: Vec<&str> = CATEGORICAL.iter().map(|c| c.0).collect();
     wanted.extend(NUMERIC.iter().map(|c| c.0));
     wanted.extend(["income", "marital-status"]);
-    let batches = read_columns(raw, &wanted)?;
+    let batches = read_columns_named(raw, &wanted, "the adult source")?;
     let col = |name: &'static str| Chunks {
         file: raw,
         name,
@@ -129,7 +130,7 @@ pub fn prepare(raw: &Path, opts: &PrepareOptions) -> Result<Prepared> {
                 raw,
                 "income",
                 row + 1,
-                format!("`{other}` is neither >50K nor <=50K"),
+                format!("`{}` is neither >50K nor <=50K", echo(other)),
             )),
         })
         .collect::<Result<Vec<u8>>>()?;
@@ -140,5 +141,5 @@ pub fn prepare(raw: &Path, opts: &PrepareOptions) -> Result<Prepared> {
         .collect();
     table.push("income", ColumnData::Label(income_labels));
     table.push("never_married", ColumnData::Label(never));
-    finish(table, spec(), opts)
+    finish(raw, table, spec(), opts)
 }

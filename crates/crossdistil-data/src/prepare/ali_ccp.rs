@@ -59,6 +59,7 @@ pub fn spec_for_header(file: &Path, header: &[String]) -> Result<DatasetSpec> {
             })
             .collect(),
         extra: vec![],
+        footer_crc32: None,
     })
 }
 
@@ -88,5 +89,5 @@ pub fn prepare(raw: &Path, opts: &PrepareOptions) -> Result<Prepared> {
     for file in &files {
         concat_columns(&mut columns, delimited::read(file, layout, &fields)?, file)?;
     }
-    finish(table_of(columns), s, opts)
+    finish(raw, table_of(columns), s, opts)
 }

@@ -44,6 +44,7 @@ pub fn spec() -> DatasetSpec {
             })
             .collect(),
         extra: vec![],
+        footer_crc32: None,
     }
 }
 
@@ -63,5 +64,5 @@ pub fn prepare(raw: &Path, opts: &PrepareOptions) -> Result<Prepared> {
             &file,
         )?;
     }
-    finish(table_of(columns), s, opts)
+    finish(raw, table_of(columns), s, opts)
 }

@@ -35,8 +35,8 @@ use serde::Deserialize;
 use super::delimited::{self, Field, Layout, Parse};
 use super::{PrepareOptions, Prepared, finish, table_of};
 use crate::column::{Chunks, KeyArray, KeyRef};
-use crate::error::{DataError, Result};
-use crate::parquet_io::read_columns;
+use crate::error::{DataError, Result, echo};
+use crate::parquet_io::read_columns_named;
 use crate::spec::{DatasetSpec, DenseSpec, LabelSpec, MultiSpec, Norm, SparseSpec};
 use crate::table::ColumnData;
 
@@ -156,6 +156,7 @@ impl CustomConfig {
                 })
                 .collect(),
             extra: vec![],
+            footer_crc32: None,
         }
     }
 }
@@ -172,7 +173,7 @@ pub fn prepare(config: &Path, opts: &PrepareOptions) -> Result<Prepared> {
         .unwrap_or("")
         .to_ascii_lowercase();
     let columns = if ext == "parquet" {
-        read_parquet(&cfg)?
+        read_parquet(&cfg, config)?
     } else {
         let delimiter = match (&cfg.delimiter, ext.as_str()) {
             (Some(d), _) if d == "\\t" || d == "tab" => b'\t',
@@ -180,7 +181,7 @@ pub fn prepare(config: &Path, opts: &PrepareOptions) -> Result<Prepared> {
             (Some(d), _) => {
                 return Err(DataError::config(
                     config,
-                    format!("delimiter `{d}` is not one byte"),
+                    format!("delimiter `{}` is not one byte", echo(d)),
                 ));
             }
             (None, "tsv" | "txt") => b'\t',
@@ -191,9 +192,31 @@ pub fn prepare(config: &Path, opts: &PrepareOptions) -> Result<Prepared> {
             header: cfg.header,
             quoting: true,
         };
-        delimited::read(&cfg.input, layout, &fields(&cfg))?
+        let fields = fields(&cfg);
+        if layout.header {
+            check_header(&cfg.input, layout, &fields, config)?;
+        }
+        delimited::read(&cfg.input, layout, &fields)?
     };
-    finish(table_of(columns), spec, opts)
+    finish(&cfg.input, table_of(columns), spec, opts)
+}
+
+/// Every field the TOML names is in the header of its delimited input; a missing one is an
+/// error naming the input, the column and `config`, where the name comes from.
+fn check_header(input: &Path, layout: Layout, fields: &[Field], config: &Path) -> Result<()> {
+    let names = delimited::header_names(input, layout)?;
+    match fields.iter().find(|f| !names.contains(&f.source)) {
+        Some(f) => Err(DataError::column(
+            input,
+            &f.source,
+            format!(
+                "named in {} but missing from the header ({} columns)",
+                config.display(),
+                names.len()
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn fields(cfg: &CustomConfig) -> Vec<Field> {
@@ -221,13 +244,15 @@ fn fields(cfg: &CustomConfig) -> Vec<Field> {
     f
 }
 
-fn read_parquet(cfg: &CustomConfig) -> Result<Vec<(String, ColumnData)>> {
+/// Reads the columns `cfg` names from its Parquet input; a column missing from the file is an
+/// error that names `config`, where the name comes from.
+fn read_parquet(cfg: &CustomConfig, config: &Path) -> Result<Vec<(String, ColumnData)>> {
     let file = cfg.input.as_path();
     let wanted = fields(cfg);
     let mut names: Vec<&str> = wanted.iter().map(|f| f.source.as_str()).collect();
     names.sort_unstable();
     names.dedup();
-    let batches = read_columns(file, &names)?;
+    let batches = read_columns_named(file, &names, &config.display().to_string())?;
     let col = |name: &'_ str| -> Chunks<'_> {
         Chunks {
             file,
@@ -271,24 +296,31 @@ fn key_string(k: Option<KeyRef<'_>>) -> String {
     }
 }
 
+/// A categorical column: integers while every value is one, text otherwise; with nulls, the
+/// nullable form of either, so that a null stays null (the null category) and never becomes an
+/// empty string.
 fn categorical(c: &Chunks<'_>) -> Result<ColumnData> {
-    let mut ints = Vec::with_capacity(c.len());
-    let mut strs: Option<Vec<String>> = None;
-    c.for_each_key(|_, k| match (&mut strs, k) {
-        (None, Some(KeyRef::Int(i))) => ints.push(i),
-        (None, other) => {
-            let mut s: Vec<String> = ints.iter().map(i64::to_string).collect();
-            s.push(key_string(other));
-            strs = Some(s);
-        }
-        (Some(s), other) => s.push(key_string(other)),
-    })?;
-    Ok(match strs {
-        Some(s) => ColumnData::Str(s),
-        None => ColumnData::Int(ints),
+    let mut keys: Vec<Option<KeyRef<'_>>> = Vec::with_capacity(c.len());
+    c.for_each_key(|_, k| keys.push(k))?;
+    let all_int = keys
+        .iter()
+        .all(|k| matches!(k, None | Some(KeyRef::Int(_))));
+    let nulls = keys.iter().any(Option::is_none);
+    let int = |k: &Option<KeyRef<'_>>| match k {
+        Some(KeyRef::Int(i)) => Some(*i),
+        _ => None,
+    };
+    let text = |k: &Option<KeyRef<'_>>| k.map(|k| key_string(Some(k)));
+    Ok(match (all_int, nulls) {
+        (true, false) => ColumnData::Int(keys.iter().filter_map(int).collect()),
+        (true, true) => ColumnData::OptInt(keys.iter().map(int).collect()),
+        (false, false) => ColumnData::Str(keys.iter().filter_map(text).collect()),
+        (false, true) => ColumnData::OptStr(keys.iter().map(text).collect()),
     })
 }
 
+/// A multi-valued column: a text column split at `sep`, or a Parquet list column. A null list
+/// is an empty list, and null items are dropped, as empty items of a delimited file are.
 fn list(c: &Chunks<'_>, sep: &str) -> Result<ColumnData> {
     let mut out = Vec::with_capacity(c.len());
     if c.key_kind().is_ok() {
@@ -305,7 +337,11 @@ fn list(c: &Chunks<'_>, sep: &str) -> Result<ColumnData> {
         })?;
     } else {
         c.for_each_list(|_, keys: &KeyArray<'_>, range| {
-            out.push(range.map(|j| key_string(keys.get(j))).collect());
+            out.push(
+                range
+                    .filter_map(|j| keys.get(j).map(|k| key_string(Some(k))))
+                    .collect(),
+            );
         })?;
     }
     Ok(ColumnData::List(out))

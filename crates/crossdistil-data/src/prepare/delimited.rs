@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::error::{DataError, Result};
+use crate::error::{DataError, Result, echo};
 use crate::table::ColumnData;
 
 /// How one field of a record is parsed.
@@ -110,12 +110,13 @@ impl Acc {
         match (self, parse) {
             (Acc::CatInt(_), _) => unreachable!("handled above"),
             (Acc::CatStr(v) | Acc::Text(v), _) => v.push(cell.to_string()),
-            (Acc::Float(v), _) => v.push(parse_number(cell)? as f32),
+            (Acc::Float(v), _) => v.push(parse_f32(cell)?),
             (Acc::Label(v), Parse::Threshold(t)) => v.push(u8::from(parse_number(cell)? >= *t)),
-            (Acc::Label(v), _) => v.push(
-                parse_label(cell)
-                    .ok_or_else(|| format!("label `{cell}` is not 0 or 1 (or true/false)"))?,
-            ),
+            (Acc::Label(v), _) => {
+                v.push(parse_label(cell).ok_or_else(|| {
+                    format!("label `{}` is not 0 or 1 (or true/false)", echo(cell))
+                })?)
+            }
             (Acc::List(v), Parse::List(sep)) => v.push(
                 cell.split(sep.as_str())
                     .map(str::trim)
@@ -155,10 +156,42 @@ pub fn parse_number(s: &str) -> std::result::Result<f64, String> {
     let t = s.trim();
     match t.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v),
-        Ok(v) => Err(format!("value `{t}` is {v}, not a finite number")),
+        Ok(v) => Err(format!("value `{}` is {v}, not a finite number", echo(t))),
         Err(_) if t.is_empty() => Err("value is empty, expected a number".to_string()),
-        Err(_) => Err(format!("value `{t}` is not a number")),
+        Err(_) => Err(format!("value `{}` is not a number", echo(t))),
     }
+}
+
+/// Parses a number that is finite as an f32 (the type the canonical layout stores dense values
+/// as), or says why not: `1e39` is finite in f64 but would become infinity.
+pub fn parse_f32(s: &str) -> std::result::Result<f32, String> {
+    let v = parse_number(s)?;
+    let x = v as f32;
+    if !x.is_finite() {
+        return Err(format!(
+            "value `{}` is outside the range of a 32-bit float (at most {:e} in magnitude)",
+            echo(s.trim()),
+            f32::MAX
+        ));
+    }
+    Ok(x)
+}
+
+/// The names in the header of a delimited file, trimmed.
+pub fn header_names(path: &Path, layout: Layout) -> Result<Vec<String>> {
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, "cannot open", e))?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(layout.delimiter)
+        .has_headers(true)
+        .quoting(layout.quoting)
+        .from_reader(std::io::BufReader::new(file));
+    let headers = rdr
+        .byte_headers()
+        .map_err(|e| DataError::file(path, format!("cannot read the header: {e}")))?;
+    Ok(headers
+        .iter()
+        .map(|h| String::from_utf8_lossy(h).trim().to_string())
+        .collect())
 }
 
 /// Reads `fields` from every record of a delimited file.
@@ -172,7 +205,9 @@ pub fn read(path: &Path, layout: Layout, fields: &[Field]) -> Result<Vec<(String
     )
 }
 
-/// As [`read`], from any reader (bytes need not be UTF-8: invalid sequences are replaced).
+/// As [`read`], from any reader. The fields read must be UTF-8 (a byte sequence that is not is
+/// an error naming the cell: replacing it would merge distinct values); other fields are not
+/// looked at. A field named twice in the header is an error.
 pub fn read_from(
     path: &Path,
     input: impl std::io::Read,
@@ -196,15 +231,7 @@ pub fn read_from(
             .collect();
         fields
             .iter()
-            .map(|f| {
-                names.iter().position(|n| *n == f.source).ok_or_else(|| {
-                    DataError::column(
-                        path,
-                        &f.source,
-                        format!("missing from the header ({} columns)", names.len()),
-                    )
-                })
-            })
+            .map(|f| header_position(path, &names, &f.source))
             .collect::<Result<_>>()?
     } else {
         fields
@@ -248,7 +275,18 @@ pub fn read_from(
                     format!("the record has {} fields", record.len()),
                 )
             })?;
-            let cell = String::from_utf8_lossy(raw);
+            let cell = std::str::from_utf8(raw).map_err(|e| {
+                DataError::cell(
+                    path,
+                    &f.source,
+                    row,
+                    format!(
+                        "is not valid UTF-8 (at byte {} of `{}`)",
+                        e.valid_up_to() + 1,
+                        echo(&String::from_utf8_lossy(raw))
+                    ),
+                )
+            })?;
             acc.push(cell.trim(), &f.parse)
                 .map_err(|m| DataError::cell(path, &f.source, row, m))?;
         }
@@ -259,4 +297,27 @@ pub fn read_from(
         .map(|f| f.name.clone())
         .zip(accs.into_iter().map(Acc::finish))
         .collect())
+}
+
+/// The index of the header field `name`: an error naming it when it is missing, or present more
+/// than once (which one is meant would be ambiguous).
+fn header_position(path: &Path, names: &[String], name: &str) -> Result<usize> {
+    let mut at = names
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| *n == name)
+        .map(|(i, _)| i);
+    match (at.next(), at.next()) {
+        (Some(i), None) => Ok(i),
+        (Some(_), Some(_)) => Err(DataError::column(
+            path,
+            name,
+            "appears more than once in the header: which one is meant is ambiguous",
+        )),
+        (None, _) => Err(DataError::column(
+            path,
+            name,
+            format!("missing from the header ({} columns)", names.len()),
+        )),
+    }
 }

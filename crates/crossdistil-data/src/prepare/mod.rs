@@ -61,13 +61,22 @@ pub fn add_row_id_and_split(
     splits
 }
 
-/// Adds row ids and splits, then writes the table.
-pub fn finish(mut table: Table, spec: DatasetSpec, opts: &PrepareOptions) -> Result<Prepared> {
+/// Adds row ids and splits, then writes the table. `source` is the input file (or folder) that
+/// the table was read from, named by the error when it has no rows.
+pub fn finish(
+    source: &Path,
+    mut table: Table,
+    spec: DatasetSpec,
+    opts: &PrepareOptions,
+) -> Result<Prepared> {
     opts.fractions
         .check()
         .map_err(|m| DataError::config(&opts.out, m))?;
     if table.rows() == 0 {
-        return Err(DataError::file(&opts.out, "the source has no rows"));
+        return Err(DataError::file(
+            source,
+            "has no data rows (a header alone, or nothing)",
+        ));
     }
     add_row_id_and_split(&mut table, &spec, opts);
     write(table, spec, opts)

@@ -82,6 +82,7 @@ pub fn spec() -> DatasetSpec {
         }],
         dense: vec![],
         extra: vec![],
+        footer_crc32: None,
     }
 }
 

@@ -68,6 +68,7 @@ pub fn spec() -> DatasetSpec {
             norm: Norm::LogStandard,
         }],
         extra: vec![],
+        footer_crc32: None,
     }
 }
 
@@ -99,5 +100,5 @@ pub fn prepare(raw: &Path, opts: &PrepareOptions) -> Result<Prepared> {
             &file,
         )?;
     }
-    finish(table_of(columns), spec(), opts)
+    finish(raw, table_of(columns), spec(), opts)
 }
