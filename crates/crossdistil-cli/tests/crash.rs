@@ -303,3 +303,60 @@ fn kill_9_at_random_instants_resumes_to_the_same_report() {
         eprintln!("round {round}: {kills} kills");
     }
 }
+
+/// A full disk, simulated by a file-size limit (`ulimit -f`, with SIGXFSZ ignored so that the
+/// write fails with EFBIG as it would with ENOSPC): the run stops with a non-zero exit and a
+/// message at its first checkpoint, leaves no temporary, and `--resume` without the limit ends
+/// with the uninterrupted report.
+#[test]
+fn a_full_disk_stops_the_run_cleanly_and_resume_finishes_it() {
+    let s = setup();
+    let (want, want_metrics, _) = uninterrupted(&s);
+    let whole = s.root.join("whole");
+    let checkpoint = std::fs::read_dir(&whole)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("best-"))
+        .unwrap();
+    let size = std::fs::metadata(&checkpoint).unwrap().len();
+    let encoders = std::fs::metadata(whole.join("encoders.json")).unwrap().len();
+    let metrics_size = std::fs::metadata(whole.join("metrics.csv")).unwrap().len();
+    // Room for the configuration, the encoders and metrics.csv, not for a checkpoint.
+    let limit_kib = (size / 2 / 1024).max(1);
+    assert!(
+        limit_kib * 1024 > encoders.max(metrics_size) && limit_kib * 1024 < size,
+        "checkpoint {size} B, encoders {encoders} B, metrics {metrics_size} B"
+    );
+    let run = s.root.join("full");
+    let train = s.train(&run, None);
+    let args: Vec<String> = std::iter::once(train.get_program())
+        .chain(train.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -f {limit_kib}; trap '' XFSZ; exec {}",
+            args.join(" ")
+        ))
+        .env_remove("CROSSDISTIL_ABORT_AT")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the limit was not hit: {err}");
+    assert!(err.contains("cannot write checkpoint"), "{err}");
+    assert!(err.contains("too large"), "says why: {err}");
+    let stray: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains(".part") || n.starts_with(".tmp"))
+        .collect();
+    assert!(stray.is_empty(), "left behind: {stray:?}");
+    let out = s.train(&run, Some("--resume")).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check_folder(&run, &want, &want_metrics, "after a full disk");
+}

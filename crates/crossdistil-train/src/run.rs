@@ -557,6 +557,7 @@ pub fn write_tensors(
         }
         std::fs::create_dir(&stage).map_err(|e| e.to_string())?;
         candle_core::safetensors::save(tensors, &tmp).map_err(|e| e.to_string())?;
+        readable_like_other_files(&tmp).map_err(|e| e.to_string())?;
         std::fs::File::open(&tmp)
             .and_then(|f| f.sync_all())
             .map_err(|e| e.to_string())?;
@@ -578,6 +579,19 @@ pub fn write_tensors(
         size,
         crc32,
     })
+}
+
+/// Gives a file the safetensors writer created (mode 0600, as its temporaries are) the mode of
+/// the run's other files, so that checkpoints are as readable as `config.toml` beside them.
+fn readable_like_other_files(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Saves named tensors as safetensors, atomically.
