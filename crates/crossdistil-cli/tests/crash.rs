@@ -319,7 +319,9 @@ fn a_full_disk_stops_the_run_cleanly_and_resume_finishes_it() {
         .find(|p| p.to_string_lossy().contains("best-"))
         .unwrap();
     let size = std::fs::metadata(&checkpoint).unwrap().len();
-    let encoders = std::fs::metadata(whole.join("encoders.json")).unwrap().len();
+    let encoders = std::fs::metadata(whole.join("encoders.json"))
+        .unwrap()
+        .len();
     let metrics_size = std::fs::metadata(whole.join("metrics.csv")).unwrap().len();
     // Room for the configuration, the encoders and metrics.csv, not for a checkpoint.
     let limit_kib = (size / 2 / 1024).max(1);
