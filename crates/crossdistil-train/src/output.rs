@@ -107,13 +107,15 @@ impl OpenRun {
         }
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
             .map_err(|e| TrainError::run(path, e.to_string()))?;
+        remove_stale_temporaries(path);
         let tmp = crossdistil_data::atomic::temp_path(path);
         let write = || -> std::result::Result<(), String> {
             let file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
             let mut w =
                 ArrowWriter::try_new(file, batch.schema(), None).map_err(|e| e.to_string())?;
             w.write(&batch).map_err(|e| e.to_string())?;
-            w.close().map_err(|e| e.to_string())?;
+            let file = w.into_inner().map_err(|e| e.to_string())?;
+            file.sync_all().map_err(|e| e.to_string())?;
             Ok(())
         };
         if let Err(e) = write() {
@@ -122,6 +124,45 @@ impl OpenRun {
         }
         crate::manifest::rename(&tmp, path)
     }
+}
+
+/// Removes the temporaries `<name>.<pid>.part` beside `path` that a killed process left: those
+/// whose process is gone. A live process's temporary (another `predict` writing the same file)
+/// is left alone.
+pub fn remove_stale_temporaries(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let pid = file
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".part"))
+            .and_then(|pid| pid.parse::<i32>().ok());
+        if let Some(pid) = pid
+            && pid != std::process::id() as i32
+            && !process_alive(pid)
+        {
+            tracing::warn!("removing {file}, left by process {pid}, which has ended");
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether process `pid` exists (signal 0 checks without sending anything).
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 sends nothing; it only reports whether `pid` exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 /// Refuses a scores path that is a directory, or an existing file unless `overwrite`.

@@ -372,3 +372,41 @@ fn damaged_run_files_are_refused_or_harmless() {
         "{refused} refused, {harmless} harmless"
     );
 }
+
+/// A `predict` killed while writing leaves `scores.parquet.<pid>.part`; the next `predict` to
+/// the same file removes it when that process is gone, and leaves a live one's alone.
+#[test]
+fn predict_removes_the_temporaries_of_ended_processes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("data");
+    data(&d);
+    let run = tmp.path().join("run");
+    fit(&d, &config(1), &run, &FitOptions::default()).unwrap();
+    let out = tmp.path().join("scores.parquet");
+    // No process has a pid this large (the kernel's limit is 2^22).
+    let dead = tmp.path().join("scores.parquet.2000000000.part");
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let live = tmp
+        .path()
+        .join(format!("scores.parquet.{}.part", child.id()));
+    let other = tmp.path().join("other.parquet.2000000000.part");
+    for p in [&dead, &live, &other] {
+        std::fs::write(p, b"partial").unwrap();
+    }
+    let opened = output::open(&run, &d).unwrap();
+    opened.write_scores(&out, &[0, 1, 2], false).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // A whole, synced Parquet file: footer written, every row there.
+    let reader =
+        parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&out).unwrap())
+            .unwrap();
+    use parquet::file::reader::FileReader;
+    assert_eq!(reader.metadata().file_metadata().num_rows(), 3);
+    assert!(!dead.exists(), "the ended process's temporary stays");
+    assert!(live.exists(), "a live process's temporary was removed");
+    assert!(other.exists(), "another file's temporary was removed");
+}
