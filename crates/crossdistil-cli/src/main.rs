@@ -145,8 +145,12 @@ fn run(command: Command) -> anyhow::Result<()> {
             let mut cfg = match (&config, resume) {
                 (Some(path), _) => RunConfig::from_file(path)?,
                 (None, true) => {
-                    // A folder without a committed run is refused with what to do instead.
-                    crossdistil_train::run::RunDir::new(&out).manifest()?;
+                    // A folder without a committed run is refused with what to do instead,
+                    // unless it holds a run stopped before its first commit (started again).
+                    let dir = crossdistil_train::run::RunDir::new(&out);
+                    if !dir.uncommitted_start() {
+                        dir.manifest()?;
+                    }
                     RunConfig::from_file(&out.join("config.toml"))?
                 }
                 (None, false) => anyhow::bail!("--config is needed to start a run (see configs/)"),

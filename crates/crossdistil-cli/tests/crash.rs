@@ -86,14 +86,16 @@ impl Setup {
         c
     }
 
-    /// Continues an interrupted run to its end: `--resume`, or a new start where the kill came
-    /// before the first commit.
-    fn finish(&self, run: &Path) -> Output {
+    /// Continues an interrupted run to its end with `--resume`; where `restart` (a kill inside
+    /// `--overwrite`, after the old manifest was removed), a refusal that says to start again
+    /// is followed by a new start with `--overwrite`.
+    fn finish(&self, run: &Path, restart: bool) -> Output {
         let out = self.train(run, Some("--resume")).output().unwrap();
         if out.status.success() {
             return out;
         }
         let err = String::from_utf8_lossy(&out.stderr);
+        assert!(restart, "--resume failed: {err}");
         assert!(
             err.contains("holds no") && (err.contains("--overwrite") || err.contains("train")),
             "{err}"
@@ -246,7 +248,9 @@ fn a_crash_at_every_step_of_the_commit_resumes_to_the_same_report() {
             let err = String::from_utf8_lossy(&out.stderr);
             assert!(err.contains("aborting at"), "{what}: {err}");
             aborted += 1;
-            s.finish(&run);
+            // Before its configuration is in place a run has nothing to resume (`--resume`
+            // says to start it again); after, `--resume` must finish it.
+            s.finish(&run, overwrite || *point == "config-written");
             check_folder(&run, &want, &want_metrics, &what);
         }
     }
@@ -281,8 +285,8 @@ fn kill_9_at_random_instants_resumes_to_the_same_report() {
                     child.kill().unwrap(); // SIGKILL
                     child.wait().unwrap();
                     kills += 1;
-                    // Killed before the first commit: start again.
-                    started = run.join("manifest.json").exists();
+                    // Killed before the configuration was in place: start again.
+                    started = run.join("config.toml").exists();
                     continue;
                 }
             }

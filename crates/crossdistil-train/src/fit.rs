@@ -118,8 +118,16 @@ pub fn set_weights(
 /// Trains on `data_dir` into `out` and returns the final report (best model on valid and test).
 pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> Result<Report> {
     let run = RunDir::new(out);
+    // A run stopped before its first commit has trained nothing: resuming it starts it again.
+    let resume = opts.resume && !run.uncommitted_start();
+    if opts.resume && !resume {
+        tracing::warn!(
+            "{}: the run was stopped before its first commit; starting it again",
+            out.display()
+        );
+    }
     // The folder's lock first: a second process is refused before it loads anything.
-    let (mut folder, new_lock) = if opts.resume {
+    let (mut folder, new_lock) = if resume {
         (Some(RunFolder::resume(out)?), None)
     } else {
         (None, Some(RunFolder::lock_new(out, opts.overwrite)?))
@@ -160,7 +168,7 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
         (None, None) => unreachable!("a folder is either resumed or created"),
     };
     let mut state = folder.manifest().state.clone();
-    if opts.resume {
+    if resume {
         if let Some(tensors) = folder.load_last()? {
             let path = run
                 .dir

@@ -14,6 +14,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Result, TrainError};
 
+/// The lock file of a run folder.
+pub const LOCK_FILE: &str = ".lock";
+
 /// The held lock of a run folder; dropping it (or the process ending) releases it.
 #[derive(Debug)]
 pub struct RunLock {
@@ -26,7 +29,7 @@ impl RunLock {
     pub fn acquire(dir: &Path) -> Result<RunLock> {
         std::fs::create_dir_all(dir)
             .map_err(|e| TrainError::run(dir, format!("cannot create: {e}")))?;
-        let path = dir.join(".lock");
+        let path = dir.join(LOCK_FILE);
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -38,15 +38,19 @@
 //! level). A new run writes `config.toml` and `encoders.json` and commits generation 0 (no
 //! weights) before its first step, so even a kill during the first epoch resumes: from
 //! generation 0, which is a fresh start with the run's configuration (the initial weights are
-//! seeded).
+//! seeded). A kill before generation 0, once `config.toml` is in place, leaves an *uncommitted
+//! start* ([`RunDir::uncommitted_start`]: the configuration and encoders and nothing else):
+//! `--resume` (or a new start) starts it again. Before `config.toml` is in place there is
+//! nothing to resume, and `--resume` says to start the run.
 //!
 //! One training process owns the folder: it holds the lock on `RUN/.lock` (see [`crate::lock`])
 //! for its whole life, and a second one is refused at once, naming the holder. A new run refuses
-//! a folder that holds a run (a manifest, or a `config.toml`) unless `--resume` or `--overwrite`;
-//! `--overwrite` removes the old manifest first (and fsyncs the folder), then the old run's files
-//! (checkpoints, `metrics.csv`, `report.json`, `eval-*.json`, `encoders.json`, `config.toml`
-//! last), so a kill part-way leaves a folder that holds no committed run: `--resume` refuses it
-//! and says to start again with `--overwrite`.
+//! a folder that holds a run (a manifest, or a `config.toml` with other files) unless
+//! `--resume` or `--overwrite`; `--overwrite` removes the old manifest first (and fsyncs the
+//! folder), then the old `config.toml` and `encoders.json` (so that an uncommitted start is
+//! never the old run's), then its other files (checkpoints, `metrics.csv`, `report.json`,
+//! `eval-*.json`), so a kill part-way leaves a folder that holds no committed run: `--resume`
+//! refuses it and says to start again with `--overwrite`.
 //!
 //! Every load (`--resume`, `eval`, `predict`) checks the size and CRC-32 of the files it reads
 //! against the manifest, and the manifest's own checksum line, and refuses a mismatch naming the
@@ -72,6 +76,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
+use crate::lock::LOCK_FILE;
 use crate::lock::RunLock;
 use crate::manifest::{
     FileEntry, MANIFEST, Manifest, MetricsEntry, abort_point, crc32_hex, file_checksum, sync_dir,
@@ -180,8 +185,8 @@ impl RunDir {
                 &self.dir,
                 format!(
                     "holds no committed run ({MANIFEST} is missing: the folder comes from an \
-                     older version, or a run was killed before its first commit); start it again \
-                     with --overwrite"
+                     older version, or an --overwrite was stopped part-way); start it again with \
+                     --overwrite"
                 ),
             )),
             None => Err(TrainError::run(
@@ -199,6 +204,26 @@ impl RunDir {
     /// an interrupted start).
     pub fn holds_run(&self) -> bool {
         self.manifest_path().exists() || self.config_path().exists()
+    }
+
+    /// Whether the folder holds a run that was stopped before its first commit: no manifest,
+    /// and nothing but the configuration and encoders that a new run writes first (and the
+    /// lock and temporaries). Such a run has not trained a step; `--resume` starts it again.
+    ///
+    /// `--overwrite` removes the old run's configuration and encoders right after its
+    /// manifest, so what this finds is always the new run's.
+    pub fn uncommitted_start(&self) -> bool {
+        if self.manifest_path().exists() || !self.config_path().exists() {
+            return false;
+        }
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return false;
+        };
+        entries.filter_map(|e| e.ok()).all(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name == CONFIG || name == ENCODERS || name == LOCK_FILE || name.ends_with(".part")
+        })
     }
 }
 
@@ -239,7 +264,7 @@ impl RunFolder {
     pub fn lock_new(out: &Path, overwrite: bool) -> Result<RunLock> {
         let lock = RunLock::acquire(out)?;
         let run = RunDir::new(out);
-        if !overwrite && run.holds_run() {
+        if !overwrite && run.holds_run() && !run.uncommitted_start() {
             return Err(TrainError::run(
                 out,
                 "already holds a run; pass --resume to continue it, --overwrite to replace it, \
@@ -295,6 +320,12 @@ impl RunFolder {
                 dir.display()
             );
             abort_point("overwrite-manifest-removed");
+            // The old configuration next, so that a folder holding a configuration and no
+            // manifest is never the old run's (`uncommitted_start`).
+            for name in [CONFIG, ENCODERS] {
+                remove_logged(&dir.join(name), "of the run it replaces");
+            }
+            sync_dir(dir)?;
         }
         remove_unreferenced(dir, None);
         let evals = std::fs::read_dir(dir)

@@ -410,3 +410,39 @@ fn predict_removes_the_temporaries_of_ended_processes() {
     assert!(live.exists(), "a live process's temporary was removed");
     assert!(other.exists(), "another file's temporary was removed");
 }
+
+/// A run stopped before its first commit (its configuration and encoders in place, no
+/// manifest) has trained nothing: `--resume` and a plain new start both start it again, with the
+/// same report as an uninterrupted run. A folder with more than that (an older layout) is still
+/// refused.
+#[test]
+fn a_run_stopped_before_its_first_commit_starts_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("data");
+    data(&d);
+    let cfg = config(4);
+    let whole = fit(&d, &cfg, &tmp.path().join("whole"), &FitOptions::default()).unwrap();
+    for (case, opts) in [("resumed", resume()), ("restarted", FitOptions::default())] {
+        let run = tmp.path().join(case);
+        std::fs::create_dir(&run).unwrap();
+        for f in ["config.toml", "encoders.json"] {
+            std::fs::copy(tmp.path().join("whole").join(f), run.join(f)).unwrap();
+        }
+        std::fs::write(run.join("manifest.json.123.part"), b"{").unwrap();
+        let r = fit(&d, &cfg, &run, &opts).unwrap();
+        assert_eq!(untimed(&r), untimed(&whole), "{case}");
+        assert!(!run.join("manifest.json.123.part").exists(), "{case}");
+    }
+    let old = tmp.path().join("old-layout");
+    std::fs::create_dir(&old).unwrap();
+    for f in ["config.toml", "encoders.json"] {
+        std::fs::copy(tmp.path().join("whole").join(f), old.join(f)).unwrap();
+    }
+    std::fs::write(old.join("state.json"), b"{}").unwrap();
+    let err = fit(&d, &cfg, &old, &FitOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already holds a run"), "{err}");
+    let err = fit(&d, &cfg, &old, &resume()).unwrap_err().to_string();
+    assert!(err.contains("holds no committed run"), "{err}");
+}
