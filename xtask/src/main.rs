@@ -284,7 +284,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 seeds,
                 out,
                 jobs,
-                progress: true,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             })?;
             print!("{}", outcome.markdown);
         }

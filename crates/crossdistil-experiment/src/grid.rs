@@ -26,7 +26,7 @@ pub const BASE_VARIANT: &str = "base";
 /// distill.mode = "crossdistil"
 /// ```
 ///
-/// Relative paths in `configs` are resolved against the folder that [`Grid::cells`] is given
+/// Relative paths in `configs` are resolved against the folder that [`Grid::write_cells`] is given
 /// (the workspace root for the grids in `experiments/`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,7 +123,7 @@ impl Grid {
     /// Every cell, configs in grid order and variants in name order: reads each config
     /// (relative paths against `root`), writes the merged configuration of each variant to
     /// `out/<config>/<variant>/config.toml` and checks it as a run configuration.
-    pub fn cells(&self, root: &Path, out: &Path) -> anyhow::Result<Vec<Cell>> {
+    pub fn write_cells(&self, root: &Path, out: &Path) -> anyhow::Result<Vec<Cell>> {
         let mut cells = Vec::new();
         for c in &self.configs {
             let path = if c.is_absolute() {
@@ -228,7 +228,9 @@ mod tests {
         )
         .unwrap();
         std::fs::write(dir.path().join("bad.toml"), "").unwrap();
-        let e = grid.cells(dir.path(), &dir.path().join("out")).unwrap_err();
+        let e = grid
+            .write_cells(dir.path(), &dir.path().join("out"))
+            .unwrap_err();
         assert!(format!("{e:#}").contains("variant `v`"), "{e:#}");
         assert!(dir.path().join("out/bad/v/config.toml").is_file());
     }

@@ -58,7 +58,7 @@ pub fn run(o: &Options) -> anyhow::Result<Outcome> {
         bail!("--seeds must be at least 1");
     }
     let grid = Grid::read(&o.grid)?;
-    let cells = grid.cells(&o.root, &o.out)?;
+    let cells = grid.write_cells(&o.root, &o.out)?;
     let seeds: Vec<u64> = (1..=o.seeds as u64).collect();
     let todo: Vec<(&Cell, u64)> = cells
         .iter()
