@@ -1,13 +1,12 @@
 //! `cargo xtask`: the project's automation, in Rust rather than shell scripts.
 //!
 //! - `cargo xtask prepare <source> --out DIR`: a supported source into the canonical layout.
-//! - `cargo xtask experiment --data DIR --grid FILE --seeds N --out DIR`: a grid of runs.
+//! - `cargo xtask experiment --data DIR --grid FILE --seeds N --out DIR`: a grid of runs, the
+//!   alias of `crossdistil experiment` (crate `crossdistil-experiment`) that builds the CLI first.
 //! - `cargo xtask load-speed --data DIR`: how fast a prepared set loads.
 //! - `cargo xtask bench [--quick] [--peer]`: training speed, memory, and the PyTorch peer.
 
 mod bench;
-mod experiment;
-mod plots;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -87,8 +86,8 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         dense: usize,
     },
-    /// Run a grid of configurations x seeds (resumable: finished runs are kept) and write
-    /// results.json and results.md with the mean and standard deviation of every metric.
+    /// Run a grid of configurations x variants x seeds (resumable: finished runs are kept) and
+    /// write results.json, results.md and plots: `crossdistil experiment`, built first.
     Experiment {
         /// A prepared data set folder.
         #[arg(long)]
@@ -269,14 +268,26 @@ fn run(command: Command) -> anyhow::Result<()> {
             seeds,
             out,
             jobs,
-        } => experiment::run(&experiment::Args {
-            root: root(),
-            data,
-            grid,
-            seeds,
-            out,
-            jobs,
-        })?,
+        } => {
+            let status = std::process::Command::new(env!("CARGO"))
+                .args(["build", "--release", "--quiet", "-p", "crossdistil-cli"])
+                .current_dir(root())
+                .status()?;
+            if !status.success() {
+                bail!("building crossdistil failed");
+            }
+            let outcome = crossdistil_experiment::run(&crossdistil_experiment::Options {
+                exe: root().join("target/release/crossdistil"),
+                root: root(),
+                data,
+                grid,
+                seeds,
+                out,
+                jobs,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            })?;
+            print!("{}", outcome.markdown);
+        }
     }
     Ok(())
 }

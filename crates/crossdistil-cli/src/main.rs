@@ -23,7 +23,7 @@ struct Cli {
     log: String,
     /// Threads of candle's matrix products (0: one per core; RAYON_NUM_THREADS wins when set).
     /// The small dense layers of these models gain nothing from a second thread; run several
-    /// processes instead (`cargo xtask experiment --jobs`).
+    /// processes instead (`crossdistil experiment --jobs`).
     #[arg(long, global = true, default_value_t = 1)]
     threads: usize,
     #[command(subcommand)]
@@ -89,6 +89,37 @@ enum Command {
         #[arg(long)]
         overwrite: bool,
     },
+    /// Run a grid of configurations x variants x seeds, each run a `crossdistil train` child
+    /// process (resumable: finished runs are kept), and write OUT/results.json, OUT/results.md
+    /// (mean ± std of every metric, paired t-tests against the baseline) and PNG plots.
+    #[command(after_help = "The grid file (see experiments/):\n\n  \
+        name = \"adult-ablation\"\n  \
+        configs = [\"configs/adult-mmoe.toml\"]   # relative to the current folder\n  \
+        baseline = \"backbone\"                   # optional\n  \
+        [common]                                # optional: merged into every config first\n  \
+        [variants.backbone]                     # each merged into every config\n  \
+        distill.mode = \"off\"\n  \
+        [variants.crossdistil]\n  \
+        distill.mode = \"crossdistil\"\n\n\
+        Without [variants] every config runs as it is (one variant, `base`).")]
+    Experiment {
+        /// A prepared data set folder.
+        #[arg(long)]
+        data: PathBuf,
+        /// The grid file: `name`, `configs = [...]` (paths relative to the current folder) and
+        /// optional `[variants.NAME]` tables merged into every config, `baseline = "NAME"`.
+        #[arg(long)]
+        grid: PathBuf,
+        /// Seeds 1..=N for every configuration.
+        #[arg(long, default_value_t = 5)]
+        seeds: usize,
+        /// The output folder (one sub-folder per configuration, variant and seed).
+        #[arg(long)]
+        out: PathBuf,
+        /// Runs at a time, each a single-threaded process when more than one.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+    },
     /// Show a prepared data set: schema, rows per split, positive rates, label combinations.
     Inspect {
         /// A folder written by `cargo xtask prepare` (holding dataset.toml and data.parquet).
@@ -106,7 +137,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(&cli.log);
     crossdistil_train::alloc::tune_allocator();
-    if cli.threads > 0 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
+    // An experiment leaves the variable to its runs (each a process of its own).
+    let experiment = matches!(cli.command, Command::Experiment { .. });
+    if cli.threads > 0 && !experiment && std::env::var_os("RAYON_NUM_THREADS").is_none() {
         // candle's matrix products take their thread count from this variable; data loading
         // keeps every core.
         // SAFETY: set before any other thread of this process exists.
@@ -220,6 +253,30 @@ fn run(command: Command) -> anyhow::Result<()> {
                 rows.len(),
                 opened.trained.task_names.len(),
                 out.display()
+            );
+        }
+        Command::Experiment {
+            data,
+            grid,
+            seeds,
+            out,
+            jobs,
+        } => {
+            let outcome = crossdistil_experiment::run(&crossdistil_experiment::Options {
+                exe: std::env::current_exe()?,
+                root: std::env::current_dir()?,
+                data,
+                grid,
+                seeds,
+                out: out.clone(),
+                jobs,
+                progress: std::io::stderr().is_terminal(),
+            })?;
+            print!("{}", outcome.markdown);
+            println!(
+                "\n{} runs trained now; results: {}",
+                outcome.trained,
+                out.join("results.md").display()
             );
         }
         Command::Inspect { dir, json, tasks } => {

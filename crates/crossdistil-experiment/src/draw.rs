@@ -1,5 +1,5 @@
-//! PNG plots of an experiment, drawn with plotters: validation AUC per epoch for each variant,
-//! and reliability diagrams of the calibrated teachers.
+//! PNG drawing with plotters: line charts and reliability diagrams, with text in a system
+//! TrueType font.
 
 use std::path::Path;
 
@@ -15,7 +15,7 @@ const FONTS: [&str; 3] = [
 ];
 
 /// Registers a sans-serif font once; an error when none is found.
-pub fn init_font() -> anyhow::Result<()> {
+pub(crate) fn init_font() -> anyhow::Result<()> {
     static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     DONE.get_or_init(|| {
         let mut paths: Vec<String> = std::env::var("CROSSDISTIL_FONT").into_iter().collect();
@@ -49,7 +49,7 @@ const COLORS: [RGBColor; 8] = [
 ];
 
 /// One line per series: `(label, points)`.
-pub fn lines(
+pub(crate) fn lines(
     path: &Path,
     title: &str,
     x_label: &str,
@@ -91,7 +91,7 @@ pub fn lines(
 
 /// A reliability diagram: `(label, [(mean predicted, observed rate)])` per series, and the
 /// diagonal of perfect calibration.
-pub fn reliability(
+pub(crate) fn reliability(
     path: &Path,
     title: &str,
     series: &[(String, Vec<(f64, f64)>)],

@@ -1,0 +1,28 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Modules
+//!
+//! - [`Grid`], [`Cell`], [`merge_tables`]: the grid file and the cells it makes.
+//! - [`Stat`], [`Paired`], [`paired()`]: summaries over seeds and the paired t-test.
+//! - [`CellResult`], [`summarise`], [`summarise_cell`], [`add_paired`]: the results of a cell,
+//!   read from its runs' reports, and their differences from the baseline.
+//! - [`markdown()`]: the results as Markdown tables.
+//! - [`draw_plots`], [`auc_curve`]: PNG plots (validation AUC per epoch, teacher reliability).
+//! - [`run()`], [`Options`], [`Outcome`]: the whole experiment, runs in child processes.
+
+mod draw;
+mod grid;
+mod markdown;
+mod plots;
+mod runner;
+mod stats;
+mod summary;
+
+pub use grid::{BASE_VARIANT, Cell, Grid, merge_tables};
+pub use markdown::markdown;
+pub use plots::{auc_curve, draw_plots};
+pub use runner::{Options, Outcome, run};
+pub use stats::{Paired, Stat, paired};
+pub use summary::{
+    CellResult, METRICS, MetricTree, PAIRED_METRICS, add_paired, summarise, summarise_cell,
+};

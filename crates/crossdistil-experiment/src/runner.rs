@@ -1,0 +1,195 @@
+//! Running a grid: every missing run of every cell, in parallel child processes, then the
+//! results written as JSON, Markdown and plots.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::grid::{Cell, Grid};
+use crate::markdown::markdown;
+use crate::plots::draw_plots;
+use crate::summary::{CellResult, add_paired, summarise_cell};
+
+/// What [`run`] runs and where.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The `crossdistil` binary: each run is `EXE train --data .. --config .. --out .. --seed
+    /// .. --json` in a child process.
+    pub exe: PathBuf,
+    /// The folder that relative config paths of the grid are resolved against.
+    pub root: PathBuf,
+    /// A prepared data set folder.
+    pub data: PathBuf,
+    /// The grid file ([`Grid`]).
+    pub grid: PathBuf,
+    /// Seeds `1..=seeds` for every cell (at least 1).
+    pub seeds: usize,
+    /// The output folder: `<config>/<variant>/seed-<s>` per run, and the results.
+    pub out: PathBuf,
+    /// Runs at a time; with more than one, each child has `RAYON_NUM_THREADS=1`.
+    pub jobs: usize,
+    /// Show a progress bar on standard error.
+    pub progress: bool,
+}
+
+/// What [`run`] produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// One result per cell, configs in grid order and variants in name order.
+    pub results: Vec<CellResult>,
+    /// The Markdown written to `out/results.md` (plots listed at its end).
+    pub markdown: String,
+    /// Runs trained by this call (the others were finished before).
+    pub trained: usize,
+    /// The plots written; empty when they could not be drawn (for example without a font).
+    pub plots: Vec<String>,
+}
+
+/// Runs an experiment: reads the grid, writes and checks every cell's configuration, trains
+/// each run that has no `report.json` yet (so an interrupted experiment resumes, and a run
+/// interrupted after its first commit continues with `--resume`; a run's log goes to its
+/// `train.log`), then writes `out/results.json`, `out/results.md` and the
+/// plots. Fails after all runs if any failed, naming each with its log.
+pub fn run(o: &Options) -> anyhow::Result<Outcome> {
+    if o.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    let grid = Grid::read(&o.grid)?;
+    let cells = grid.write_cells(&o.root, &o.out)?;
+    let seeds: Vec<u64> = (1..=o.seeds as u64).collect();
+    let todo: Vec<(&Cell, u64)> = cells
+        .iter()
+        .flat_map(|c| seeds.iter().map(move |&s| (c, s)))
+        .filter(|(c, s)| !c.run_dir(*s).join("report.json").is_file())
+        .collect();
+    let total = cells.len() * seeds.len();
+    let trained = todo.len();
+    tracing::info!(
+        total,
+        todo = trained,
+        jobs = o.jobs,
+        "experiment {}",
+        grid.name
+    );
+    train_all(o, todo, total)?;
+
+    let mut results: Vec<CellResult> = cells
+        .iter()
+        .map(|c| summarise_cell(c, &seeds))
+        .collect::<anyhow::Result<_>>()?;
+    if let Some(b) = &grid.baseline {
+        add_paired(&mut results, b);
+    }
+    crossdistil_data::atomic::write_file(
+        &o.out.join("results.json"),
+        &serde_json::to_vec_pretty(&results)?,
+    )?;
+    let mut md = markdown(
+        &grid.name,
+        &o.data.display().to_string(),
+        grid.baseline.as_deref(),
+        &results,
+    );
+    let plots = match draw_plots(&grid.name, &cells, &seeds, &o.out) {
+        Ok(files) => files,
+        Err(e) => {
+            tracing::warn!("plots skipped: {e:#}");
+            Vec::new()
+        }
+    };
+    if !plots.is_empty() {
+        md.push_str("\nPlots:\n\n");
+        for f in &plots {
+            md.push_str(&format!("- `{f}`\n"));
+        }
+    }
+    crossdistil_data::atomic::write_file(&o.out.join("results.md"), md.as_bytes())?;
+    Ok(Outcome {
+        results,
+        markdown: md,
+        trained,
+        plots,
+    })
+}
+
+/// Trains `todo` on `o.jobs` threads, each running one child process at a time.
+fn train_all(o: &Options, todo: Vec<(&Cell, u64)>, total: usize) -> anyhow::Result<()> {
+    let bar = if o.progress {
+        ProgressBar::new(total as u64).with_style(
+            ProgressStyle::with_template(
+                "{spinner} runs [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        )
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_position((total - todo.len()) as u64);
+    let queue = Mutex::new(todo.into_iter());
+    let failures = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..o.jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let Some((cell, seed)) = queue.lock().expect("queue").next() else {
+                        break;
+                    };
+                    let name = format!("{}/{}", cell.config_name(), cell.variant);
+                    bar.set_message(format!("{name} seed {seed}"));
+                    if let Err(e) = one_run(o, cell, seed) {
+                        failures
+                            .lock()
+                            .expect("failures")
+                            .push(format!("{name} seed {seed}: {e:#}"));
+                    }
+                    bar.inc(1);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let failures = failures.into_inner().expect("failures");
+    if !failures.is_empty() {
+        bail!("{} runs failed:\n{}", failures.len(), failures.join("\n"));
+    }
+    Ok(())
+}
+
+/// One run of a cell in a child process, its standard error in `train.log`.
+fn one_run(o: &Options, cell: &Cell, seed: u64) -> anyhow::Result<()> {
+    let dir = cell.run_dir(seed);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let log_path = dir.join("train.log");
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("cannot create {}", log_path.display()))?;
+    let mut cmd = Command::new(&o.exe);
+    cmd.arg("train")
+        .arg("--data")
+        .arg(&o.data)
+        .arg("--config")
+        .arg(cell.config_file())
+        .arg("--out")
+        .arg(&dir)
+        .arg("--seed")
+        .arg(seed.to_string())
+        .arg("--json");
+    if dir.join("manifest.json").is_file() {
+        // An interrupted run: continue it from its last commit.
+        cmd.arg("--resume");
+    }
+    cmd.stdout(Stdio::null()).stderr(log);
+    if o.jobs > 1 {
+        cmd.env("RAYON_NUM_THREADS", "1");
+    }
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {}", o.exe.display()))?;
+    if !status.success() {
+        bail!("exit {status}; see {}", log_path.display());
+    }
+    Ok(())
+}
