@@ -25,8 +25,8 @@ use clap::ValueEnum;
 use crossdistil_data::prepare::PrepareOptions;
 use crossdistil_data::prepare::synthetic::{self, SyntheticOptions};
 use crossdistil_data::split::SplitFractions;
-use crossdistil_data::{Batch, Batches, Dataset, Order, Split};
-use crossdistil_model::{InputSchema, MultiTaskModel};
+use crossdistil_data::{Batch, Batches, Dataset, GatherBatch, Order, Split};
+use crossdistil_model::MultiTaskModel;
 use crossdistil_train::RunConfig;
 use crossdistil_train::fit::worker_rngs;
 use crossdistil_train::optim::{Adam, AdamParams};
@@ -219,7 +219,7 @@ fn setup<'a>(
 fn build(a: &RunArgs, ds: &Dataset) -> anyhow::Result<Built> {
     let cfg = bench_config(a.model, a.crossdistil, a.workers, a.batch);
     let tasks = cfg.task_indices(ds)?;
-    let mut schema = InputSchema::of(ds);
+    let mut schema = ds.input_schema();
     for (i, (_, v)) in schema.sparse.iter_mut().enumerate() {
         *v = (*v).max(a.table_rows);
         if let (0, Some(big)) = (i, a.first_table_rows) {

@@ -1,83 +1,32 @@
-//! Mini-batches: rows gathered from the columnar data set into row-major buffers.
+//! Mini-batches: rows gathered from the columnar data set into the row-major buffers of a
+//! [`Batch`] (the type lives in `crossdistil-core`, shared with the model crate).
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+pub use crossdistil_core::{Batch, MultiBatch};
+
 use crate::dataset::Dataset;
 
-/// The ids of one multi-valued field for a batch: row `i` holds `ids[offsets[i]..offsets[i+1]]`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct MultiBatch {
-    pub offsets: Vec<u32>,
-    pub ids: Vec<u32>,
-}
-
-/// One mini-batch of `size` rows.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Batch {
-    /// Row indices into the data set, `[size]`.
-    pub rows: Vec<u32>,
-    /// Sparse ids, row-major `[size, n_sparse]`.
-    pub sparse: Vec<u32>,
-    /// One entry per multi-valued field.
-    pub multi: Vec<MultiBatch>,
-    /// Normalised dense values, row-major `[size, n_dense]`.
-    pub dense: Vec<f32>,
-    /// Labels as 0.0 / 1.0, row-major `[size, n_tasks]`.
-    pub labels: Vec<f32>,
-}
-
-impl Batch {
-    pub fn size(&self) -> usize {
-        self.rows.len()
-    }
-
+/// Filling a [`Batch`] from a [`Dataset`]: `Batch::gather(&ds, rows)` and `batch.fill(&ds, rows)`
+/// with this trait in scope.
+pub trait GatherBatch {
     /// Gathers `rows` of `ds` into a batch.
-    pub fn gather(ds: &Dataset, rows: &[u32]) -> Batch {
+    fn gather(ds: &Dataset, rows: &[u32]) -> Self;
+
+    /// Refills this batch in place, reusing its buffers.
+    fn fill(&mut self, ds: &Dataset, rows: &[u32]);
+}
+
+impl GatherBatch for Batch {
+    fn gather(ds: &Dataset, rows: &[u32]) -> Batch {
         let mut b = Batch::default();
         b.fill(ds, rows);
         b
     }
 
-    /// The batch cut into `parts` contiguous shards of rows `[i * n / parts, (i + 1) * n / parts)`
-    /// (empty shards are left out), for data-parallel workers.
-    pub fn split(&self, parts: usize) -> Vec<Batch> {
-        let n = self.size();
-        let parts = parts.max(1);
-        if parts == 1 {
-            return vec![self.clone()];
-        }
-        let (ns, nd, nt) = (
-            self.sparse.len() / n.max(1),
-            self.dense.len() / n.max(1),
-            self.labels.len() / n.max(1),
-        );
-        (0..parts)
-            .map(|i| (i * n / parts, (i + 1) * n / parts))
-            .filter(|(lo, hi)| hi > lo)
-            .map(|(lo, hi)| Batch {
-                rows: self.rows[lo..hi].to_vec(),
-                sparse: self.sparse[lo * ns..hi * ns].to_vec(),
-                dense: self.dense[lo * nd..hi * nd].to_vec(),
-                labels: self.labels[lo * nt..hi * nt].to_vec(),
-                multi: self
-                    .multi
-                    .iter()
-                    .map(|m| {
-                        let (a, b) = (m.offsets[lo], m.offsets[hi]);
-                        MultiBatch {
-                            offsets: m.offsets[lo..=hi].iter().map(|o| o - a).collect(),
-                            ids: m.ids[a as usize..b as usize].to_vec(),
-                        }
-                    })
-                    .collect(),
-            })
-            .collect()
-    }
-
-    /// Refills this batch in place, reusing its buffers.
-    pub fn fill(&mut self, ds: &Dataset, rows: &[u32]) {
+    fn fill(&mut self, ds: &Dataset, rows: &[u32]) {
         let (ns, nd, nt) = (ds.sparse.len(), ds.dense.len(), ds.labels.len());
         self.rows.clear();
         self.rows.extend_from_slice(rows);

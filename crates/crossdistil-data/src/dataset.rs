@@ -98,6 +98,25 @@ impl Dataset {
         load(dir, Some(encoders))
     }
 
+    /// The features as a model sees them, in the order of a [`crate::Batch`]: the
+    /// single-valued and multi-valued fields with their vocabulary sizes, and the number of
+    /// dense features.
+    pub fn input_schema(&self) -> crossdistil_core::InputSchema {
+        crossdistil_core::InputSchema {
+            sparse: self
+                .sparse
+                .iter()
+                .map(|c| (c.name.clone(), c.vocab_size))
+                .collect(),
+            multi: self
+                .multi
+                .iter()
+                .map(|c| (c.name.clone(), c.vocab_size))
+                .collect(),
+            n_dense: self.dense.len(),
+        }
+    }
+
     pub fn rows(&self) -> usize {
         self.splits.len()
     }

@@ -29,7 +29,8 @@ pub mod table;
 pub mod vocab;
 pub mod writer;
 
-pub use batch::{Batch, Batches, MultiBatch, Order};
+pub use batch::{Batch, Batches, GatherBatch, MultiBatch, Order};
+pub use crossdistil_core::InputSchema;
 pub use dataset::{Dataset, Encoders};
 pub use error::{DataError, Result};
 pub use spec::{DatasetSpec, Norm};

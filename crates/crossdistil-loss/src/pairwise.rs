@@ -17,6 +17,10 @@
 
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Storage, Tensor};
 
+use std::ops::{AddAssign, SubAssign};
+
+use num_traits::{AsPrimitive, Float};
+
 use crate::fast_math;
 
 /// The pair loss `f` of [`pair_mean`].
@@ -28,74 +32,32 @@ pub enum PairKind {
     Hinge { margin: f64 },
 }
 
-/// The float operations the pair loss needs, in the scores' own precision.
-trait Real:
-    Copy
-    + PartialOrd
-    + std::ops::Add<Output = Self>
-    + std::ops::Sub<Output = Self>
-    + std::ops::Div<Output = Self>
-    + std::ops::Neg<Output = Self>
-    + std::ops::AddAssign
-    + std::ops::SubAssign
-{
-    const ZERO: Self;
-    const ONE: Self;
-    fn from_f64(x: f64) -> Self;
-    fn to_f64(self) -> f64;
-    fn exp(self) -> Self;
-    fn ln_1p(self) -> Self;
-    fn abs(self) -> Self;
-}
-
-macro_rules! real {
-    ($t:ty) => {
-        impl Real for $t {
-            const ZERO: Self = 0.0;
-            const ONE: Self = 1.0;
-            fn from_f64(x: f64) -> Self {
-                x as $t
-            }
-            fn to_f64(self) -> f64 {
-                self as f64
-            }
-            fn exp(self) -> Self {
-                <$t>::exp(self)
-            }
-            fn ln_1p(self) -> Self {
-                <$t>::ln_1p(self)
-            }
-            fn abs(self) -> Self {
-                <$t>::abs(self)
-            }
-        }
-    };
-}
-real!(f32);
-real!(f64);
-
 impl PairKind {
     /// `(f(d), f'(d))`.
     #[inline]
-    fn eval<T: Real>(self, d: T) -> (T, T) {
+    fn eval<T>(self, d: T) -> (T, T)
+    where
+        T: Float + 'static,
+        f64: AsPrimitive<T>,
+    {
         match self {
             PairKind::Bpr => {
                 // softplus(-d) = max(-d, 0) + ln(1 + e^{-|d|}); its derivative is -sigmoid(-d).
                 let e = (-d.abs()).exp();
-                let relu = if -d > T::ZERO { -d } else { T::ZERO };
-                let sig_neg = if d >= T::ZERO {
-                    e / (T::ONE + e)
+                let relu = if -d > T::zero() { -d } else { T::zero() };
+                let sig_neg = if d >= T::zero() {
+                    e / (T::one() + e)
                 } else {
-                    T::ONE / (T::ONE + e)
+                    T::one() / (T::one() + e)
                 };
                 (relu + e.ln_1p(), -sig_neg)
             }
             PairKind::Hinge { margin } => {
-                let m = T::from_f64(margin) - d;
-                if m > T::ZERO {
-                    (m, -T::ONE)
+                let m = AsPrimitive::<T>::as_(margin) - d;
+                if m > T::zero() {
+                    (m, -T::one())
                 } else {
-                    (T::ZERO, T::ZERO)
+                    (T::zero(), T::zero())
                 }
             }
         }
@@ -106,26 +68,34 @@ impl PairKind {
 type Pass = (f64, Vec<f64>, Vec<f64>);
 
 /// The mean loss over all pairs and its gradients with respect to `hi` and `lo`, computed in
-/// `T` with one row sum per `hi` in `T` and the totals in f64.
-fn pass<T: Real>(kind: PairKind, hi: &[f64], lo: &[f64]) -> Pass {
+/// `T` with one row sum per `hi` in `T` and the totals in f64. Generic over [`Float`] (f32 or
+/// f64), with `as` casts from and to f64 ([`AsPrimitive`]).
+fn pass<T>(kind: PairKind, hi: &[f64], lo: &[f64]) -> Pass
+where
+    T: Float + AddAssign + SubAssign + AsPrimitive<f64>,
+    f64: AsPrimitive<T>,
+{
     let scale = 1.0 / (hi.len() * lo.len()).max(1) as f64;
-    let lo_t: Vec<T> = lo.iter().map(|&x| T::from_f64(x)).collect();
-    let mut dl = vec![T::ZERO; lo.len()];
+    let lo_t: Vec<T> = lo.iter().map(|&x| AsPrimitive::<T>::as_(x)).collect();
+    let mut dl = vec![T::zero(); lo.len()];
     let mut dh = Vec::with_capacity(hi.len());
     let mut sum = 0.0f64;
     for &h in hi {
-        let h = T::from_f64(h);
-        let (mut row, mut drow) = (T::ZERO, T::ZERO);
+        let h: T = h.as_();
+        let (mut row, mut drow) = (T::zero(), T::zero());
         for (&l, dlj) in lo_t.iter().zip(dl.iter_mut()) {
             let (f, d) = kind.eval(h - l);
             row += f;
             drow += d;
             *dlj -= d;
         }
-        sum += row.to_f64();
-        dh.push(drow.to_f64() * scale);
+        sum += AsPrimitive::<f64>::as_(row);
+        dh.push(AsPrimitive::<f64>::as_(drow) * scale);
     }
-    let dl = dl.into_iter().map(|x| x.to_f64() * scale).collect();
+    let dl = dl
+        .into_iter()
+        .map(|x| AsPrimitive::<f64>::as_(x) * scale)
+        .collect();
     (sum * scale, dh, dl)
 }
 

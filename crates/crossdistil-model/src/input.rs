@@ -10,14 +10,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Result, Tensor, Var};
-use crossdistil_data::Batch;
+use crossdistil_core::Batch;
 use rand_chacha::ChaCha8Rng;
 
 use crate::embedding_table::EmbeddingTable;
 use crate::gather::{FieldPlan, GatherPlan};
-use crate::schema::InputSchema;
 use crate::sparse_grads::{FieldGrad, SparseGrads};
 use crate::sparse_optim::SparseOptimConfig;
+use crossdistil_core::InputSchema;
 
 /// The input of one batch.
 #[derive(Debug, Clone)]

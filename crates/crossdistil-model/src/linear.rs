@@ -4,8 +4,8 @@ use candle_core::{Result, Tensor};
 use rand_chacha::ChaCha8Rng;
 
 use crate::activation::Activation;
+use crate::group_op::linear;
 use crate::init::Init;
-use crate::mlp_group::linear;
 use crate::params::ParamStore;
 
 /// `y = x W^T + b`, `W: [out, in]`, `b: [out]`, `x: [n, in]`, `y: [n, out]`.
@@ -45,7 +45,7 @@ impl Linear {
     }
 
     /// `act(x W^T + b)`; ReLU and the identity are part of the fused layer
-    /// ([`crate::mlp_group::linear`]), other activations follow it.
+    /// ([`crate::group_op::linear`]), other activations follow it.
     pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
         match act {
             Activation::Relu => linear(x, &self.weight, &self.bias, true),

@@ -3,21 +3,21 @@
 use std::collections::{BTreeMap, HashMap};
 
 use candle_core::{Device, Result, Tensor};
-use crossdistil_data::Batch;
+use crossdistil_core::Batch;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::backbone::{Backbone, BackboneConfig};
-use crate::config::{ConfigError, non_negative, positive, rate};
+use crate::config::{ConfigError, non_negative, positive, rate, to_candle};
 use crate::dropout::dropout;
 use crate::input::{FeatureInput, Gathered};
 use crate::mlp::MlpConfig;
 use crate::mode::Mode;
 use crate::params::ParamStore;
-use crate::schema::InputSchema;
 use crate::teacher::{Calibrator, TeacherConfig, TeacherHead};
 use crate::tower::Tower;
+use crossdistil_core::InputSchema;
 
 /// The `[model]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,7 +110,7 @@ impl MultiTaskModel {
         seed: u64,
         device: &Device,
     ) -> Result<Self> {
-        cfg.validate()?;
+        cfg.validate().map_err(to_candle)?;
         if n_tasks == 0 {
             candle_core::bail!("the model needs at least one task");
         }
@@ -153,7 +153,8 @@ impl MultiTaskModel {
     /// initialised from stream 3 of `seed`: the student's own parameters are the same as
     /// without teachers, so a model with and one without start from the same point.
     pub fn with_teachers(mut self, cfg: &TeacherConfig, seed: u64) -> Result<Self> {
-        cfg.validate().map_err(|e| e.within("distill.teacher"))?;
+        cfg.validate()
+            .map_err(|e| to_candle(e.within("distill.teacher")))?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(3);
         let d = self.backbone.out_dim();

@@ -7,7 +7,7 @@ use std::time::Instant;
 use candle_core::Tensor;
 use crossdistil_data::{Batches, Dataset, Order, Split};
 use crossdistil_loss::calibration::fit_platt;
-use crossdistil_model::{InputSchema, MultiTaskModel};
+use crossdistil_model::MultiTaskModel;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -73,12 +73,8 @@ pub fn worker_rngs(seed: u64, epoch: usize, workers: usize) -> Vec<ChaCha8Rng> {
 pub fn build_model(cfg: &RunConfig, ds: &Dataset) -> Result<Trained> {
     let tasks = cfg.task_indices(ds)?;
     let task_names = tasks.iter().map(|&t| ds.labels[t].name.clone()).collect();
-    let mut model = MultiTaskModel::new(
-        &cfg.model,
-        &InputSchema::of(ds),
-        tasks.len(),
-        cfg.train.seed,
-    )?;
+    let mut model =
+        MultiTaskModel::new(&cfg.model, &ds.input_schema(), tasks.len(), cfg.train.seed)?;
     if cfg.distill.needs_teachers() {
         model = model.with_teachers(&cfg.distill.teacher, cfg.train.seed)?;
     }

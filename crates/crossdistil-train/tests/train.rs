@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crossdistil_data::prepare::{PrepareOptions, synthetic};
 use crossdistil_data::split::SplitFractions;
-use crossdistil_data::{Batch, Dataset, Split};
+use crossdistil_data::{Batch, Dataset, GatherBatch, Split};
 use crossdistil_train::fit::Trained;
 use crossdistil_train::step::StepSetup;
 use crossdistil_train::{FitOptions, RunConfig, TrainError, fit, output};

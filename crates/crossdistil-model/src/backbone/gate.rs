@@ -1,6 +1,9 @@
 //! Softmax gates that mix experts (MMoE, PLE).
 
+use std::ops::AddAssign;
+
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use num_traits::Float;
 use rand_chacha::ChaCha8Rng;
 
 use crate::cpu_data::with_cpu;
@@ -35,41 +38,13 @@ impl Gate {
     }
 }
 
-/// The float types the mixing op computes in.
-trait Float:
-    Copy
-    + PartialOrd
-    + std::ops::Add<Output = Self>
-    + std::ops::Sub<Output = Self>
-    + std::ops::Mul<Output = Self>
-    + std::ops::Div<Output = Self>
-    + std::ops::AddAssign
-{
-    const ZERO: Self;
-    fn exp(self) -> Self;
-}
-
-impl Float for f32 {
-    const ZERO: Self = 0.0;
-    fn exp(self) -> Self {
-        f32::exp(self)
-    }
-}
-
-impl Float for f64 {
-    const ZERO: Self = 0.0;
-    fn exp(self) -> Self {
-        f64::exp(self)
-    }
-}
-
 /// `p = softmax(l)` of one row, stabilised by the row's maximum.
-fn softmax_row<T: Float>(l: &[T], p: &mut [T]) {
+fn softmax_row<T: Float + AddAssign>(l: &[T], p: &mut [T]) {
     let max = l
         .iter()
         .copied()
         .fold(l[0], |m, v| if v > m { v } else { m });
-    let mut sum = T::ZERO;
+    let mut sum = T::zero();
     for (p, &v) in p.iter_mut().zip(l) {
         *p = (v - max).exp();
         sum += *p;
@@ -79,10 +54,10 @@ fn softmax_row<T: Float>(l: &[T], p: &mut [T]) {
 
 /// `<a, b>` over the common length, with eight partial sums: a single running sum is a chain
 /// of dependent additions that the compiler may not reorder, so it cannot be vectorised.
-fn dot<T: Float>(a: &[T], b: &[T]) -> T {
-    let mut acc = [T::ZERO; 8];
+fn dot<T: Float + AddAssign>(a: &[T], b: &[T]) -> T {
+    let mut acc = [T::zero(); 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let mut sum = T::ZERO;
+    let mut sum = T::zero();
     for (&x, &y) in ca.remainder().iter().zip(cb.remainder()) {
         sum += x * y;
     }
@@ -121,10 +96,17 @@ impl Mix {
         Ok((n, h, p * h))
     }
 
-    fn fwd<T: Float>(&self, l: &[T], x: &[T], n: usize, h: usize, width: usize) -> Vec<T> {
+    fn fwd<T: Float + AddAssign>(
+        &self,
+        l: &[T],
+        x: &[T],
+        n: usize,
+        h: usize,
+        width: usize,
+    ) -> Vec<T> {
         let m = self.blocks.len();
-        let mut out = vec![T::ZERO; n * h];
-        let mut p = vec![T::ZERO; m];
+        let mut out = vec![T::zero(); n * h];
+        let mut p = vec![T::zero(); m];
         for r in 0..n {
             softmax_row(&l[r * m..(r + 1) * m], &mut p);
             let o = &mut out[r * h..(r + 1) * h];
@@ -138,7 +120,7 @@ impl Mix {
 
     /// `(dl, dx)`: `dx[:, blk_i] = p_i g` (zero outside the gate's blocks), `dp_i = <g, x[:, blk_i]>`,
     /// `dl_i = p_i (dp_i - sum_j p_j dp_j)`.
-    fn bwd<T: Float>(
+    fn bwd<T: Float + AddAssign>(
         &self,
         l: &[T],
         x: &[T],
@@ -153,10 +135,10 @@ impl Mix {
         for (i, &b) in self.blocks.iter().enumerate() {
             slot[b] = Some(i);
         }
-        let mut dl = vec![T::ZERO; n * m];
+        let mut dl = vec![T::zero(); n * m];
         // Written row by row and block by block (the blocks are distinct): no zero fill first.
         let mut dx = Vec::with_capacity(n * width);
-        let (mut p, mut dp) = (vec![T::ZERO; m], vec![T::ZERO; m]);
+        let (mut p, mut dp) = (vec![T::zero(); m], vec![T::zero(); m]);
         for r in 0..n {
             softmax_row(&l[r * m..(r + 1) * m], &mut p);
             let gr = &g[r * h..(r + 1) * h];
@@ -168,10 +150,10 @@ impl Mix {
                         dx.extend(gr.iter().map(|&g| pi * g));
                         dp[i] = dot(&x[at..at + h], gr);
                     }
-                    None => dx.extend(std::iter::repeat_n(T::ZERO, h)),
+                    None => dx.extend(std::iter::repeat_n(T::zero(), h)),
                 }
             }
-            let mut s = T::ZERO;
+            let mut s = T::zero();
             for i in 0..m {
                 s += p[i] * dp[i];
             }
@@ -184,7 +166,7 @@ impl Mix {
 }
 impl Mix {
     /// [`Mix::bwd`] on `(logits, pool, grad)` data, as flat tensors `(dl, dx)`.
-    fn grads<T: Float + candle_core::WithDType>(
+    fn grads<T: Float + AddAssign + candle_core::WithDType>(
         &self,
         (l, x, g): (&[T], &[T], &[T]),
         (n, h, width): (usize, usize, usize),

@@ -83,7 +83,8 @@ impl Backbone {
         params: &mut ParamStore,
         rng: &mut ChaCha8Rng,
     ) -> Result<Self> {
-        cfg.validate().map_err(|e| e.within("backbone"))?;
+        cfg.validate()
+            .map_err(|e| crate::config::to_candle(e.within("backbone")))?;
         if n_tasks == 0 {
             candle_core::bail!("a backbone needs at least one task");
         }

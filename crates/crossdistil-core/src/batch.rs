@@ -1,0 +1,93 @@
+//! Mini-batches as plain row-major buffers.
+
+/// The ids of one multi-valued field for a batch: row `i` holds `ids[offsets[i]..offsets[i+1]]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MultiBatch {
+    pub offsets: Vec<u32>,
+    pub ids: Vec<u32>,
+}
+
+/// One mini-batch of `size` rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    /// Row indices into the data set, `[size]`.
+    pub rows: Vec<u32>,
+    /// Sparse ids, row-major `[size, n_sparse]`.
+    pub sparse: Vec<u32>,
+    /// One entry per multi-valued field.
+    pub multi: Vec<MultiBatch>,
+    /// Normalised dense values, row-major `[size, n_dense]`.
+    pub dense: Vec<f32>,
+    /// Labels as 0.0 / 1.0, row-major `[size, n_tasks]`.
+    pub labels: Vec<f32>,
+}
+
+impl Batch {
+    /// The number of rows.
+    pub fn size(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The batch cut into `parts` contiguous shards of rows `[i * n / parts, (i + 1) * n / parts)`
+    /// (empty shards are left out), for data-parallel workers.
+    pub fn split(&self, parts: usize) -> Vec<Batch> {
+        let n = self.size();
+        let parts = parts.max(1);
+        if parts == 1 {
+            return vec![self.clone()];
+        }
+        let (ns, nd, nt) = (
+            self.sparse.len() / n.max(1),
+            self.dense.len() / n.max(1),
+            self.labels.len() / n.max(1),
+        );
+        (0..parts)
+            .map(|i| (i * n / parts, (i + 1) * n / parts))
+            .filter(|(lo, hi)| hi > lo)
+            .map(|(lo, hi)| Batch {
+                rows: self.rows[lo..hi].to_vec(),
+                sparse: self.sparse[lo * ns..hi * ns].to_vec(),
+                dense: self.dense[lo * nd..hi * nd].to_vec(),
+                labels: self.labels[lo * nt..hi * nt].to_vec(),
+                multi: self
+                    .multi
+                    .iter()
+                    .map(|m| {
+                        let (a, b) = (m.offsets[lo], m.offsets[hi]);
+                        MultiBatch {
+                            offsets: m.offsets[lo..=hi].iter().map(|o| o - a).collect(),
+                            ids: m.ids[a as usize..b as usize].to_vec(),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_keeps_rows_and_rebases_the_multi_offsets() {
+        let b = Batch {
+            rows: vec![7, 8, 9],
+            sparse: vec![1, 2, 3],
+            multi: vec![MultiBatch {
+                offsets: vec![0, 2, 2, 3],
+                ids: vec![4, 5, 6],
+            }],
+            dense: vec![0.5, 1.5, 2.5],
+            labels: vec![1.0, 0.0, 1.0],
+        };
+        let parts = b.split(2);
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].rows, [7]);
+        assert_eq!(parts[1].rows, [8, 9]);
+        assert_eq!(parts[1].multi[0].offsets, [0, 0, 1]);
+        assert_eq!(parts[1].multi[0].ids, [6]);
+        assert_eq!(b.split(1), vec![b.clone()]);
+        assert_eq!(b.split(5).len(), 3);
+    }
+}

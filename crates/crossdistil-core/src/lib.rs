@@ -1,0 +1,9 @@
+#![doc = include_str!("../README.md")]
+
+mod batch;
+mod config;
+mod schema;
+
+pub use batch::{Batch, MultiBatch};
+pub use config::{ConfigError, MAX_SIZE, layer_sizes, non_negative, positive, rate};
+pub use schema::InputSchema;

@@ -1,0 +1,14 @@
+//! What a model needs to know about a data set's features.
+
+use serde::{Deserialize, Serialize};
+
+/// The features of a data set, in the order of a [`Batch`](crate::Batch): single-valued
+/// fields `(name, vocab_size)`, multi-valued fields `(name, vocab_size)` and the number of dense
+/// features. Vocabulary sizes include the out-of-vocabulary id 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSchema {
+    pub sparse: Vec<(String, usize)>,
+    pub multi: Vec<(String, usize)>,
+    pub n_dense: usize,
+}
