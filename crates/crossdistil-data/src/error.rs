@@ -143,6 +143,30 @@ impl DataError {
     }
 }
 
+/// The position of the one column named `name` among `names` (`None` when it is absent); a
+/// column named more than once is an error naming it: which one is meant would be ambiguous.
+/// `place` says where the names come from ("the file", "the header").
+pub fn unique_position<'a>(
+    path: &Path,
+    names: impl IntoIterator<Item = &'a str>,
+    name: &str,
+    place: &str,
+) -> Result<Option<usize>> {
+    let mut at = names
+        .into_iter()
+        .enumerate()
+        .filter(|(_, n)| *n == name)
+        .map(|(i, _)| i);
+    match (at.next(), at.next()) {
+        (Some(_), Some(_)) => Err(DataError::column(
+            path,
+            name,
+            format!("appears more than once in {place}: which one is meant is ambiguous"),
+        )),
+        (i, _) => Ok(i),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,7 @@ use parquet::arrow::arrow_reader::{
 use rayon::prelude::*;
 
 use crate::checksum::{self, CHUNK_CRC_KEY};
-use crate::error::{DataError, Result};
+use crate::error::{DataError, Result, unique_position};
 
 /// Reads the named columns of every row, in file order (see [`read_columns_named`]).
 pub fn read_columns(path: &Path, columns: &[&str]) -> Result<Vec<RecordBatch>> {
@@ -94,22 +94,13 @@ fn root_indices(
     columns
         .iter()
         .map(|&name| {
-            let mut at = fields
-                .iter()
-                .enumerate()
-                .filter(|(_, f)| f.name() == name)
-                .map(|(i, _)| i);
-            match (at.next(), at.next()) {
-                (Some(i), None) => Ok(i),
-                (Some(_), Some(_)) => Err(DataError::column(
-                    path,
-                    name,
-                    "appears more than once in the file: which one is meant is ambiguous",
-                )),
-                (None, _) if named_in.is_empty() => {
+            let names = fields.iter().map(|f| f.name().as_str());
+            match unique_position(path, names, name, "the file")? {
+                Some(i) => Ok(i),
+                None if named_in.is_empty() => {
                     Err(DataError::column(path, name, "missing from the file"))
                 }
-                (None, _) => Err(DataError::column(
+                None => Err(DataError::column(
                     path,
                     name,
                     format!("named in {named_in} but missing from the file"),

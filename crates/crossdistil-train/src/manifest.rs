@@ -11,10 +11,11 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
+use crossdistil_data::checksum::range_crc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
@@ -142,22 +143,13 @@ pub fn crc32_hex(bytes: &[u8]) -> String {
     format!("{:08x}", crc32fast::hash(bytes))
 }
 
-/// The size and CRC-32 of a file, read in 1 MiB blocks.
+/// The size and CRC-32 of a file (the data crate's streaming [`range_crc`] over all of it).
 pub fn file_checksum(path: &Path) -> Result<(u64, String)> {
     let err = |e: std::io::Error| TrainError::run(path, format!("cannot read: {e}"));
     let mut f = File::open(path).map_err(err)?;
-    let mut h = crc32fast::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(err)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((size, format!("{:08x}", h.finalize())))
+    let size = f.metadata().map_err(err)?.len();
+    let crc = range_crc(&mut f, 0, size).map_err(err)?;
+    Ok((size, format!("{crc:08x}")))
 }
 
 /// Checks that the file an entry names in `dir` has the entry's size and checksum.
@@ -191,10 +183,8 @@ pub fn verify(dir: &Path, e: &FileEntry) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The temporary name used while `path` is written: `NAME.<pid>.part`.
-pub fn temp_path(path: &Path) -> PathBuf {
-    crossdistil_data::atomic::temp_path(path)
-}
+/// The temporary name used while a file is written: `NAME.<pid>.part`.
+pub use crossdistil_data::atomic::temp_path;
 
 /// Writes `bytes` to `path` and fsyncs it (no rename).
 pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {

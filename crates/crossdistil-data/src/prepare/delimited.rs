@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::error::{DataError, Result, echo};
+use crate::error::{DataError, Result, echo, unique_position};
 use crate::table::ColumnData;
 
 /// How one field of a record is parsed.
@@ -302,22 +302,11 @@ pub fn read_from(
 /// The index of the header field `name`: an error naming it when it is missing, or present more
 /// than once (which one is meant would be ambiguous).
 fn header_position(path: &Path, names: &[String], name: &str) -> Result<usize> {
-    let mut at = names
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| *n == name)
-        .map(|(i, _)| i);
-    match (at.next(), at.next()) {
-        (Some(i), None) => Ok(i),
-        (Some(_), Some(_)) => Err(DataError::column(
-            path,
-            name,
-            "appears more than once in the header: which one is meant is ambiguous",
-        )),
-        (None, _) => Err(DataError::column(
+    unique_position(path, names.iter().map(String::as_str), name, "the header")?.ok_or_else(|| {
+        DataError::column(
             path,
             name,
             format!("missing from the header ({} columns)", names.len()),
-        )),
-    }
+        )
+    })
 }
