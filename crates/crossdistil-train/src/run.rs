@@ -90,9 +90,8 @@ pub struct TrainState {
     pub epochs_done: usize,
     /// Optimiser steps taken.
     pub step: u64,
-    /// Written as a string: serde_json's default float parsing may miss the last bit, and the
-    /// next validation is compared with this value.
-    #[serde(with = "exact_f64")]
+    /// The next validation is compared with this value: it reads back to the same bits
+    /// (serde_json's `float_roundtrip`, set in the workspace manifest).
     pub best_mean_auc: Option<f64>,
     pub best_epoch: Option<usize>,
     pub best_step: Option<u64>,
@@ -106,24 +105,6 @@ pub struct TrainState {
     /// (`crate::divergence`).
     #[serde(default)]
     pub early_loss: Option<f64>,
-}
-
-/// An `Option<f64>` as a string in Rust's shortest round-trip form, parsed back exactly.
-mod exact_f64 {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(v) => s.serialize_some(&v.to_string()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-        Option::<String>::deserialize(d)?
-            .map(|t| t.parse().map_err(serde::de::Error::custom))
-            .transpose()
-    }
 }
 
 /// The paths of a run folder.
