@@ -27,13 +27,12 @@ use crossdistil_data::prepare::synthetic::{self, SyntheticOptions};
 use crossdistil_data::split::SplitFractions;
 use crossdistil_data::{Batch, Batches, Dataset, GatherBatch, Order, Split};
 use crossdistil_model::MultiTaskModel;
-use crossdistil_train::RunConfig;
-use crossdistil_train::fit::worker_rngs;
-use crossdistil_train::optim::{Adam, AdamParams};
+use crossdistil_train::fit::{BuiltModel, build_model_for};
 use crossdistil_train::predict::predict_all_on;
-use crossdistil_train::prefetch::for_each_prefetched;
 use crossdistil_train::run::save_tensors;
-use crossdistil_train::step::{StepSetup, gradients, train_step};
+use crossdistil_train::step::LossParts;
+use crossdistil_train::trainer::BoxedBatches;
+use crossdistil_train::{BatchSource, Control, Hooks, RunConfig, Trainer};
 use serde::{Deserialize, Serialize};
 
 /// The models of the benchmark.
@@ -194,31 +193,10 @@ fn spread(id: u32, rows: usize) -> u32 {
     ((id as u64 * 2_654_435_761 + 12_345) % rows as u64) as u32
 }
 
-struct Built {
-    cfg: RunConfig,
-    model: MultiTaskModel,
-    tasks: Vec<usize>,
-    weights: Vec<f32>,
-}
-
-/// The step setup of a built model over `ds`.
-fn setup<'a>(
-    cfg: &'a RunConfig,
-    tasks: &'a [usize],
-    weights: &'a [f32],
-    ds: &Dataset,
-) -> StepSetup<'a> {
-    StepSetup {
-        cfg,
-        tasks,
-        n_labels: ds.tasks(),
-        weights,
-    }
-}
-
-fn build(a: &RunArgs, ds: &Dataset) -> anyhow::Result<Built> {
+/// The benchmark's model of `a` for `ds`: every table at least `a.table_rows` rows, the first
+/// `a.first_table_rows` when sweeping table sizes.
+fn build(a: &RunArgs, ds: &Dataset) -> anyhow::Result<(RunConfig, BuiltModel)> {
     let cfg = bench_config(a.model, a.crossdistil, a.workers, a.batch);
-    let tasks = cfg.task_indices(ds)?;
     let mut schema = ds.input_schema();
     for (i, (_, v)) in schema.sparse.iter_mut().enumerate() {
         *v = (*v).max(a.table_rows);
@@ -226,17 +204,8 @@ fn build(a: &RunArgs, ds: &Dataset) -> anyhow::Result<Built> {
             *v = big;
         }
     }
-    let mut model = MultiTaskModel::new(&cfg.model, &schema, tasks.len(), cfg.train.seed)?;
-    if cfg.distill.needs_teachers() {
-        model = model.with_teachers(&cfg.distill.teacher, cfg.train.seed)?;
-    }
-    let weights = cfg.task_weights(tasks.len());
-    Ok(Built {
-        cfg,
-        model,
-        tasks,
-        weights,
-    })
+    let built = build_model_for(&cfg, ds, &schema)?;
+    Ok((cfg, built))
 }
 
 /// The model's weights (no optimiser state), for the peer.
@@ -254,29 +223,78 @@ fn export_weights(model: &MultiTaskModel, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn adam(cfg: &RunConfig) -> Adam {
-    let t = &cfg.train;
-    Adam::new(AdamParams {
-        kind: t.optimizer,
-        beta1: t.beta1,
-        beta2: t.beta2,
-        eps: t.eps,
-        weight_decay: t.weight_decay,
-    })
+/// The benchmark's batches: full batches of the train split in a seeded order per epoch, the
+/// first field's ids spread over its whole table when the table is enlarged.
+struct BenchBatches<'a> {
+    ds: &'a Dataset,
+    rows: Vec<u32>,
+    batch: usize,
+    first_table_rows: Option<usize>,
+}
+
+impl BatchSource for BenchBatches<'_> {
+    fn epoch(&self, epoch: usize) -> crossdistil_train::Result<BoxedBatches<'_>> {
+        let (size, big, fields) = (self.batch, self.first_table_rows, self.ds.sparse.len());
+        let order = Order::Shuffled(epoch as u64 + 7);
+        let batches = Batches::new(self.ds, &self.rows, size, order)
+            .filter(move |b| b.size() == size)
+            .map(move |mut batch| {
+                if let Some(big) = big {
+                    for r in 0..batch.size() {
+                        batch.sparse[r * fields] = spread(batch.sparse[r * fields], big);
+                    }
+                }
+                Ok(batch)
+            });
+        Ok(Box::new(batches))
+    }
+}
+
+/// Times windows of `window` steps after `warmup` steps, and stops after the last window.
+struct Windows {
+    warmup: usize,
+    window: usize,
+    total: usize,
+    start: Instant,
+    rows: usize,
+    rates: Vec<f64>,
+}
+
+impl Hooks for Windows {
+    fn after_step(
+        &mut self,
+        trainer: &mut Trainer,
+        batch: &Batch,
+        _: &LossParts,
+    ) -> crossdistil_train::Result<Control> {
+        let step = trainer.step_count() as usize;
+        if step == self.warmup {
+            self.start = Instant::now();
+            self.rows = 0;
+        } else if step > self.warmup {
+            self.rows += batch.size();
+            if (step - self.warmup).is_multiple_of(self.window) {
+                self.rates
+                    .push(self.rows as f64 / self.start.elapsed().as_secs_f64());
+                self.start = Instant::now();
+                self.rows = 0;
+            }
+        }
+        Ok(if step < self.total {
+            Control::Continue
+        } else {
+            Control::Stop
+        })
+    }
 }
 
 /// One child run: train for the warm-up and the timed windows, then time evaluation.
 pub fn run_child(a: &RunArgs) -> anyhow::Result<Measurement> {
     crossdistil_train::alloc::tune_allocator();
     let ds = Dataset::load(&a.data)?;
-    let Built {
-        cfg,
-        mut model,
-        tasks,
-        weights,
-    } = build(a, &ds)?;
+    let (cfg, built) = build(a, &ds)?;
     if let Some(p) = &a.export_init {
-        export_weights(&model, p)?;
+        export_weights(&built.model, p)?;
     }
     if a.windows == 0 {
         return Ok(Measurement {
@@ -292,52 +310,31 @@ pub fn run_child(a: &RunArgs) -> anyhow::Result<Measurement> {
             peak_rss_mib: 0.0,
         });
     }
-    let mut opt = adam(&cfg);
-    let setup = setup(&cfg, &tasks, &weights, &ds);
-    let train_rows = ds.split_rows(Split::Train);
-    let ns = ds.sparse.len();
-    let total_steps = a.warmup_steps + a.window_steps * a.windows;
-    let mut step = 0usize;
-    let mut windows = Vec::with_capacity(a.windows);
-    let mut window_start = Instant::now();
-    let mut window_rows = 0usize;
-    let mut epoch = 0;
-    while step < total_steps {
-        let mut rngs = worker_rngs(cfg.train.seed, epoch, a.workers);
-        let batches = Batches::new(&ds, &train_rows, a.batch, Order::Shuffled(epoch as u64 + 7));
-        for_each_prefetched(batches, |mut batch: Batch| {
-            if batch.size() < a.batch {
-                return Ok(true);
-            }
-            if let Some(big) = a.first_table_rows {
-                for r in 0..batch.size() {
-                    batch.sparse[r * ns] = spread(batch.sparse[r * ns], big);
-                }
-            }
-            train_step(
-                &mut model,
-                &mut opt,
-                &batch,
-                &setup,
-                step as u64 + 1,
-                &mut rngs,
-            )?;
-            step += 1;
-            if step == a.warmup_steps {
-                window_start = Instant::now();
-                window_rows = 0;
-            } else if step > a.warmup_steps {
-                window_rows += batch.size();
-                if (step - a.warmup_steps).is_multiple_of(a.window_steps) {
-                    windows.push(window_rows as f64 / window_start.elapsed().as_secs_f64());
-                    window_start = Instant::now();
-                    window_rows = 0;
-                }
-            }
-            Ok(step < total_steps)
-        })?;
-        epoch += 1;
+    let source = BenchBatches {
+        ds: &ds,
+        rows: ds.split_rows(Split::Train),
+        batch: a.batch,
+        first_table_rows: a.first_table_rows,
+    };
+    if source.rows.len() < a.batch {
+        bail!(
+            "{}: fewer train rows than one batch of {}",
+            a.data.display(),
+            a.batch
+        );
     }
+    let mut windows = Windows {
+        warmup: a.warmup_steps,
+        window: a.window_steps,
+        total: a.warmup_steps + a.window_steps * a.windows,
+        start: Instant::now(),
+        rows: 0,
+        rates: Vec::with_capacity(a.windows),
+    };
+    let mut trainer = Trainer::new(built.model, &cfg, built.tasks, ds.tasks());
+    trainer.fit(&source, 0..usize::MAX, &mut windows)?;
+    let model = trainer.into_model();
+    let windows = windows.rates;
     let mut eval_rows: Vec<u32> = ds.split_rows(Split::Valid);
     eval_rows.extend(ds.split_rows(Split::Test));
     // The table-size sweep measures training steps only (its ids are remapped per batch).
@@ -380,12 +377,7 @@ pub struct Parity {
 /// returns the loss of the batch before and after it.
 pub fn parity_child(a: &RunArgs, dir: &Path) -> anyhow::Result<Parity> {
     let ds = Dataset::load(&a.data)?;
-    let Built {
-        cfg,
-        mut model,
-        tasks,
-        weights,
-    } = build(a, &ds)?;
+    let (cfg, BuiltModel { model, tasks, .. }) = build(a, &ds)?;
     std::fs::create_dir_all(dir)?;
     export_weights(&model, &dir.join("init.safetensors"))?;
     let rows = ds.split_rows(Split::Train);
@@ -406,11 +398,9 @@ pub fn parity_child(a: &RunArgs, dir: &Path) -> anyhow::Result<Parity> {
         Tensor::from_slice(&labels, (b, tasks.len()), &Device::Cpu)?,
     );
     save_tensors(&dir.join("batch.safetensors"), &t)?;
-    let setup = setup(&cfg, &tasks, &weights, &ds);
-    let mut rngs = worker_rngs(cfg.train.seed, 0, 1);
-    let mut opt = adam(&cfg);
-    let before = train_step(&mut model, &mut opt, &batch, &setup, 1, &mut rngs)?;
-    let after = gradients(&model, &batch, &setup, 2, &mut rngs)?;
+    let mut trainer = Trainer::new(model, &cfg, tasks, ds.tasks());
+    let before = trainer.step(&batch)?;
+    let after = trainer.gradients(&batch)?;
     Ok(Parity {
         loss_before: before.total,
         loss_after: after.parts.total,

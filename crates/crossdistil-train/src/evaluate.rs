@@ -6,7 +6,10 @@ use crossdistil_data::Dataset;
 use crossdistil_metrics as m;
 use serde::{Deserialize, Serialize};
 
-use crate::predict::Predictions;
+use crossdistil_model::MultiTaskModel;
+
+use crate::error::Result;
+use crate::predict::{Predictions, predict_all_on};
 
 /// Bins of the expected calibration error.
 pub const ECE_BINS: usize = 15;
@@ -163,4 +166,17 @@ pub fn table(title: &str, order: &[String], metrics: &SplitMetrics) -> String {
     }
     let _ = writeln!(s, "  mean AUC {:.4}", metrics.mean_auc);
     s
+}
+
+/// The model's metrics on `rows`, predicted on `threads` threads.
+pub fn evaluate_model(
+    model: &MultiTaskModel,
+    ds: &Dataset,
+    rows: &[u32],
+    tasks: &[usize],
+    batch_size: usize,
+    threads: usize,
+) -> Result<SplitMetrics> {
+    let pred = predict_all_on(model, ds, rows, batch_size, threads)?;
+    Ok(evaluate(ds, rows, tasks, &pred)?)
 }

@@ -5,27 +5,25 @@ use std::path::Path;
 use std::time::Instant;
 
 use candle_core::Tensor;
-use crossdistil_data::{Batches, Dataset, Order, Split};
+use crossdistil_data::{Batch, Dataset, InputSchema, Split};
 use crossdistil_loss::calibration::fit_platt;
 use crossdistil_model::MultiTaskModel;
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
 use crate::config::{RunConfig, TrainSettings};
 use crate::distill::CalibratorFit;
 use crate::divergence::{DivergenceGuard, check_parameters};
 use crate::error::{Result, TrainError};
-use crate::evaluate::{SplitMetrics, evaluate};
-use crate::optim::{Adam, AdamParams};
+use crate::evaluate::{SplitMetrics, evaluate_model};
+use crate::optimizer::model_tensors;
 use crate::predict::{Predictions, predict_all_on};
-use crate::prefetch::for_each_prefetched;
 use crate::report::Report;
 use crate::run::{
     RunDir, RunFolder, TrainState, load_tensors, read_verified_config, read_verified_encoders,
 };
+use crate::step::LossParts;
 pub use crate::step::label_rows;
-use crate::step::{LossParts, StepSetup, train_step};
+use crate::trainer::{BatchSource, Control, Hooks, ShuffledRows, Trainer};
 
 /// How to run the loop.
 #[derive(Debug, Clone, Default)]
@@ -40,58 +38,35 @@ pub struct FitOptions {
     pub stop_after_epochs: Option<usize>,
 }
 
-/// A model with its data-side bookkeeping: the data set's label indices of its tasks.
-pub struct Trained {
+/// A model built for a data set: the model and the data set's label columns of its tasks.
+pub struct BuiltModel {
+    /// The model, with fresh weights.
     pub model: MultiTaskModel,
+    /// The data set's label indices of the model's tasks, in task order.
     pub tasks: Vec<usize>,
+    /// The tasks' names, in task order.
     pub task_names: Vec<String>,
 }
 
-/// A seed per (run seed, epoch, purpose): shuffles and dropout of each epoch come from their own
-/// streams, so a resumed run sees the same ones.
-pub fn stream_seed(seed: u64, epoch: usize, purpose: u64) -> u64 {
-    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ (epoch as u64 + 1).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
-        ^ purpose
-}
-
-/// The random streams of an epoch's workers: worker 0 draws from the epoch's stream (so one
-/// worker is the plain loop), worker `k` from ChaCha8 stream `k` of the same seed.
-pub fn worker_rngs(seed: u64, epoch: usize, workers: usize) -> Vec<ChaCha8Rng> {
-    (0..workers.max(1))
-        .map(|k| {
-            let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(seed, epoch, 2));
-            if k > 0 {
-                rng.set_stream(k as u64);
-            }
-            rng
-        })
-        .collect()
-}
-
 /// Builds the model a configuration describes, for a loaded data set.
-pub fn build_model(cfg: &RunConfig, ds: &Dataset) -> Result<Trained> {
+pub fn build_model(cfg: &RunConfig, ds: &Dataset) -> Result<BuiltModel> {
+    build_model_for(cfg, ds, &ds.input_schema())
+}
+
+/// [`build_model`] with the features of `schema` instead of the data set's own (larger tables,
+/// for instance).
+pub fn build_model_for(cfg: &RunConfig, ds: &Dataset, schema: &InputSchema) -> Result<BuiltModel> {
     let tasks = cfg.task_indices(ds)?;
     let task_names = tasks.iter().map(|&t| ds.labels[t].name.clone()).collect();
-    let mut model =
-        MultiTaskModel::new(&cfg.model, &ds.input_schema(), tasks.len(), cfg.train.seed)?;
+    let mut model = MultiTaskModel::new(&cfg.model, schema, tasks.len(), cfg.train.seed)?;
     if cfg.distill.needs_teachers() {
         model = model.with_teachers(&cfg.distill.teacher, cfg.train.seed)?;
     }
-    Ok(Trained {
+    Ok(BuiltModel {
         model,
         tasks,
         task_names,
     })
-}
-
-fn model_tensors(
-    t: &std::collections::HashMap<String, Tensor>,
-) -> std::collections::HashMap<String, Tensor> {
-    t.iter()
-        .filter(|(k, _)| !k.starts_with("adam."))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
 }
 
 /// Loads the weights of a checkpoint into a model built from the same configuration.
@@ -142,35 +117,29 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
         Some(encoders) => Dataset::load_with(data_dir, encoders)?,
         None => Dataset::load(data_dir)?,
     };
-    let Trained {
-        mut model,
+    let BuiltModel {
+        model,
         tasks,
         task_names,
     } = build_model(&cfg, &ds)?;
     let mut resolved = cfg.clone();
     resolved.tasks = task_names.clone();
-    let weights = resolved.task_weights(tasks.len());
     let t = &cfg.train;
-    let mut adam = Adam::new(AdamParams {
-        kind: t.optimizer,
-        beta1: t.beta1,
-        beta2: t.beta2,
-        eps: t.eps,
-        weight_decay: t.weight_decay,
-    });
-    let mut folder = match (folder.take(), new_lock) {
+    let mut trainer = Trainer::new(model, &cfg, tasks.clone(), ds.tasks());
+    let folder = match (folder.take(), new_lock) {
         (Some(f), _) => f,
         (None, Some(lock)) => RunFolder::create(lock, out, &resolved, &ds.encoders)?,
         (None, None) => unreachable!("a folder is either resumed or created"),
     };
-    let mut state = folder.manifest().state.clone();
+    let state = folder.manifest().state.clone();
     if resume {
         if let Some(tensors) = folder.load_last()? {
             let path = run
                 .dir
                 .join(&folder.manifest().last.as_ref().expect("loaded").file);
-            set_weights(&mut model, &tensors, &path)?;
-            adam.load_tensors(&tensors, state.step)?;
+            trainer
+                .restore(&tensors, state.step)
+                .map_err(|e| TrainError::run(&path, format!("does not fit the model: {e}")))?;
         }
         tracing::info!(
             epochs_done = state.epochs_done,
@@ -181,15 +150,8 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
         );
     }
 
-    let train_rows = ds.split_rows(Split::Train);
     let valid_rows = ds.split_rows(Split::Valid);
-    let setup = StepSetup {
-        cfg: &cfg,
-        tasks: &tasks,
-        n_labels: ds.tasks(),
-        weights: &weights,
-    };
-    let header = metrics_header(&task_names, model.has_teachers());
+    let header = metrics_header(&task_names, trainer.model().has_teachers());
     let validations = Validations {
         header: &header,
         task_names: &task_names,
@@ -200,87 +162,28 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
         started: Instant::now(),
         seconds_before: state.train_seconds,
     };
-    let mut epochs_this_call = 0;
-    let mut guard = DivergenceGuard::new(t.divergence_factor, state.early_loss);
-
-    while state.epochs_done < t.epochs && !state.stopped_early {
-        let epoch = state.epochs_done;
-        let mut rngs = worker_rngs(t.seed, epoch, t.workers);
-        let batches = Batches::new(
-            &ds,
-            &train_rows,
-            t.batch_size,
-            Order::Shuffled(stream_seed(t.seed, epoch, 1)),
-        );
-        let bar = progress_bar(opts.progress, batches.len() as u64, epoch + 1, t.epochs);
-        let epoch_start = Instant::now();
-        let mut parts = EpochParts::new(tasks.len());
-        guard.start_epoch(batches.len());
-        for_each_prefetched(batches, |batch| {
-            let step_parts = train_step(
-                &mut model,
-                &mut adam,
-                &batch,
-                &setup,
-                state.step + 1,
-                &mut rngs,
-            )?;
-            parts.add(&step_parts);
-            state.step += 1;
-            guard.observe(step_parts.total, state.step)?;
-            state.early_loss = guard.early();
-            state.rows_seen += batch.size() as u64;
-            bar.inc(1);
-            bar.set_message(format!(
-                "loss {:.4}  {:.0} rows/s",
-                parts.mean(parts.total),
-                (parts.n * t.batch_size) as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9)
-            ));
-            if t.eval_every > 0 && state.step % t.eval_every as u64 == 0 {
-                validations.run(&mut folder, &model, &adam, &mut state, epoch, &parts)?;
-                if state.stopped_early {
-                    return Ok(false);
-                }
-            }
-            Ok(true)
-        })?;
-        bar.finish_and_clear();
-        if state.stopped_early {
-            break;
-        }
-        state.epochs_done += 1;
-        epochs_this_call += 1;
-        if model.has_teachers() && cfg.distill.calibrator == CalibratorFit::RefitValid {
-            refit_calibrators(
-                &model,
-                &ds,
-                &valid_rows,
-                &tasks,
-                &validations.predict(&model, &valid_rows)?,
-            )?;
-        }
-        let m = validations.run(&mut folder, &model, &adam, &mut state, epoch + 1, &parts)?;
-        let train_loss = parts.mean(parts.total);
-        tracing::info!(
-            epoch = epoch + 1,
-            train_loss,
-            valid_mean_auc = m.mean_auc,
-            seconds = epoch_start.elapsed().as_secs_f64(),
-            "epoch done"
-        );
-        let mut last = model.save_tensors()?;
-        last.extend(adam.save_tensors()?);
-        folder.commit(&state, Some(&last))?;
-        if opts
-            .stop_after_epochs
-            .is_some_and(|n| epochs_this_call >= n)
-        {
-            return Err(TrainError::run(
-                out,
-                format!("stopped after {epochs_this_call} epochs as asked"),
-            ));
-        }
+    let source = ShuffledRows::new(&ds, ds.split_rows(Split::Train), t.batch_size, t.seed);
+    let mut hooks = RunHooks {
+        guard: DivergenceGuard::new(t.divergence_factor, state.early_loss),
+        folder,
+        state,
+        validations: &validations,
+        refit_calibrators: cfg.distill.calibrator == CalibratorFit::RefitValid,
+        opts,
+        out,
+        batches: source.batches_per_epoch().unwrap_or(0),
+        bar: ProgressBar::hidden(),
+        parts: EpochParts::new(tasks.len()),
+        epoch_start: Instant::now(),
+        epochs_this_call: 0,
+    };
+    if !hooks.state.stopped_early {
+        let first = hooks.state.epochs_done;
+        trainer.fit(&source, first..t.epochs.max(first), &mut hooks)?;
     }
+    let RunHooks {
+        mut folder, state, ..
+    } = hooks;
     if state != folder.manifest().state {
         // Early stopping within an epoch, or no epoch to train: the final state (and a best
         // checkpoint written since the last commit) is committed without a new last one.
@@ -296,6 +199,7 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
     let tensors = folder
         .load_best()?
         .expect("the manifest names a best checkpoint");
+    let mut model = trainer.into_model();
     set_weights(&mut model, &tensors, &run.dir.join(&best.file))?;
     drop(tensors);
     let test_rows = ds.split_rows(Split::Test);
@@ -304,6 +208,110 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
     let report = Report::new(&ds, &resolved, &task_names, valid, test, &state);
     folder.finish(&report)?;
     Ok(report)
+}
+
+/// What `fit` runs around the trainer's steps: the divergence guard, the progress bar,
+/// validations (every `eval_every` steps and after every epoch) with the best checkpoint and
+/// early stopping, the calibrators' refit, and the commit of each epoch.
+struct RunHooks<'a> {
+    folder: RunFolder,
+    state: TrainState,
+    guard: DivergenceGuard,
+    validations: &'a Validations<'a>,
+    refit_calibrators: bool,
+    opts: &'a FitOptions,
+    out: &'a Path,
+    /// Batches per epoch, for the progress bar.
+    batches: usize,
+    bar: ProgressBar,
+    parts: EpochParts,
+    epoch_start: Instant,
+    epochs_this_call: usize,
+}
+
+impl Hooks for RunHooks<'_> {
+    fn before_epoch(&mut self, trainer: &Trainer, epoch: usize) -> Result<()> {
+        let t = self.validations.cfg;
+        self.bar = progress_bar(self.opts.progress, self.batches as u64, epoch + 1, t.epochs);
+        self.epoch_start = Instant::now();
+        self.parts = EpochParts::new(trainer.model().n_tasks());
+        self.guard.start_epoch(self.batches);
+        Ok(())
+    }
+
+    fn after_step(
+        &mut self,
+        trainer: &mut Trainer,
+        batch: &Batch,
+        loss: &LossParts,
+    ) -> Result<Control> {
+        let t = self.validations.cfg;
+        let state = &mut self.state;
+        self.parts.add(loss);
+        state.step = trainer.step_count();
+        self.guard.observe(loss.total, state.step)?;
+        state.early_loss = self.guard.early();
+        state.rows_seen += batch.size() as u64;
+        self.bar.inc(1);
+        self.bar.set_message(format!(
+            "loss {:.4}  {:.0} rows/s",
+            self.parts.mean(self.parts.total),
+            (self.parts.n * t.batch_size) as f64
+                / self.epoch_start.elapsed().as_secs_f64().max(1e-9)
+        ));
+        if t.eval_every > 0 && state.step % t.eval_every as u64 == 0 {
+            let epoch = state.epochs_done;
+            self.validations
+                .run(&mut self.folder, trainer, state, epoch, &self.parts)?;
+            if state.stopped_early {
+                self.bar.finish_and_clear();
+                return Ok(Control::Stop);
+            }
+        }
+        Ok(Control::Continue)
+    }
+
+    fn after_epoch(&mut self, trainer: &mut Trainer, epoch: usize) -> Result<Control> {
+        self.bar.finish_and_clear();
+        self.state.epochs_done += 1;
+        self.epochs_this_call += 1;
+        let v = self.validations;
+        if self.refit_calibrators && trainer.model().has_teachers() {
+            let pred = v.predict(trainer.model(), v.rows)?;
+            refit_calibrators(trainer.model(), v.ds, v.rows, v.tasks, &pred)?;
+        }
+        let m = v.run(
+            &mut self.folder,
+            trainer,
+            &mut self.state,
+            epoch + 1,
+            &self.parts,
+        )?;
+        tracing::info!(
+            epoch = epoch + 1,
+            train_loss = self.parts.mean(self.parts.total),
+            valid_mean_auc = m.mean_auc,
+            seconds = self.epoch_start.elapsed().as_secs_f64(),
+            "epoch done"
+        );
+        self.folder
+            .commit(&self.state, Some(&trainer.checkpoint()?))?;
+        if self
+            .opts
+            .stop_after_epochs
+            .is_some_and(|n| self.epochs_this_call >= n)
+        {
+            return Err(TrainError::run(
+                self.out,
+                format!("stopped after {} epochs as asked", self.epochs_this_call),
+            ));
+        }
+        Ok(if self.state.stopped_early {
+            Control::Stop
+        } else {
+            Control::Continue
+        })
+    }
 }
 
 /// Refuses to resume the run in `run` (saved configuration `saved`) with a configuration that
@@ -337,19 +345,6 @@ fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) -> ProgressBa
         .progress_chars("=> "),
     );
     bar
-}
-
-/// The model's metrics on `rows`, predicted on `threads` threads.
-pub fn validate(
-    model: &MultiTaskModel,
-    ds: &Dataset,
-    rows: &[u32],
-    tasks: &[usize],
-    batch_size: usize,
-    threads: usize,
-) -> Result<SplitMetrics> {
-    let pred = predict_all_on(model, ds, rows, batch_size, threads)?;
-    Ok(evaluate(ds, rows, tasks, &pred)?)
 }
 
 /// Refits every calibrator by maximum-likelihood Platt scaling on the teacher scores of `rows`
@@ -478,7 +473,7 @@ impl Validations<'_> {
     /// The model's metrics on `rows`.
     fn metrics(&self, model: &MultiTaskModel, rows: &[u32]) -> Result<SplitMetrics> {
         let t = self.cfg;
-        validate(
+        evaluate_model(
             model,
             self.ds,
             rows,
@@ -493,13 +488,13 @@ impl Validations<'_> {
     fn run(
         &self,
         folder: &mut RunFolder,
-        model: &MultiTaskModel,
-        adam: &Adam,
+        trainer: &Trainer,
         state: &mut TrainState,
         epoch: usize,
         parts: &EpochParts,
     ) -> Result<SplitMetrics> {
         let t = self.cfg;
+        let model = trainer.model();
         check_parameters(model, state.step)?;
         let m = self.metrics(model, self.rows)?;
         state.train_seconds = self.seconds_before + self.started.elapsed().as_secs_f64();
@@ -511,8 +506,7 @@ impl Validations<'_> {
             epoch,
             parts,
             &m,
-            model,
-            adam,
+            trainer,
             t.patience,
         )?;
         Ok(m)
@@ -529,8 +523,7 @@ fn record(
     epoch: usize,
     parts: &EpochParts,
     m: &SplitMetrics,
-    model: &MultiTaskModel,
-    adam: &Adam,
+    trainer: &Trainer,
     patience: usize,
 ) -> Result<()> {
     let f = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
@@ -569,9 +562,7 @@ fn record(
         state.best_epoch = Some(epoch);
         state.best_step = Some(state.step);
         state.since_best = 0;
-        let mut best = model.save_tensors()?;
-        best.extend(adam.save_tensors()?);
-        folder.save_best(&best)?;
+        folder.save_best(&trainer.checkpoint()?)?;
     } else {
         state.since_best += 1;
         if patience > 0 && state.since_best >= patience {

@@ -20,6 +20,7 @@ use crossdistil_model::AdamConfig;
 use crossdistil_model::cpu_data::with_rows;
 use crossdistil_model::sparse_optim::AdamStep;
 
+use crate::optimizer::OPTIMIZER_PREFIX;
 use crate::parallel::for_each_balanced;
 use serde::{Deserialize, Serialize};
 
@@ -133,7 +134,7 @@ impl Adam {
     }
 
     /// One step over flat f32 gradients: `grads[i]` (row-major, `None` for none) belongs to
-    /// `vars[i]` and is multiplied by `scale` first (gradient clipping). Every parameter must be
+    /// `vars[i]`, which learns at rate `lrs[i]`, and is multiplied by `scale` first (gradient clipping). Every parameter must be
     /// a contiguous f32 tensor (those of the models are). The parameters are split by size over
     /// `threads` threads; each is updated in place with its moments, as in
     /// [`Adam::step_with`], with the same result for any `threads`.
@@ -142,21 +143,22 @@ impl Adam {
         vars: &[(String, Var)],
         grads: Vec<Option<Vec<f32>>>,
         scale: f32,
-        lr_of: impl Fn(&str) -> f64,
+        lrs: &[f64],
         threads: usize,
     ) -> Result<()> {
-        if grads.len() != vars.len() {
+        if grads.len() != vars.len() || lrs.len() != vars.len() {
             candle_core::bail!(
-                "adam: {} gradients for {} parameters",
+                "adam: {} gradients and {} learning rates for {} parameters",
                 grads.len(),
+                lrs.len(),
                 vars.len()
             );
         }
         self.step += 1;
         let mut jobs = Vec::with_capacity(vars.len());
-        for ((name, var), g) in vars.iter().zip(grads) {
+        for (((name, var), g), &lr) in vars.iter().zip(grads).zip(lrs) {
             if let Some(g) = g {
-                jobs.push(self.job(name, var, g, lr_of(name))?);
+                jobs.push(self.job(name, var, g, lr)?);
             }
         }
         for_each_balanced(&mut jobs, |j| j.g.len(), threads, |j| j.run(scale))
@@ -205,8 +207,8 @@ impl Adam {
         let mut out = HashMap::new();
         for (name, (m, v)) in &self.moments {
             // Copies: the moments change in place at the next step.
-            out.insert(format!("adam.m.{name}"), m.copy()?);
-            out.insert(format!("adam.v.{name}"), v.copy()?);
+            out.insert(format!("{OPTIMIZER_PREFIX}m.{name}"), m.copy()?);
+            out.insert(format!("{OPTIMIZER_PREFIX}v.{name}"), v.copy()?);
         }
         Ok(out)
     }
@@ -215,10 +217,17 @@ impl Adam {
     pub fn load_tensors(&mut self, tensors: &HashMap<String, Tensor>, step: u64) -> Result<()> {
         self.moments.clear();
         for (key, m) in tensors {
-            if let Some(name) = key.strip_prefix("adam.m.") {
-                let v = tensors.get(&format!("adam.v.{name}")).ok_or_else(|| {
-                    candle_core::Error::Msg(format!("checkpoint lacks adam.v.{name}"))
-                })?;
+            if let Some(name) = key
+                .strip_prefix(OPTIMIZER_PREFIX)
+                .and_then(|k| k.strip_prefix("m."))
+            {
+                let v = tensors
+                    .get(&format!("{OPTIMIZER_PREFIX}v.{name}"))
+                    .ok_or_else(|| {
+                        candle_core::Error::Msg(format!(
+                            "checkpoint lacks {OPTIMIZER_PREFIX}v.{name}"
+                        ))
+                    })?;
                 // Copies: the moments change in place, the checkpoint's tensors must not.
                 self.moments
                     .insert(name.to_string(), (m.copy()?, v.copy()?));
@@ -514,7 +523,8 @@ mod tests {
                 for _ in 0..3 {
                     let g = sum_grads(&vars, &stores(&vars), threads).unwrap();
                     assert!(g[2].is_none());
-                    opt.step_flat(&vars, g, 0.5, lr_of, threads).unwrap();
+                    let lrs: Vec<f64> = vars.iter().map(|(n, _)| lr_of(n)).collect();
+                    opt.step_flat(&vars, g, 0.5, &lrs, threads).unwrap();
                 }
                 for ((n, a), (_, b)) in vars.iter().zip(&reference) {
                     let (a, b) = (

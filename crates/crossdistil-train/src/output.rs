@@ -10,8 +10,8 @@ use parquet::arrow::ArrowWriter;
 
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
-use crate::evaluate::SplitMetrics;
-use crate::fit::{Trained, build_model, set_weights, validate};
+use crate::evaluate::{SplitMetrics, evaluate_model};
+use crate::fit::{BuiltModel, build_model, set_weights};
 use crate::predict::predict;
 use crate::run::{RunDir, load_verified, read_verified_config, read_verified_encoders};
 
@@ -19,7 +19,7 @@ use crate::run::{RunDir, load_verified, read_verified_config, read_verified_enco
 pub struct OpenRun {
     pub config: RunConfig,
     pub ds: Dataset,
-    pub trained: Trained,
+    pub trained: BuiltModel,
 }
 
 /// Opens `run` (its config, encoders and best checkpoint, as its manifest names them, each
@@ -68,7 +68,7 @@ impl OpenRun {
     /// Metrics on one split.
     pub fn evaluate(&self, split: Split) -> Result<SplitMetrics> {
         let rows = self.ds.split_rows(split);
-        validate(
+        evaluate_model(
             &self.trained.model,
             &self.ds,
             &rows,

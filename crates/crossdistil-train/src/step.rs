@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
 use crate::objective::objective;
-use crate::optim::{Adam, clip_factor, flat_sq_norm, sum_grads};
+use crate::optim::sum_grads;
 
 /// What a step needs besides the model and the batch.
 pub struct StepSetup<'a> {
@@ -220,51 +220,36 @@ pub fn gradients(
     })
 }
 
-/// One optimiser step on `batch`: the workers' gradients ([`gradients`]), clipping over the
-/// dense and the table gradients together, the dense Adam update, then the row-wise update of
-/// the tables. After the workers' backward passes, the sums of their dense gradients, the
-/// dense update and the table update are each split over the workers' threads.
-pub fn train_step(
-    model: &mut MultiTaskModel,
-    adam: &mut Adam,
+/// The summed gradient of one step, as the optimiser takes it: the dense gradients, flat and in
+/// the order of `model.params().vars()` (`None`: no gradient), the tables' gradient rows, and
+/// the loss parts.
+pub struct FlatGradients {
+    pub dense: Vec<Option<Vec<f32>>>,
+    pub sparse: SparseGrads,
+    pub parts: LossParts,
+}
+
+/// The workers' gradients of `batch` ([`gradients`] without putting the sums back into a
+/// store). After the workers' backward passes, the sums of their dense gradients are split
+/// over the workers' threads.
+pub fn flat_gradients(
+    model: &MultiTaskModel,
     batch: &Batch,
     setup: &StepSetup<'_>,
     step: u64,
     rngs: &mut [ChaCha8Rng],
-) -> Result<LossParts> {
-    let t = &setup.cfg.train;
+) -> Result<FlatGradients> {
     let threads = rngs.len();
     let Summed {
         dense,
-        mut sparse,
+        sparse,
         parts,
     } = summed(shares(model, batch, setup, step, rngs)?);
     let vars = model.params().vars();
-    let grads = sum_grads(&vars, &dense, threads)?;
-    drop(dense);
-    let mut scale = 1.0;
-    if t.grad_clip > 0.0 {
-        // One norm over the dense and the table gradients together.
-        scale = clip_factor(flat_sq_norm(&grads) + sparse.sq_norm(), t.grad_clip) as f32;
-        if scale != 1.0 {
-            sparse.scale(scale);
-        }
-    }
-    let cal_lr = setup.cfg.distill.calibrator_lr;
-    let lr_of = |name: &str| {
-        if name.starts_with("calibrator") {
-            cal_lr
-        } else {
-            t.lr
-        }
-    };
-    adam.step_flat(&vars, grads, scale, lr_of, threads)?;
-    model.input_mut().update_on(
-        &sparse,
-        &t.sparse_optimizer,
-        t.embedding_lr.unwrap_or(t.lr),
-        step,
-        threads,
-    )?;
-    Ok(parts)
+    let dense = sum_grads(&vars, &dense, threads)?;
+    Ok(FlatGradients {
+        dense,
+        sparse,
+        parts,
+    })
 }

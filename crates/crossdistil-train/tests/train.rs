@@ -5,7 +5,7 @@ use std::path::Path;
 use crossdistil_data::prepare::{PrepareOptions, synthetic};
 use crossdistil_data::split::SplitFractions;
 use crossdistil_data::{Batch, Dataset, GatherBatch, Split};
-use crossdistil_train::fit::Trained;
+use crossdistil_train::fit::BuiltModel;
 use crossdistil_train::step::StepSetup;
 use crossdistil_train::{FitOptions, RunConfig, TrainError, fit, output};
 
@@ -362,7 +362,7 @@ fn first_batch(dir: &Path, n: usize) -> (Dataset, Batch) {
 /// What a step of `trained` (built from `cfg` on `ds`) needs, with the task weights `weights`.
 fn step_setup<'a>(
     cfg: &'a RunConfig,
-    trained: &'a Trained,
+    trained: &'a BuiltModel,
     ds: &Dataset,
     weights: &'a [f32],
 ) -> StepSetup<'a> {
@@ -529,26 +529,19 @@ fn validates_every_n_steps_within_an_epoch() {
 /// parameters and the table rows a hundredth as far as without clipping, if at all.
 #[test]
 fn clipping_scales_the_dense_and_the_table_step() {
+    use crossdistil_train::Trainer;
     use crossdistil_train::fit::build_model;
-    use crossdistil_train::optim::{Adam, AdamParams};
-    use crossdistil_train::step::train_step;
-    use rand::SeedableRng;
-    use rand_chacha::ChaCha8Rng;
 
     let tmp = tempfile::tempdir().unwrap();
     let (ds, batch) = first_batch(tmp.path(), 256);
     // The largest move of a dense parameter and of a table, over one step.
     let moves = |clip: &str| -> (f32, f32) {
-        let cfg = config(&format!("{SMALL}grad_clip = {clip}\n"));
+        let cfg = config(&format!("{SMALL}grad_clip = {clip}\nworkers = 2\n"));
         let trained = build_model(&cfg, &ds).unwrap();
-        let weights = cfg.task_weights(trained.tasks.len());
-        let setup = step_setup(&cfg, &trained, &ds, &weights);
-        let mut model = trained.model.clone();
-        let before = model.save_tensors().unwrap();
-        let mut rngs: Vec<ChaCha8Rng> = (0..2).map(ChaCha8Rng::seed_from_u64).collect();
-        let mut adam = Adam::new(AdamParams::default());
-        train_step(&mut model, &mut adam, &batch, &setup, 1, &mut rngs).unwrap();
-        let after = model.save_tensors().unwrap();
+        let before = trained.model.save_tensors().unwrap();
+        let mut trainer = Trainer::new(trained.model, &cfg, trained.tasks, ds.tasks());
+        trainer.step(&batch).unwrap();
+        let after = trainer.model().save_tensors().unwrap();
         let (mut dense, mut table) = (0.0f32, 0.0f32);
         for (name, b) in &before {
             if name.starts_with("input.") && !name.ends_with(".weight") {
