@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, anyhow};
+use crate::error::{ExperimentError, Result};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
@@ -15,8 +15,8 @@ const FONTS: [&str; 3] = [
 ];
 
 /// Registers a sans-serif font once; an error when none is found.
-pub(crate) fn init_font() -> anyhow::Result<()> {
-    static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+pub(crate) fn init_font() -> Result<()> {
+    static DONE: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
     DONE.get_or_init(|| {
         let mut paths: Vec<String> = std::env::var("CROSSDISTIL_FONT").into_iter().collect();
         paths.extend(FONTS.iter().map(|s| s.to_string()));
@@ -34,7 +34,7 @@ pub(crate) fn init_font() -> anyhow::Result<()> {
         ))
     })
     .clone()
-    .map_err(|e| anyhow!(e))
+    .map_err(ExperimentError::Plot)
 }
 
 const COLORS: [RGBColor; 8] = [
@@ -55,7 +55,7 @@ pub(crate) fn lines(
     x_label: &str,
     y_label: &str,
     series: &[(String, Vec<(f64, f64)>)],
-) -> anyhow::Result<()> {
+) -> Result<()> {
     init_font()?;
     let pts = series.iter().flat_map(|(_, p)| p.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
@@ -85,7 +85,7 @@ pub(crate) fn lines(
         .draw()?;
     draw_series(&mut chart, series, SeriesLabelPosition::LowerRight)?;
     root.present()
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        .map_err(|e| ExperimentError::Plot(format!("cannot write {}: {e}", path.display())))?;
     Ok(())
 }
 
@@ -95,7 +95,7 @@ pub(crate) fn reliability(
     path: &Path,
     title: &str,
     series: &[(String, Vec<(f64, f64)>)],
-) -> anyhow::Result<()> {
+) -> Result<()> {
     init_font()?;
     let root = BitMapBackend::new(path, (640, 640)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -116,7 +116,7 @@ pub(crate) fn reliability(
     ))?;
     draw_series(&mut chart, series, SeriesLabelPosition::UpperLeft)?;
     root.present()
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        .map_err(|e| ExperimentError::Plot(format!("cannot write {}: {e}", path.display())))?;
     Ok(())
 }
 
@@ -125,17 +125,17 @@ fn draw_series<'a>(
     chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
     series: &[(String, Vec<(f64, f64)>)],
     legend: SeriesLabelPosition,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     for (i, (label, p)) in series.iter().enumerate() {
         let c = COLORS[i % COLORS.len()];
         chart
             .draw_series(LineSeries::new(p.iter().copied(), c.stroke_width(2)))
-            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .map_err(|e| ExperimentError::Plot(e.to_string()))?
             .label(label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
         chart
             .draw_series(p.iter().map(|&pt| Circle::new(pt, 3, c.filled())))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(|e| ExperimentError::Plot(e.to_string()))?;
     }
     chart
         .configure_series_labels()
@@ -143,6 +143,6 @@ fn draw_series<'a>(
         .border_style(BLACK)
         .position(legend)
         .draw()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| ExperimentError::Plot(e.to_string()))?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use crate::error::{ExperimentError, Result, io};
 use serde::Deserialize;
 
 /// The variant a grid without `[variants]` runs every configuration as.
@@ -86,10 +86,13 @@ impl Grid {
     /// Parses a grid from TOML text; `origin` names it in errors. Checks that there is at least
     /// one config and that the baseline is one of the variants, and fills in [`BASE_VARIANT`]
     /// when there are none.
-    pub fn parse(text: &str, origin: &str) -> anyhow::Result<Grid> {
-        let mut grid: Grid = toml::from_str(text).with_context(|| origin.to_string())?;
+    pub fn parse(text: &str, origin: &str) -> Result<Grid> {
+        let mut grid: Grid =
+            toml::from_str(text).map_err(|e| ExperimentError::Invalid(format!("{origin}: {e}")))?;
         if grid.configs.is_empty() {
-            bail!("{origin}: the grid needs at least one config");
+            return Err(ExperimentError::Invalid(format!(
+                "{origin}: the grid needs at least one config"
+            )));
         }
         if grid.variants.is_empty() {
             grid.variants
@@ -98,15 +101,16 @@ impl Grid {
         if let Some(b) = &grid.baseline
             && !grid.variants.contains_key(b)
         {
-            bail!("{origin}: baseline `{b}` is not one of the variants");
+            return Err(ExperimentError::Invalid(format!(
+                "{origin}: baseline `{b}` is not one of the variants"
+            )));
         }
         Ok(grid)
     }
 
     /// Reads and parses a grid file.
-    pub fn read(path: &Path) -> anyhow::Result<Grid> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+    pub fn read(path: &Path) -> Result<Grid> {
+        let text = std::fs::read_to_string(path).map_err(io("read", path))?;
         Grid::parse(&text, &path.display().to_string())
     }
 
@@ -123,7 +127,7 @@ impl Grid {
     /// Every cell, configs in grid order and variants in name order: reads each config
     /// (relative paths against `root`), writes the merged configuration of each variant to
     /// `out/<config>/<variant>/config.toml` and checks it as a run configuration.
-    pub fn write_cells(&self, root: &Path, out: &Path) -> anyhow::Result<Vec<Cell>> {
+    pub fn write_cells(&self, root: &Path, out: &Path) -> Result<Vec<Cell>> {
         let mut cells = Vec::new();
         for c in &self.configs {
             let path = if c.is_absolute() {
@@ -131,11 +135,9 @@ impl Grid {
             } else {
                 root.join(c)
             };
-            let base: toml::Table = toml::from_str(
-                &std::fs::read_to_string(&path)
-                    .with_context(|| format!("cannot read {}", path.display()))?,
-            )
-            .with_context(|| format!("{}", path.display()))?;
+            let text = std::fs::read_to_string(&path).map_err(io("read", &path))?;
+            let base: toml::Table = toml::from_str(&text)
+                .map_err(|e| ExperimentError::Invalid(format!("{}: {e}", path.display())))?;
             for v in self.variants.keys() {
                 let merged = self.merged(&base, v).expect("a variant of this grid");
                 let cell = Cell {
@@ -143,15 +145,23 @@ impl Grid {
                     variant: v.clone(),
                     dir: out.join(stem(&path)).join(v),
                 };
-                std::fs::create_dir_all(&cell.dir)
-                    .with_context(|| format!("cannot create {}", cell.dir.display()))?;
+                std::fs::create_dir_all(&cell.dir).map_err(io("create", &cell.dir))?;
                 let cfg_path = cell.config_file();
                 crossdistil_data::atomic::write_file(
                     &cfg_path,
-                    toml::to_string(&merged)?.as_bytes(),
+                    toml::to_string(&merged)
+                        .map_err(|e| {
+                            ExperimentError::Invalid(format!("{}: {e}", cfg_path.display()))
+                        })?
+                        .as_bytes(),
                 )?;
-                crossdistil_train::RunConfig::from_file(&cfg_path)
-                    .with_context(|| format!("variant `{v}` of {}", path.display()))?;
+                crossdistil_train::RunConfig::from_file(&cfg_path).map_err(|source| {
+                    ExperimentError::Config {
+                        config: path.clone(),
+                        variant: v.clone(),
+                        source,
+                    }
+                })?;
                 cells.push(cell);
             }
         }

@@ -11,6 +11,7 @@
 //! - [`run()`], [`Options`], [`Outcome`]: the whole experiment, runs in child processes.
 
 mod draw;
+mod error;
 mod grid;
 mod markdown;
 mod plots;
@@ -18,6 +19,7 @@ mod runner;
 mod stats;
 mod summary;
 
+pub use error::{ExperimentError, Result};
 pub use grid::{BASE_VARIANT, Cell, Grid, merge_tables};
 pub use markdown::markdown;
 pub use plots::{auc_curve, draw_plots};

@@ -7,6 +7,7 @@ use std::path::Path;
 use crossdistil_train::Report;
 
 use crate::draw;
+use crate::error::Result;
 use crate::grid::Cell;
 
 /// Mean validation AUC per epoch over seeds, from each run's `metrics.csv` (runs or rows that
@@ -51,12 +52,7 @@ fn epoch_aucs(text: &str) -> Vec<(usize, f64)> {
 /// Draws the plots of an experiment named `name` into `out`: `<config>-valid-auc.png` for
 /// every config, and `<config>-<variant>-teacher-reliability.png` (first seed, test split) for
 /// every cell with calibrated teachers. Returns the files written.
-pub fn draw_plots(
-    name: &str,
-    cells: &[Cell],
-    seeds: &[u64],
-    out: &Path,
-) -> anyhow::Result<Vec<String>> {
+pub fn draw_plots(name: &str, cells: &[Cell], seeds: &[u64], out: &Path) -> Result<Vec<String>> {
     let mut files = Vec::new();
     let Some(&first_seed) = seeds.first() else {
         return Ok(files);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
-use anyhow::{Context, bail};
+use crate::error::{ExperimentError, Result, io};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::grid::{Cell, Grid};
@@ -53,9 +53,11 @@ pub struct Outcome {
 /// interrupted after its first commit continues with `--resume`; a run's log goes to its
 /// `train.log`), then writes `out/results.json`, `out/results.md` and the
 /// plots. Fails after all runs if any failed, naming each with its log.
-pub fn run(o: &Options) -> anyhow::Result<Outcome> {
+pub fn run(o: &Options) -> Result<Outcome> {
     if o.seeds == 0 {
-        bail!("--seeds must be at least 1");
+        return Err(ExperimentError::Invalid(
+            "--seeds must be at least 1".into(),
+        ));
     }
     let grid = Grid::read(&o.grid)?;
     let cells = grid.write_cells(&o.root, &o.out)?;
@@ -79,13 +81,13 @@ pub fn run(o: &Options) -> anyhow::Result<Outcome> {
     let mut results: Vec<CellResult> = cells
         .iter()
         .map(|c| summarise_cell(c, &seeds))
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<Result<_>>()?;
     if let Some(b) = &grid.baseline {
         add_paired(&mut results, b);
     }
     crossdistil_data::atomic::write_file(
         &o.out.join("results.json"),
-        &serde_json::to_vec_pretty(&results)?,
+        &serde_json::to_vec_pretty(&results).expect("results serialise to JSON"),
     )?;
     let mut md = markdown(
         &grid.name,
@@ -116,7 +118,7 @@ pub fn run(o: &Options) -> anyhow::Result<Outcome> {
 }
 
 /// Trains `todo` on `o.jobs` threads, each running one child process at a time.
-fn train_all(o: &Options, todo: Vec<(&Cell, u64)>, total: usize) -> anyhow::Result<()> {
+fn train_all(o: &Options, todo: Vec<(&Cell, u64)>, total: usize) -> Result<()> {
     let bar = if o.progress {
         ProgressBar::new(total as u64).with_style(
             ProgressStyle::with_template(
@@ -154,18 +156,17 @@ fn train_all(o: &Options, todo: Vec<(&Cell, u64)>, total: usize) -> anyhow::Resu
     bar.finish_and_clear();
     let failures = failures.into_inner().expect("failures");
     if !failures.is_empty() {
-        bail!("{} runs failed:\n{}", failures.len(), failures.join("\n"));
+        return Err(ExperimentError::Runs(failures));
     }
     Ok(())
 }
 
 /// One run of a cell in a child process, its standard error in `train.log`.
-fn one_run(o: &Options, cell: &Cell, seed: u64) -> anyhow::Result<()> {
+fn one_run(o: &Options, cell: &Cell, seed: u64) -> Result<()> {
     let dir = cell.run_dir(seed);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
     let log_path = dir.join("train.log");
-    let log = std::fs::File::create(&log_path)
-        .with_context(|| format!("cannot create {}", log_path.display()))?;
+    let log = std::fs::File::create(&log_path).map_err(io("create", &log_path))?;
     let mut cmd = Command::new(&o.exe);
     cmd.arg("train")
         .arg("--data")
@@ -185,11 +186,12 @@ fn one_run(o: &Options, cell: &Cell, seed: u64) -> anyhow::Result<()> {
     if o.jobs > 1 {
         cmd.env("RAYON_NUM_THREADS", "1");
     }
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start {}", o.exe.display()))?;
+    let status = cmd.status().map_err(io("start", &o.exe))?;
     if !status.success() {
-        bail!("exit {status}; see {}", log_path.display());
+        return Err(ExperimentError::Invalid(format!(
+            "exit {status}; see {}",
+            log_path.display()
+        )));
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use crossdistil_train::Report;
 use crossdistil_train::evaluate::TaskMetrics;
 use serde::{Deserialize, Serialize};
 
+use crate::error::{ExperimentError, Result};
 use crate::grid::Cell;
 use crate::stats::{Paired, Stat, paired};
 
@@ -75,16 +76,18 @@ pub fn summarise(
     variant: &str,
     seeds: &[u64],
     reports: &[Report],
-) -> anyhow::Result<CellResult> {
+) -> Result<CellResult> {
     let Some(first) = reports.first() else {
-        anyhow::bail!("{config}/{variant}: no reports to summarise");
+        return Err(ExperimentError::Invalid(format!(
+            "{config}/{variant}: no reports to summarise"
+        )));
     };
     if reports.len() != seeds.len() {
-        anyhow::bail!(
+        return Err(ExperimentError::Invalid(format!(
             "{config}/{variant}: {} reports for {} seeds",
             reports.len(),
             seeds.len()
-        );
+        )));
     }
     let mut metrics = BTreeMap::new();
     for split in ["valid", "test"] {
@@ -121,11 +124,11 @@ pub fn summarise(
 }
 
 /// Reads the reports of a cell's runs (`<dir>/seed-<s>/report.json`) and summarises them.
-pub fn summarise_cell(cell: &Cell, seeds: &[u64]) -> anyhow::Result<CellResult> {
+pub fn summarise_cell(cell: &Cell, seeds: &[u64]) -> Result<CellResult> {
     let reports = seeds
         .iter()
         .map(|&s| Ok(Report::read(&cell.run_dir(s).join("report.json"))?))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?;
     summarise(&cell.config_name(), &cell.variant, seeds, &reports)
 }
 

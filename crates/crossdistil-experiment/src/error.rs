@@ -1,0 +1,73 @@
+//! The one error of the experiment runner: every message names the file, the grid key or the
+//! run it is about.
+
+use std::path::{Path, PathBuf};
+
+use crossdistil_data::DataError;
+use crossdistil_train::TrainError;
+
+/// What can go wrong in an experiment.
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    /// A file or folder could not be read, created or started.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What was tried: "read", "create", "start".
+        action: &'static str,
+        /// The file, folder or program.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The grid, its options or one of its configurations is invalid; the message names it.
+    #[error("{0}")]
+    Invalid(String),
+    /// A merged configuration is not a valid run configuration.
+    #[error("variant `{variant}` of {}: {source}", config.display())]
+    Config {
+        /// The grid's configuration file.
+        config: PathBuf,
+        /// The variant merged into it.
+        variant: String,
+        /// Why the run configuration was refused.
+        #[source]
+        source: TrainError,
+    },
+    /// A run's report could not be read.
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    /// A results file could not be written.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// Runs failed; each line names the run and its log.
+    #[error("{} runs failed:\n{}", .0.len(), .0.join("\n"))]
+    Runs(Vec<String>),
+    /// A plot could not be drawn (a missing font, for instance).
+    #[error("plot: {0}")]
+    Plot(String),
+}
+
+/// The result of the experiment runner's functions.
+pub type Result<T> = std::result::Result<T, ExperimentError>;
+
+/// The [`ExperimentError::Io`] of `action` on `path`, for `map_err`.
+pub(crate) fn io(
+    action: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> ExperimentError {
+    let path = path.to_path_buf();
+    move |source| ExperimentError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+impl<E: std::error::Error + Send + Sync> From<plotters::drawing::DrawingAreaErrorKind<E>>
+    for ExperimentError
+{
+    fn from(e: plotters::drawing::DrawingAreaErrorKind<E>) -> Self {
+        ExperimentError::Plot(e.to_string())
+    }
+}
