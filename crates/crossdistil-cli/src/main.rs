@@ -21,13 +21,18 @@ struct Cli {
     /// Log filter (also read from RUST_LOG), for example `info` or `crossdistil_data=debug`.
     #[arg(long, global = true, default_value = "warn")]
     log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The thread count of the commands that compute.
+#[derive(clap::Args, Clone, Copy)]
+struct Threads {
     /// Threads of candle's matrix products (0: one per core; RAYON_NUM_THREADS wins when set).
     /// The small dense layers of these models gain nothing from a second thread; run several
     /// processes instead (`crossdistil experiment --jobs`).
-    #[arg(long, global = true, default_value_t = 1)]
+    #[arg(long, default_value_t = 1)]
     threads: usize,
-    #[command(subcommand)]
-    command: Command,
 }
 
 #[derive(Subcommand)]
@@ -61,25 +66,36 @@ enum Command {
         /// Print the report as JSON instead of tables.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        threads: Threads,
     },
     /// Evaluate a trained run's best model on a split: prints the metric table and writes
     /// RUN/eval-<split>.json.
     Eval {
+        /// A run folder written by `crossdistil train`.
         #[arg(long)]
         run: PathBuf,
+        /// A prepared data set folder; its features are matched to the run's by name.
         #[arg(long)]
         data: PathBuf,
+        /// The split to evaluate.
         #[arg(long, default_value = "test")]
         split: Split,
+        /// Print the metrics as JSON instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        threads: Threads,
     },
     /// Write one probability column per task (with row_id and split) to a Parquet file.
     Predict {
+        /// A run folder written by `crossdistil train`.
         #[arg(long)]
         run: PathBuf,
+        /// A prepared data set folder; its features are matched to the run's by name.
         #[arg(long)]
         data: PathBuf,
+        /// The scores file to write (Parquet).
         #[arg(long)]
         out: PathBuf,
         /// Only the rows of this split (default: every row).
@@ -88,6 +104,8 @@ enum Command {
         /// Replace --out if it exists.
         #[arg(long)]
         overwrite: bool,
+        #[command(flatten)]
+        threads: Threads,
     },
     /// Run a grid of configurations x variants x seeds, each run a `crossdistil train` child
     /// process (resumable: finished runs are kept), and write OUT/results.json, OUT/results.md
@@ -137,13 +155,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(&cli.log);
     crossdistil_train::alloc::tune_allocator();
-    // An experiment leaves the variable to its runs (each a process of its own).
-    let experiment = matches!(cli.command, Command::Experiment { .. });
-    if cli.threads > 0 && !experiment && std::env::var_os("RAYON_NUM_THREADS").is_none() {
+    // Only the commands that compute take a thread count; an experiment leaves it to its runs
+    // (each a process of its own).
+    let threads = match &cli.command {
+        Command::Train { threads, .. }
+        | Command::Eval { threads, .. }
+        | Command::Predict { threads, .. } => threads.threads,
+        Command::Experiment { .. } | Command::Inspect { .. } => 0,
+    };
+    if threads > 0 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
         // candle's matrix products take their thread count from this variable; data loading
         // keeps every core.
         // SAFETY: set before any other thread of this process exists.
-        unsafe { std::env::set_var("RAYON_NUM_THREADS", cli.threads.to_string()) };
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
     }
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
@@ -174,6 +198,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             seed,
             workers,
             json,
+            ..
         } => {
             let mut cfg = match (&config, resume) {
                 (Some(path), _) => RunConfig::from_file(path)?,
@@ -214,6 +239,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             data,
             split,
             json,
+            ..
         } => {
             let opened = output::open(&run, &data)?;
             let metrics = opened.evaluate(split)?;
@@ -240,6 +266,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             out,
             split,
             overwrite,
+            ..
         } => {
             output::check_scores_path(&out, overwrite)?;
             let opened = output::open(&run, &data)?;
