@@ -32,14 +32,14 @@ pub enum ExperimentError {
         variant: String,
         /// Why the run configuration was refused.
         #[source]
-        source: TrainError,
+        source: Box<TrainError>,
     },
     /// A run's report could not be read.
     #[error(transparent)]
-    Train(#[from] TrainError),
+    Train(Box<TrainError>),
     /// A results file could not be written.
     #[error(transparent)]
-    Data(#[from] DataError),
+    Data(Box<DataError>),
     /// Runs failed; each line names the run and its log.
     #[error("{} runs failed:\n{}", .0.len(), .0.join("\n"))]
     Runs(Vec<String>),
@@ -61,6 +61,18 @@ pub(crate) fn io(
         action,
         path,
         source,
+    }
+}
+
+impl From<TrainError> for ExperimentError {
+    fn from(e: TrainError) -> Self {
+        ExperimentError::Train(Box::new(e))
+    }
+}
+
+impl From<DataError> for ExperimentError {
+    fn from(e: DataError) -> Self {
+        ExperimentError::Data(Box::new(e))
     }
 }
 

@@ -159,7 +159,7 @@ impl Grid {
                     ExperimentError::Config {
                         config: path.clone(),
                         variant: v.clone(),
-                        source,
+                        source: Box::new(source),
                     }
                 })?;
                 cells.push(cell);

@@ -64,7 +64,7 @@ pub fn predict_all_on(
             threads,
             |(part, out)| {
                 *out = Some(raw_scores(model, ds, part, batch_size)?);
-                Ok::<(), crate::error::TrainError>(())
+                Ok::<(), TrainError>(())
             },
         )?;
         let t = model.n_tasks();

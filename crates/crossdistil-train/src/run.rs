@@ -608,7 +608,7 @@ fn readable_like_other_files(path: &Path) -> std::io::Result<()> {
 
 /// Saves named tensors as safetensors, atomically.
 pub fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
-    let tmp = crossdistil_data::atomic::temp_path(path);
+    let tmp = temp_path(path);
     candle_core::safetensors::save(tensors, &tmp).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         TrainError::run(path, format!("cannot write checkpoint: {e}"))
