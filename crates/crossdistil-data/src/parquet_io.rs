@@ -32,7 +32,7 @@ pub fn read_columns(path: &Path, columns: &[&str]) -> Result<Vec<RecordBatch>> {
 /// from (`dataset.toml`, a custom source's TOML), for the error about a missing column. A missing
 /// or duplicated column is an error naming it; a truncated or corrupt file is an error naming the
 /// file, and where known the row group and the column.
-pub fn read_columns_named(
+pub(crate) fn read_columns_named(
     path: &Path,
     columns: &[&str],
     named_in: &str,

@@ -146,10 +146,7 @@ impl Grid {
                 std::fs::create_dir_all(&cell.dir)
                     .with_context(|| format!("cannot create {}", cell.dir.display()))?;
                 let cfg_path = cell.config_file();
-                crossdistil_data::atomic::write_file(
-                    &cfg_path,
-                    toml::to_string(&merged)?.as_bytes(),
-                )?;
+                crossdistil_data::write_atomic(&cfg_path, toml::to_string(&merged)?.as_bytes())?;
                 crossdistil_train::RunConfig::from_file(&cfg_path)
                     .with_context(|| format!("variant `{v}` of {}", path.display()))?;
                 cells.push(cell);
