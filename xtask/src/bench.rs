@@ -22,9 +22,9 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use candle_core::{Device, Tensor};
 use clap::ValueEnum;
+use crossdistil_data::SplitFractions;
 use crossdistil_data::prepare::PrepareOptions;
 use crossdistil_data::prepare::synthetic::{self, SyntheticOptions};
-use crossdistil_data::split::SplitFractions;
 use crossdistil_data::{Batch, Batches, Dataset, GatherBatch, Order, Split};
 use crossdistil_model::MultiTaskModel;
 use crossdistil_train::fit::{BuiltModel, build_model_for};
@@ -753,9 +753,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         parity,
     };
     let json = serde_json::to_string_pretty(&report)?;
-    crossdistil_data::atomic::write_file(&args.out.join("bench.json"), json.as_bytes())?;
+    crossdistil_data::write_atomic(&args.out.join("bench.json"), json.as_bytes())?;
     let md = markdown(&report);
-    crossdistil_data::atomic::write_file(&args.out.join("bench.md"), md.as_bytes())?;
+    crossdistil_data::write_atomic(&args.out.join("bench.md"), md.as_bytes())?;
     print!("{md}");
     std::io::stdout().flush()?;
     println!("written: {}", args.out.join("bench.json").display());

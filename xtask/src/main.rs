@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use clap::{Parser, Subcommand, ValueEnum};
+use crossdistil_data::SplitFractions;
 use crossdistil_data::prepare::{self, PrepareOptions, Prepared, synthetic::SyntheticOptions};
-use crossdistil_data::split::SplitFractions;
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[cfg(feature = "mimalloc")]

@@ -245,7 +245,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             let metrics = opened.evaluate(split)?;
             let path = run.join(format!("eval-{split}.json"));
             let text = serde_json::to_string_pretty(&metrics)?;
-            crossdistil_data::atomic::write_file(&path, text.as_bytes())?;
+            crossdistil_data::write_atomic(&path, text.as_bytes())?;
             if json {
                 println!("{text}");
             } else {

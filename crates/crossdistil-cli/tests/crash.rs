@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crossdistil_data::SplitFractions;
 use crossdistil_data::prepare::{PrepareOptions, synthetic};
-use crossdistil_data::split::SplitFractions;
 use crossdistil_train::manifest::ABORT_POINTS;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

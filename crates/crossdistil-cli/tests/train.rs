@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use crossdistil_data::SplitFractions;
 use crossdistil_data::prepare::{PrepareOptions, synthetic};
-use crossdistil_data::split::SplitFractions;
 
 fn crossdistil(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_crossdistil"))

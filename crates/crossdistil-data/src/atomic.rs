@@ -18,7 +18,7 @@ pub fn temp_path(path: &Path) -> PathBuf {
 }
 
 /// Writes `bytes` to `path` through a temporary file, fsyncs it, and renames it into place.
-pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temp_path(path);
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -33,6 +33,6 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Renames a finished temporary file into place.
-pub fn commit(tmp: &Path, path: &Path) -> Result<()> {
+pub fn rename_into_place(tmp: &Path, path: &Path) -> Result<()> {
     std::fs::rename(tmp, path).map_err(|e| DataError::io(path, "cannot rename into place", e))
 }

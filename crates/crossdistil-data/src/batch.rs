@@ -97,6 +97,7 @@ impl<'a> Batches<'a> {
         self.order.len().div_ceil(self.batch_size)
     }
 
+    /// Whether the pass has no rows (and so no batch).
     pub fn is_empty(&self) -> bool {
         self.order.is_empty()
     }

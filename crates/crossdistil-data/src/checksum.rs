@@ -20,11 +20,14 @@ use std::path::Path;
 use parquet::file::metadata::RowGroupMetaData;
 
 /// The footer key-value entry that holds the column chunk checksums.
-pub const CHUNK_CRC_KEY: &str = "crossdistil.chunk_crc32";
+pub(crate) const CHUNK_CRC_KEY: &str = "crossdistil.chunk_crc32";
 
 /// The CRC32 of every column chunk of `groups`, read back from `file`: one list per row group, in
 /// column (leaf) order.
-pub fn chunk_crcs(file: &mut File, groups: &[RowGroupMetaData]) -> std::io::Result<Vec<Vec<u32>>> {
+pub(crate) fn chunk_crcs(
+    file: &mut File,
+    groups: &[RowGroupMetaData],
+) -> std::io::Result<Vec<Vec<u32>>> {
     groups
         .iter()
         .map(|g| {
@@ -56,7 +59,7 @@ pub fn range_crc(file: &mut File, start: u64, len: u64) -> std::io::Result<u32> 
 
 /// The checksums as footer text: one line per row group, each chunk's CRC32 as 8 hex digits,
 /// separated by spaces.
-pub fn encode(crcs: &[Vec<u32>]) -> String {
+pub(crate) fn encode(crcs: &[Vec<u32>]) -> String {
     crcs.iter()
         .map(|g| {
             g.iter()
@@ -69,7 +72,7 @@ pub fn encode(crcs: &[Vec<u32>]) -> String {
 }
 
 /// The inverse of [`encode`]; `None` when the text is not of that form.
-pub fn decode(text: &str) -> Option<Vec<Vec<u32>>> {
+pub(crate) fn decode(text: &str) -> Option<Vec<Vec<u32>>> {
     text.split('\n')
         .map(|line| {
             line.split(' ')
@@ -85,7 +88,7 @@ pub fn decode(text: &str) -> Option<Vec<Vec<u32>>> {
 
 /// Why the footer could not be checked or did not match.
 #[derive(Debug)]
-pub enum FooterError {
+pub(crate) enum FooterError {
     /// The file cannot be opened.
     Open(std::io::Error),
     Io(std::io::Error),
@@ -100,7 +103,7 @@ pub enum FooterError {
 
 /// Checks the CRC32 of the footer of the Parquet file at `path`: the footer's bytes, its length
 /// and the closing magic (the last `8 + length` bytes).
-pub fn check_footer(path: &Path, expected: u32) -> Result<(), FooterError> {
+pub(crate) fn check_footer(path: &Path, expected: u32) -> Result<(), FooterError> {
     let found = footer_crc(path)?;
     if found != expected {
         return Err(FooterError::Mismatch { expected, found });
@@ -109,7 +112,7 @@ pub fn check_footer(path: &Path, expected: u32) -> Result<(), FooterError> {
 }
 
 /// The CRC32 of the footer of the Parquet file at `path` (see [`check_footer`]).
-pub fn footer_crc(path: &Path) -> Result<u32, FooterError> {
+pub(crate) fn footer_crc(path: &Path) -> Result<u32, FooterError> {
     let mut file = File::open(path).map_err(FooterError::Open)?;
     let size = file.metadata().map_err(FooterError::Io)?.len();
     if size < 12 {

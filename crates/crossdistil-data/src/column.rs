@@ -14,7 +14,7 @@ use arrow_schema::DataType;
 use crate::error::{DataError, Result};
 
 /// One column as the Arrow arrays of consecutive record batches.
-pub struct Chunks<'a> {
+pub(crate) struct Chunks<'a> {
     pub file: &'a Path,
     pub name: &'a str,
     pub arrays: Vec<&'a dyn Array>,
@@ -22,34 +22,30 @@ pub struct Chunks<'a> {
 
 /// A categorical value, borrowed from the column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum KeyRef<'a> {
+pub(crate) enum KeyRef<'a> {
     Str(&'a str),
     Int(i64),
 }
 
 /// Whether a categorical column holds text or integers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyKind {
+pub(crate) enum KeyKind {
     Str,
     Int,
 }
 
 impl<'a> Chunks<'a> {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.arrays.iter().map(|a| a.len()).sum()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The number of null values (for a list column, of null lists).
-    pub fn null_count(&self) -> usize {
+    pub(crate) fn null_count(&self) -> usize {
         self.arrays.iter().map(|a| a.null_count()).sum()
     }
 
     /// The number of null items inside the lists of a list column.
-    pub fn list_item_nulls(&self) -> Result<usize> {
+    pub(crate) fn list_item_nulls(&self) -> Result<usize> {
         let mut nulls = 0;
         self.for_each_list(|_, keys, range| {
             nulls += range.filter(|&j| keys.get(j).is_none()).count();
@@ -78,7 +74,7 @@ impl<'a> Chunks<'a> {
 
     /// Calls `f(row, value)` for every row, `row` 0-based, with every numeric type read as f64.
     /// Nulls are an error.
-    pub fn for_each_f64(&self, mut f: impl FnMut(usize, f64) -> Result<()>) -> Result<()> {
+    pub(crate) fn for_each_f64(&self, mut f: impl FnMut(usize, f64) -> Result<()>) -> Result<()> {
         let mut base = 0;
         for &a in &self.arrays {
             if let Some(i) = first_null(a) {
@@ -115,7 +111,7 @@ impl<'a> Chunks<'a> {
     }
 
     /// A dense feature: every value a number that is finite as an f32.
-    pub fn dense(&self) -> Result<Vec<f32>> {
+    pub(crate) fn dense(&self) -> Result<Vec<f32>> {
         let mut out = Vec::with_capacity(self.len());
         self.for_each_f64(|row, v| {
             if !v.is_finite() {
@@ -135,7 +131,7 @@ impl<'a> Chunks<'a> {
     }
 
     /// A binary label: every value 0 or 1 (or false/true).
-    pub fn labels(&self) -> Result<Vec<u8>> {
+    pub(crate) fn labels(&self) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(self.len());
         if matches!(self.data_type(), Some(DataType::Utf8 | DataType::LargeUtf8)) {
             return Err(self.type_error("0/1 or a boolean"));
@@ -155,7 +151,7 @@ impl<'a> Chunks<'a> {
     }
 
     /// Row ids: non-negative integers.
-    pub fn row_ids(&self) -> Result<Vec<u64>> {
+    pub(crate) fn row_ids(&self) -> Result<Vec<u64>> {
         let mut out = Vec::with_capacity(self.len());
         let is_int = matches!(
             self.data_type(),
@@ -195,7 +191,7 @@ impl<'a> Chunks<'a> {
 
     /// Calls `f(row, key)` for every row of a categorical column (text or integers); a null
     /// gives `None`, which the vocabulary maps to the out-of-vocabulary id.
-    pub fn for_each_key(&self, mut f: impl FnMut(usize, Option<KeyRef<'a>>)) -> Result<()> {
+    pub(crate) fn for_each_key(&self, mut f: impl FnMut(usize, Option<KeyRef<'a>>)) -> Result<()> {
         let mut base = 0;
         for &a in &self.arrays {
             let keys = KeyArray::new(a).ok_or_else(|| self.type_error("text or integers"))?;
@@ -208,7 +204,7 @@ impl<'a> Chunks<'a> {
     }
 
     /// Calls `f(row, value)` for every row of an integer column; a null gives `None`.
-    pub fn for_each_int(&self, mut f: impl FnMut(usize, Option<i64>)) -> Result<()> {
+    pub(crate) fn for_each_int(&self, mut f: impl FnMut(usize, Option<i64>)) -> Result<()> {
         let mut base = 0;
         for &a in &self.arrays {
             let widened;
@@ -236,7 +232,7 @@ impl<'a> Chunks<'a> {
 
     /// Calls `f(row, keys, range)` for every row of a list column (`List` or `LargeList` of text
     /// or integers): the row's values are `keys.get(i)` for `i` in `range`. A null list is empty.
-    pub fn for_each_list(
+    pub(crate) fn for_each_list(
         &self,
         mut f: impl FnMut(usize, &KeyArray<'a>, std::ops::Range<usize>),
     ) -> Result<()> {
@@ -275,7 +271,7 @@ impl<'a> Chunks<'a> {
     }
 
     /// Every value of a text column; nulls are an error.
-    pub fn strings(&self) -> Result<Vec<&'a str>> {
+    pub(crate) fn strings(&self) -> Result<Vec<&'a str>> {
         let mut out = Vec::with_capacity(self.len());
         for &a in &self.arrays {
             if let Some(i) = first_null(a) {
@@ -295,7 +291,7 @@ impl<'a> Chunks<'a> {
     }
 
     /// The kind of a categorical column, or an error naming its type.
-    pub fn key_kind(&self) -> Result<KeyKind> {
+    pub(crate) fn key_kind(&self) -> Result<KeyKind> {
         match self.data_type() {
             Some(DataType::Utf8 | DataType::LargeUtf8) => Ok(KeyKind::Str),
             Some(t) if t.is_integer() => Ok(KeyKind::Int),
@@ -337,7 +333,7 @@ pub(crate) fn arrow_cast_i64(a: &dyn Array) -> Vec<i64> {
 }
 
 /// The values of one Arrow array read as categorical keys.
-pub enum KeyArray<'a> {
+pub(crate) enum KeyArray<'a> {
     Str(&'a StringArray),
     LargeStr(&'a LargeStringArray),
     Int64(&'a Int64Array),
@@ -346,7 +342,7 @@ pub enum KeyArray<'a> {
 }
 
 impl<'a> KeyArray<'a> {
-    pub fn new(a: &'a dyn Array) -> Option<Self> {
+    pub(crate) fn new(a: &'a dyn Array) -> Option<Self> {
         Some(match a.data_type() {
             DataType::Utf8 => KeyArray::Str(a.as_string::<i32>()),
             DataType::LargeUtf8 => KeyArray::LargeStr(a.as_string::<i64>()),
@@ -358,7 +354,7 @@ impl<'a> KeyArray<'a> {
 
     /// The key at `i`, `None` when null.
     #[inline]
-    pub fn get(&self, i: usize) -> Option<KeyRef<'a>> {
+    pub(crate) fn get(&self, i: usize) -> Option<KeyRef<'a>> {
         match self {
             KeyArray::Str(a) => a.is_valid(i).then(|| KeyRef::Str(a.value(i))),
             KeyArray::LargeStr(a) => a.is_valid(i).then(|| KeyRef::Str(a.value(i))),

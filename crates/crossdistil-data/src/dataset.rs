@@ -23,8 +23,11 @@ use crate::vocab::{Fitted, Fitter, NULL, OOV, RangeFitter, Vocab, VocabKeys};
 /// A single-valued categorical feature: `ids[row]` in `0..vocab_size`.
 #[derive(Debug, Clone)]
 pub struct SparseColumn {
+    /// The column name in `dataset.toml`.
     pub name: String,
+    /// One id per row, in `0..vocab_size`; 0 is the out-of-vocabulary id.
     pub ids: Vec<u32>,
+    /// The number of ids, OOV (and null, when it has an id) included: the rows of an embedding table.
     pub vocab_size: usize,
     /// Rows whose value is null (the null category, see `vocab.rs`).
     pub nulls: usize,
@@ -33,9 +36,13 @@ pub struct SparseColumn {
 /// A multi-valued categorical feature: row `r` holds `ids[offsets[r]..offsets[r + 1]]`.
 #[derive(Debug, Clone)]
 pub struct MultiColumn {
+    /// The column name in `dataset.toml`.
     pub name: String,
+    /// `rows + 1` offsets into `ids`, starting at 0.
     pub offsets: Vec<u32>,
+    /// The ids of every row's list, concatenated; 0 is the out-of-vocabulary id.
     pub ids: Vec<u32>,
+    /// The number of ids, OOV (and null, when it has an id) included.
     pub vocab_size: usize,
     /// Null items inside the lists (a null list reads as an empty list).
     pub nulls: usize,
@@ -44,14 +51,18 @@ pub struct MultiColumn {
 /// A normalised dense feature.
 #[derive(Debug, Clone)]
 pub struct DenseColumn {
+    /// The column name in `dataset.toml`.
     pub name: String,
+    /// One normalised value per row (see [`Norm`](crate::Norm)).
     pub values: Vec<f32>,
 }
 
 /// One task's labels, 0 or 1.
 #[derive(Debug, Clone)]
 pub struct LabelColumn {
+    /// The task's name (its column in `dataset.toml`).
     pub name: String,
+    /// One label per row, 0 or 1.
     pub values: Vec<u8>,
 }
 
@@ -60,8 +71,11 @@ pub struct LabelColumn {
 /// data is encoded the same way; [`Dataset::load_with`] matches the features by name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Encoders {
+    /// One vocabulary per single-valued categorical feature, in the order of [`Dataset::sparse`].
     pub sparse: Vec<Vocab>,
+    /// One vocabulary per multi-valued categorical feature, in the order of [`Dataset::multi`].
     pub multi: Vec<Vocab>,
+    /// The normalisation statistics of each dense feature, in the order of [`Dataset::dense`].
     pub dense: Vec<NormStats>,
     /// The features' names, in the order of the lists above (empty when read from encoders
     /// saved before names were stored).
@@ -72,14 +86,23 @@ pub struct Encoders {
 /// A prepared data set in memory.
 #[derive(Debug, Clone)]
 pub struct Dataset {
+    /// The folder it was loaded from.
     pub dir: PathBuf,
+    /// Its `dataset.toml`, with the features in the order of the columns below.
     pub spec: DatasetSpec,
+    /// The vocabularies and statistics the columns were encoded with.
     pub encoders: Encoders,
+    /// The `row_id` of every row, kept in predictions.
     pub row_ids: Vec<u64>,
+    /// The split of every row.
     pub splits: Vec<Split>,
+    /// The single-valued categorical features.
     pub sparse: Vec<SparseColumn>,
+    /// The multi-valued categorical features.
     pub multi: Vec<MultiColumn>,
+    /// The dense features, normalised.
     pub dense: Vec<DenseColumn>,
+    /// One label column per task, in priority order.
     pub labels: Vec<LabelColumn>,
     /// Group id per row (users, or queries), when the spec names a user column.
     pub users: Option<Vec<u32>>,
@@ -117,10 +140,12 @@ impl Dataset {
         }
     }
 
+    /// The number of rows, all splits together.
     pub fn rows(&self) -> usize {
         self.splits.len()
     }
 
+    /// The number of tasks (label columns).
     pub fn tasks(&self) -> usize {
         self.labels.len()
     }

@@ -9,8 +9,11 @@ use std::path::{Path, PathBuf};
 /// "row 3" is the third record a person sees after the header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
+    /// The file (or folder) concerned.
     pub file: PathBuf,
+    /// The column, when the problem is in one.
     pub column: Option<String>,
+    /// The 1-based data row, when the problem is in one.
     pub row: Option<usize>,
 }
 
@@ -33,29 +36,43 @@ pub enum DataError {
     /// A file could not be opened, read or written.
     #[error("{path}: {action}: {source}")]
     Io {
+        /// The file or folder.
         path: PathBuf,
+        /// What was being done (`cannot open`, `cannot write`, ...).
         action: &'static str,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
     /// The content is wrong at a known place.
     #[error("{at}: {message}")]
-    Invalid { at: Location, message: String },
+    Invalid {
+        /// Where.
+        at: Location,
+        /// What is wrong.
+        message: String,
+    },
     /// A configuration file (dataset.toml, a custom source's TOML) is malformed.
     #[error("{path}: {message}")]
-    Config { path: PathBuf, message: String },
+    Config {
+        /// The configuration file.
+        path: PathBuf,
+        /// What is wrong, often the TOML parser's message.
+        message: String,
+    },
 }
 
+/// The result of every fallible function of this crate.
 pub type Result<T, E = DataError> = std::result::Result<T, E>;
 
 /// The most characters of a value that an error message echoes.
-pub const ECHO_CHARS: usize = 40;
+pub(crate) const ECHO_CHARS: usize = 40;
 
 /// A value as an error message shows it: at most [`ECHO_CHARS`] characters, control characters
 /// escaped, and when it is longer, its first characters followed by `...` and its full length.
 /// Every message that echoes a value from the data goes through this, so a 10 MB cell never
 /// becomes a 10 MB error.
-pub fn echo(value: &str) -> String {
+pub(crate) fn echo(value: &str) -> String {
     let mut out: String = value
         .chars()
         .take(ECHO_CHARS)
@@ -68,7 +85,7 @@ pub fn echo(value: &str) -> String {
 }
 
 impl DataError {
-    pub fn io(path: impl AsRef<Path>, action: &'static str, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl AsRef<Path>, action: &'static str, source: std::io::Error) -> Self {
         DataError::Io {
             path: path.as_ref().to_path_buf(),
             action,
@@ -77,7 +94,7 @@ impl DataError {
     }
 
     /// An error about a whole file.
-    pub fn file(path: impl AsRef<Path>, message: impl Into<String>) -> Self {
+    pub(crate) fn file(path: impl AsRef<Path>, message: impl Into<String>) -> Self {
         DataError::Invalid {
             at: Location {
                 file: path.as_ref().to_path_buf(),
@@ -89,7 +106,7 @@ impl DataError {
     }
 
     /// An error about one column of a file.
-    pub fn column(path: impl AsRef<Path>, column: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn column(path: impl AsRef<Path>, column: &str, message: impl Into<String>) -> Self {
         DataError::Invalid {
             at: Location {
                 file: path.as_ref().to_path_buf(),
@@ -101,7 +118,7 @@ impl DataError {
     }
 
     /// An error about one cell: file, column and 1-based row.
-    pub fn cell(
+    pub(crate) fn cell(
         path: impl AsRef<Path>,
         column: &str,
         row: usize,
@@ -119,7 +136,7 @@ impl DataError {
 
     /// An error about one row group of a Parquet file (`group` 1-based, as rows are), and the
     /// column where it is known.
-    pub fn row_group(
+    pub(crate) fn row_group(
         path: impl AsRef<Path>,
         group: usize,
         column: Option<&str>,
@@ -135,7 +152,7 @@ impl DataError {
         }
     }
 
-    pub fn config(path: impl AsRef<Path>, message: impl Into<String>) -> Self {
+    pub(crate) fn config(path: impl AsRef<Path>, message: impl Into<String>) -> Self {
         DataError::Config {
             path: path.as_ref().to_path_buf(),
             message: message.into(),
@@ -146,7 +163,7 @@ impl DataError {
 /// The position of the one column named `name` among `names` (`None` when it is absent); a
 /// column named more than once is an error naming it: which one is meant would be ambiguous.
 /// `place` says where the names come from ("the file", "the header").
-pub fn unique_position<'a>(
+pub(crate) fn unique_position<'a>(
     path: &Path,
     names: impl IntoIterator<Item = &'a str>,
     name: &str,

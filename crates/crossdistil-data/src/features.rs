@@ -16,8 +16,11 @@ use crate::spec::DatasetSpec;
 /// statistics. Empty in encoders saved before names were stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeatureNames {
+    /// The single-valued categorical features.
     pub sparse: Vec<String>,
+    /// The multi-valued categorical features.
     pub multi: Vec<String>,
+    /// The dense features.
     pub dense: Vec<String>,
 }
 
@@ -31,6 +34,7 @@ impl FeatureNames {
         }
     }
 
+    /// Whether no feature is named (encoders saved before names were stored).
     pub fn is_empty(&self) -> bool {
         self.sparse.is_empty() && self.multi.is_empty() && self.dense.is_empty()
     }
@@ -52,7 +56,7 @@ impl FeatureNames {
 /// feature that the encoders lack, one that they have and `spec` lacks, and one of another kind;
 /// each error names the column. Encoders without names (saved before names were stored) can only
 /// be checked by count: a warning says so, and the features are taken in the order of `spec`.
-pub fn align(
+pub(crate) fn align(
     spec: &mut DatasetSpec,
     fitted: &FeatureNames,
     counts: [usize; 3],

@@ -1,38 +1,37 @@
-//! Multi-task feedback data for crossdistil.
-//!
-//! - [`spec`]: `dataset.toml`, the roles of the columns of a prepared data set.
-//! - [`prepare`]: turns each supported source (Adult, MovieLens-100K, TikTok ICME 2019,
-//!   AliExpress, Ali-CCP, a user's own CSV/Parquet, synthetic) into the canonical layout.
-//! - [`dataset`]: loads a prepared data set into columnar memory, fitting vocabularies and
-//!   normalisation on the train split.
-//! - [`batch`]: seeded mini-batches.
-//! - [`summary`]: split sizes, positive rates and label-combination counts.
-//!
-//! Every error names the file, and where it applies the column and the 1-based row (or the
-//! row group). Prepared data carries checksums ([`checksum`]), verified on load; encoders fitted
-//! with a model match a data set's features by name ([`features`]).
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
-pub mod atomic;
-pub mod batch;
-pub mod checksum;
-pub mod column;
-pub mod dataset;
-pub mod error;
-pub mod features;
-pub mod normalize;
-pub mod parquet_io;
+mod atomic;
+mod batch;
+mod checksum;
+mod column;
+mod dataset;
+mod error;
+mod features;
+mod normalize;
+mod parquet_io;
 pub mod prepare;
-pub mod spec;
-pub mod split;
-pub mod summary;
-pub mod table;
-pub mod vocab;
-pub mod writer;
+mod spec;
+mod split;
+mod summary;
+mod table;
+mod vocab;
+mod writer;
 
+pub use atomic::{rename_into_place, temp_path, write_atomic};
 pub use batch::{Batch, Batches, GatherBatch, MultiBatch, Order};
+pub use checksum::range_crc;
 pub use crossdistil_core::InputSchema;
-pub use dataset::{Dataset, Encoders};
-pub use error::{DataError, Result};
-pub use spec::{DatasetSpec, Norm};
-pub use split::Split;
-pub use summary::Summary;
+pub use dataset::{Dataset, DenseColumn, Encoders, LabelColumn, MultiColumn, SparseColumn};
+pub use error::{DataError, Location, Result};
+pub use features::FeatureNames;
+pub use normalize::NormStats;
+pub use parquet_io::read_columns;
+pub use spec::{
+    DATA_FILE, DatasetSpec, DenseSpec, LabelSpec, MultiSpec, Norm, SPEC_FILE, SparseSpec,
+};
+pub use split::{Split, SplitFractions};
+pub use summary::{Combination, FeatureSummary, PerSplit, Summary, TaskSummary};
+pub use table::{ColumnData, Table};
+pub use vocab::{OOV, Vocab, VocabKeys};
+pub use writer::write_dataset;

@@ -7,17 +7,21 @@ use crate::spec::Norm;
 /// The fitted statistics of one dense feature.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct NormStats {
+    /// The normalisation these statistics serve.
     pub norm: Norm,
     /// Mean and standard deviation (of the log-transformed value for `log-standard`).
     pub mean: f64,
+    /// See `mean`; 1 for a constant feature.
     pub std: f64,
+    /// The smallest train value (for `min-max`).
     pub min: f64,
+    /// The largest train value (for `min-max`).
     pub max: f64,
 }
 
 /// `sign(x) ln(1 + |x|)`.
 #[inline]
-pub fn signed_log1p(x: f64) -> f64 {
+pub(crate) fn signed_log1p(x: f64) -> f64 {
     x.signum() * x.abs().ln_1p()
 }
 

@@ -21,7 +21,11 @@ use rayon::prelude::*;
 use crate::checksum::{self, CHUNK_CRC_KEY};
 use crate::error::{DataError, Result, unique_position};
 
-/// Reads the named columns of every row, in file order (see [`read_columns_named`]).
+/// Reads the named columns of every row of the Parquet file at `path`, in file order, as Arrow
+/// record batches. Each row group is decoded on its own rayon task, after the CRC32
+/// of each of its column chunks is checked against the one the canonical writer stored (when the
+/// file has them). A missing or duplicated column is an error naming it; a truncated or corrupt
+/// file is an error naming the file, and where known the row group and the column.
 pub fn read_columns(path: &Path, columns: &[&str]) -> Result<Vec<RecordBatch>> {
     read_columns_named(path, columns, "")
 }
@@ -32,7 +36,7 @@ pub fn read_columns(path: &Path, columns: &[&str]) -> Result<Vec<RecordBatch>> {
 /// from (`dataset.toml`, a custom source's TOML), for the error about a missing column. A missing
 /// or duplicated column is an error naming it; a truncated or corrupt file is an error naming the
 /// file, and where known the row group and the column.
-pub fn read_columns_named(
+pub(crate) fn read_columns_named(
     path: &Path,
     columns: &[&str],
     named_in: &str,

@@ -56,6 +56,7 @@ pub enum Norm {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SparseSpec {
+    /// The column name.
     pub name: String,
     /// Values seen fewer times than this in the train split map to the out-of-vocabulary id 0.
     #[serde(default = "one")]
@@ -66,7 +67,9 @@ pub struct SparseSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MultiSpec {
+    /// The column name (a list column in the file).
     pub name: String,
+    /// Items seen fewer times than this in the train split map to the out-of-vocabulary id 0.
     #[serde(default = "one")]
     pub min_count: u32,
 }
@@ -75,7 +78,9 @@ pub struct MultiSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DenseSpec {
+    /// The column name.
     pub name: String,
+    /// The normalisation, fitted on the train split.
     #[serde(default)]
     pub norm: Norm,
 }
@@ -84,6 +89,7 @@ pub struct DenseSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LabelSpec {
+    /// The column name, which is the task's name.
     pub name: String,
     /// How the label was derived from the source, for people reading the schema.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -110,6 +116,7 @@ fn default_data() -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetSpec {
+    /// A name for people (and run reports).
     pub name: String,
     /// The source it was prepared from (`adult`, `movielens-100k`, `synthetic`, ...).
     #[serde(default)]
@@ -129,10 +136,13 @@ pub struct DatasetSpec {
     /// The tasks, in priority order.
     #[serde(rename = "label")]
     pub labels: Vec<LabelSpec>,
+    /// The single-valued categorical features.
     #[serde(default)]
     pub sparse: Vec<SparseSpec>,
+    /// The multi-valued categorical features.
     #[serde(default)]
     pub multi: Vec<MultiSpec>,
+    /// The numeric features.
     #[serde(default)]
     pub dense: Vec<DenseSpec>,
     /// Columns kept in the file but not used as inputs (for example a synthetic set's true
@@ -238,7 +248,7 @@ impl DatasetSpec {
         let path = dir.join(SPEC_FILE);
         let text =
             toml::to_string_pretty(self).map_err(|e| DataError::config(&path, e.to_string()))?;
-        crate::atomic::write_file(&path, text.as_bytes())
+        crate::atomic::write_atomic(&path, text.as_bytes())
     }
 }
 

@@ -6,17 +6,23 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+/// The part of the data a row belongs to: fitting, model selection or the final report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
+    /// Rows the model and the encoders are fitted on.
     Train,
+    /// Rows for early stopping and model selection.
     Valid,
+    /// Held-out rows for the final report.
     Test,
 }
 
 impl Split {
+    /// The three splits, in this order.
     pub const ALL: [Split; 3] = [Split::Train, Split::Valid, Split::Test];
 
+    /// The name as written in the split column: `train`, `valid` or `test`.
     pub fn as_str(self) -> &'static str {
         match self {
             Split::Train => "train",
@@ -25,6 +31,7 @@ impl Split {
         }
     }
 
+    /// The split of a name written by [`Split::as_str`]; `None` for any other text.
     pub fn parse(s: &str) -> Option<Split> {
         match s {
             "train" => Some(Split::Train),
@@ -56,7 +63,9 @@ impl std::str::FromStr for Split {
 /// The fractions of rows that go to validation and test; the rest is train.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SplitFractions {
+    /// The share of rows for validation, in `(0, 1)`.
     pub valid: f64,
+    /// The share of rows for test, in `(0, 1)`; `valid + test < 1`.
     pub test: f64,
 }
 
@@ -70,6 +79,7 @@ impl Default for SplitFractions {
 }
 
 impl SplitFractions {
+    /// Refuses fractions outside `(0, 1)` or leaving no rows for train; the message says why.
     pub fn check(&self) -> Result<(), String> {
         let ok = |f: f64| f.is_finite() && f > 0.0 && f < 1.0;
         if !ok(self.valid) || !ok(self.test) || self.valid + self.test >= 1.0 {
@@ -85,7 +95,7 @@ impl SplitFractions {
 /// Assigns each of `n` rows to a split at random: exactly `round(n * test)` test rows and
 /// `round(n * valid)` validation rows, chosen by a seeded permutation (ChaCha8), the rest train.
 /// The same `n`, fractions and seed always give the same assignment.
-pub fn assign_splits(n: usize, fractions: SplitFractions, seed: u64) -> Vec<Split> {
+pub(crate) fn assign_splits(n: usize, fractions: SplitFractions, seed: u64) -> Vec<Split> {
     let mut order: Vec<u32> = (0..n as u32).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     let n_test = (n as f64 * fractions.test).round() as usize;

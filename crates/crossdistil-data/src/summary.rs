@@ -11,8 +11,11 @@ use crate::split::Split;
 /// A count per split.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PerSplit {
+    /// Rows (or positives) in train.
     pub train: usize,
+    /// Rows (or positives) in valid.
     pub valid: usize,
+    /// Rows (or positives) in test.
     pub test: usize,
 }
 
@@ -25,10 +28,12 @@ impl PerSplit {
         }
     }
 
+    /// The sum over the three splits.
     pub fn total(&self) -> usize {
         self.train + self.valid + self.test
     }
 
+    /// The count of one split.
     pub fn get(&self, s: Split) -> usize {
         match s {
             Split::Train => self.train,
@@ -38,10 +43,14 @@ impl PerSplit {
     }
 }
 
+/// One task: its positives per split and its positive rate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskSummary {
+    /// The task's name.
     pub name: String,
+    /// How the label was derived, from `dataset.toml`.
     pub description: String,
+    /// Positive labels per split.
     pub positives: PerSplit,
     /// Positive rate over all rows.
     pub positive_rate: f64,
@@ -51,13 +60,18 @@ pub struct TaskSummary {
 /// for the first task, negative for the second).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Combination {
+    /// The signs of the tasks' labels, for example `+-`.
     pub pattern: String,
+    /// Rows with these labels per split.
     pub rows: PerSplit,
+    /// Share of all rows.
     pub share: f64,
 }
 
+/// One input feature: its kind, vocabulary size, OOV rate and nulls, or its normalisation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureSummary {
+    /// The column name.
     pub name: String,
     /// `sparse`, `multi` or `dense`.
     pub kind: String,
@@ -71,27 +85,38 @@ pub struct FeatureSummary {
     /// items of a multi-valued one. They form the null category (see `vocab.rs`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nulls: Option<usize>,
+    /// The normalisation of a dense feature.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub norm: Option<String>,
 }
 
+/// What `crossdistil inspect` reports of a loaded data set ([`Summary::to_table`] prints it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// The data set's name.
     pub name: String,
+    /// The source it was prepared from.
     pub source: String,
+    /// The path of the Parquet file.
     pub file: String,
+    /// Rows per split.
     pub rows: PerSplit,
+    /// The grouping column for GAUC, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_column: Option<String>,
+    /// The number of distinct users (groups), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub users: Option<usize>,
+    /// The chosen tasks, in priority order.
     pub tasks: Vec<TaskSummary>,
+    /// Every combination of the chosen tasks' labels, with its rows.
     pub combinations: Vec<Combination>,
+    /// The input features.
     pub features: Vec<FeatureSummary>,
 }
 
 /// The pattern of a combination index: bit `K-1-k` is task `k`'s label.
-pub fn pattern(combo: usize, tasks: usize) -> String {
+pub(crate) fn pattern(combo: usize, tasks: usize) -> String {
     (0..tasks)
         .map(|k| {
             if combo >> (tasks - 1 - k) & 1 == 1 {

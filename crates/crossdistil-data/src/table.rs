@@ -31,6 +31,7 @@ pub enum ColumnData {
 }
 
 impl ColumnData {
+    /// The number of rows.
     pub fn len(&self) -> usize {
         match self {
             ColumnData::Str(v) => v.len(),
@@ -44,6 +45,7 @@ impl ColumnData {
         }
     }
 
+    /// Whether the column has no rows.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -74,10 +76,12 @@ impl ColumnData {
 /// Named columns of equal length.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Table {
+    /// The columns, in file order: (name, values).
     pub columns: Vec<(String, ColumnData)>,
 }
 
 impl Table {
+    /// An empty table.
     pub fn new() -> Self {
         Table::default()
     }
@@ -95,10 +99,12 @@ impl Table {
         self.columns.push((name, data));
     }
 
+    /// The number of rows (0 without columns).
     pub fn rows(&self) -> usize {
         self.columns.first().map_or(0, |(_, d)| d.len())
     }
 
+    /// The column called `name`.
     pub fn get(&self, name: &str) -> Option<&ColumnData> {
         self.columns.iter().find(|(n, _)| n == name).map(|(_, d)| d)
     }

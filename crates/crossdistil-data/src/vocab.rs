@@ -20,7 +20,9 @@ pub const OOV: u32 = 0;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VocabKeys {
+    /// Text values.
     Str(Vec<String>),
+    /// Integer values.
     Int(Vec<i64>),
 }
 
@@ -109,7 +111,7 @@ impl From<VocabKeys> for Vocab {
 /// the kept values and returns the map from provisional index to final id. `K` is `i64` for
 /// integer columns and `&str` for text.
 #[derive(Debug)]
-pub struct Fitter<K> {
+pub(crate) struct Fitter<K> {
     index: FxHashMap<K, u32>,
     keys: Vec<K>,
     counts: Vec<u32>,
@@ -131,16 +133,16 @@ impl<K> Default for Fitter<K> {
 /// The result of a fit: the kept values in id order, the final id of every provisional index, and
 /// whether null has an id (see the module's documentation).
 #[derive(Debug)]
-pub struct Fitted<K> {
-    pub keys: Vec<K>,
-    pub remap: Vec<u32>,
-    pub null: bool,
+pub(crate) struct Fitted<K> {
+    pub(crate) keys: Vec<K>,
+    pub(crate) remap: Vec<u32>,
+    pub(crate) null: bool,
 }
 
 impl<K> Fitted<K> {
     /// The final id of a provisional index ([`NULL`] for null).
     #[inline]
-    pub fn id(&self, provisional: u32) -> u32 {
+    pub(crate) fn id(&self, provisional: u32) -> u32 {
         if provisional != NULL {
             self.remap[provisional as usize]
         } else if self.null {
@@ -152,12 +154,12 @@ impl<K> Fitted<K> {
 }
 
 /// The provisional index of a null value.
-pub const NULL: u32 = u32::MAX;
+pub(crate) const NULL: u32 = u32::MAX;
 
 /// As [`Fitter<i64>`] for integer keys in a known range `lo..=hi`: a direct table instead of a
 /// hash map (ids of real logs are usually dense integers, and the table is several times faster).
 #[derive(Debug)]
-pub struct RangeFitter {
+pub(crate) struct RangeFitter {
     lo: i64,
     slots: Vec<u32>,
     inner: Fitter<i64>,
@@ -165,7 +167,7 @@ pub struct RangeFitter {
 
 impl RangeFitter {
     /// `None` when the range is too wide for a table of about `4 * rows` entries (at least 2^20).
-    pub fn new(lo: i64, hi: i64, rows: usize) -> Option<Self> {
+    pub(crate) fn new(lo: i64, hi: i64, rows: usize) -> Option<Self> {
         let width = hi.checked_sub(lo)?.checked_add(1)?;
         let limit = (4 * rows as i64).max(1 << 20);
         (width > 0 && width <= limit).then(|| RangeFitter {
@@ -177,7 +179,7 @@ impl RangeFitter {
 
     /// The provisional index of `key` (which must lie in the range), counting it when `train`.
     #[inline]
-    pub fn add(&mut self, key: Option<i64>, train: bool) -> u32 {
+    pub(crate) fn add(&mut self, key: Option<i64>, train: bool) -> u32 {
         let Some(key) = key else {
             self.inner.nulls += u32::from(train);
             return NULL;
@@ -192,7 +194,7 @@ impl RangeFitter {
         *slot
     }
 
-    pub fn finish(self, min_count: u32) -> Fitted<i64> {
+    pub(crate) fn finish(self, min_count: u32) -> Fitted<i64> {
         self.inner.finish(min_count)
     }
 }
@@ -200,7 +202,7 @@ impl RangeFitter {
 impl<K: std::hash::Hash + Eq + Ord + Copy> Fitter<K> {
     /// The provisional index of `key`, counting it when `train`.
     #[inline]
-    pub fn add(&mut self, key: Option<K>, train: bool) -> u32 {
+    pub(crate) fn add(&mut self, key: Option<K>, train: bool) -> u32 {
         let Some(key) = key else {
             self.nulls += u32::from(train);
             return NULL;
@@ -217,7 +219,7 @@ impl<K: std::hash::Hash + Eq + Ord + Copy> Fitter<K> {
 
     /// Keeps the values counted at least `min_count` times (at least once), ranked by decreasing
     /// count then value, and null when it was counted as often.
-    pub fn finish(self, min_count: u32) -> Fitted<K> {
+    pub(crate) fn finish(self, min_count: u32) -> Fitted<K> {
         let min_count = min_count.max(1);
         let mut kept: Vec<u32> = (0..self.keys.len() as u32)
             .filter(|&i| self.counts[i as usize] >= min_count)
@@ -256,20 +258,21 @@ impl Vocab {
         self.null_id
     }
 
-    pub fn kind(&self) -> KeyKind {
+    pub(crate) fn kind(&self) -> KeyKind {
         match self.keys {
             VocabKeys::Str(_) => KeyKind::Str,
             VocabKeys::Int(_) => KeyKind::Int,
         }
     }
 
+    /// The kept values, in id order.
     pub fn keys(&self) -> &VocabKeys {
         &self.keys
     }
 
     /// The id of a value; `OOV` for unknown values, and for nulls when null has no id.
     #[inline]
-    pub fn id(&self, key: Option<KeyRef<'_>>) -> u32 {
+    pub(crate) fn id(&self, key: Option<KeyRef<'_>>) -> u32 {
         match key {
             Some(KeyRef::Str(s)) => self.str_ids.get(s).copied().unwrap_or(OOV),
             Some(KeyRef::Int(i)) => self.int_ids.get(&i).copied().unwrap_or(OOV),

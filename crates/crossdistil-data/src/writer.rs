@@ -17,11 +17,11 @@ use crate::spec::DatasetSpec;
 use crate::table::Table;
 
 /// Rows per Parquet row group: large enough for fast scans, small enough to read in parallel.
-pub const ROW_GROUP_ROWS: usize = 256 * 1024;
+pub(crate) const ROW_GROUP_ROWS: usize = 256 * 1024;
 
 /// Streams chunks of rows into `data.parquet` under a temporary name; `finish` renames it into
 /// place and then writes `dataset.toml`. Dropped without `finish`, it removes its temporary file.
-pub struct CanonicalWriter {
+pub(crate) struct CanonicalWriter {
     dir: PathBuf,
     spec: DatasetSpec,
     tmp: PathBuf,
@@ -31,7 +31,7 @@ pub struct CanonicalWriter {
 
 impl CanonicalWriter {
     /// Creates `dir` if needed and checks the spec; nothing is written until the first chunk.
-    pub fn create(dir: &Path, spec: DatasetSpec) -> Result<Self> {
+    pub(crate) fn create(dir: &Path, spec: DatasetSpec) -> Result<Self> {
         spec.validate()
             .map_err(|m| DataError::config(dir.join(crate::spec::SPEC_FILE), m))?;
         std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, "cannot create folder", e))?;
@@ -47,7 +47,7 @@ impl CanonicalWriter {
 
     /// Appends a chunk. Every chunk must have the same columns of the same types, and together
     /// they must hold every column the spec names.
-    pub fn write(&mut self, table: &Table) -> Result<()> {
+    pub(crate) fn write(&mut self, table: &Table) -> Result<()> {
         let batch = table
             .to_record_batch()
             .map_err(|e| DataError::file(&self.tmp, format!("cannot build a record batch: {e}")))?;
@@ -87,7 +87,7 @@ impl CanonicalWriter {
 
     /// Closes the Parquet file with the column chunk checksums in its footer, renames it into
     /// place and writes `dataset.toml` with the footer's checksum.
-    pub fn finish(mut self) -> Result<PathBuf> {
+    pub(crate) fn finish(mut self) -> Result<PathBuf> {
         let mut writer = self
             .writer
             .take()
@@ -113,12 +113,12 @@ impl CanonicalWriter {
         let footer = checksum::footer_crc(&self.tmp).map_err(|e| cannot(&format!("{e:?}")))?;
         self.spec.footer_crc32 = Some(footer);
         let data = self.spec.data_path(&self.dir);
-        atomic::commit(&self.tmp, &data)?;
+        atomic::rename_into_place(&self.tmp, &data)?;
         self.spec.write(&self.dir)?;
         Ok(data)
     }
 
-    pub fn rows(&self) -> usize {
+    pub(crate) fn rows(&self) -> usize {
         self.rows
     }
 }

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use common::*;
 use crossdistil_data::prepare::{self, synthetic::SyntheticOptions};
-use crossdistil_data::table::{ColumnData, Table};
-use crossdistil_data::writer::write_dataset;
+use crossdistil_data::write_dataset;
+use crossdistil_data::{ColumnData, Table};
 use crossdistil_data::{Dataset, DatasetSpec};
 
 fn msg<T: std::fmt::Debug>(r: Result<T, crossdistil_data::DataError>) -> String {

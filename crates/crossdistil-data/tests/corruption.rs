@@ -104,7 +104,7 @@ fn a_changed_footer_is_refused_by_the_checksum_in_dataset_toml() {
 /// ArrowWriter, and no footer checksum in dataset.toml.
 fn strip_checksums(dir: &Path) {
     let path = dir.join("data.parquet");
-    let batches = crossdistil_data::parquet_io::read_columns(
+    let batches = crossdistil_data::read_columns(
         &path,
         &[
             "row_id", "split", "f0", "f1", "f2", "f3", "d0", "d1", "d2", "task0", "task1",

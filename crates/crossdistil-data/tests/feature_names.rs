@@ -4,8 +4,8 @@ mod common;
 
 use std::path::Path;
 
-use crossdistil_data::table::{ColumnData, Table};
-use crossdistil_data::writer::write_dataset;
+use crossdistil_data::write_dataset;
+use crossdistil_data::{ColumnData, Table};
 use crossdistil_data::{Dataset, DatasetSpec, Encoders};
 
 /// 20 rows with a sparse `item`, two dense features `age` (around 40) and `hours` (around 5),

@@ -3,9 +3,9 @@
 mod common;
 
 use common::*;
-use crossdistil_data::table::{ColumnData, Table};
-use crossdistil_data::writer::write_dataset;
+use crossdistil_data::write_dataset;
 use crossdistil_data::{Batch, Batches, Dataset, DatasetSpec, GatherBatch, Order, Split};
+use crossdistil_data::{ColumnData, Table};
 
 /// 10 rows: rows 0..6 train, 6..8 valid, 8..10 test. Item `t` appears only in test; item `r`
 /// once in train (below min_count 2).

@@ -173,8 +173,7 @@ fn nulls_in_a_categorical_are_a_category_of_their_own_and_counted() {
     prepare::custom::prepare(&cfg, &opts(&out, 1)).unwrap();
 
     // The canonical file keeps the nulls as nulls.
-    let batches =
-        crossdistil_data::parquet_io::read_columns(&out.join("data.parquet"), &["a"]).unwrap();
+    let batches = crossdistil_data::read_columns(&out.join("data.parquet"), &["a"]).unwrap();
     let nulls: usize = batches.iter().map(|b| b.column(0).null_count()).sum();
     assert_eq!(nulls, 20);
 

@@ -282,8 +282,7 @@ fn synthetic_is_reproducible_and_labels_follow_the_true_probabilities() {
     assert_eq!(ds.tasks(), 3);
     // The mean true probability matches the positive rate (law of large numbers, 20k rows).
     let batches =
-        crossdistil_data::parquet_io::read_columns(&a.path().join("data.parquet"), &["p_task0"])
-            .unwrap();
+        crossdistil_data::read_columns(&a.path().join("data.parquet"), &["p_task0"]).unwrap();
     let p: f64 = batches
         .iter()
         .flat_map(|b| {

@@ -147,7 +147,7 @@ impl Grid {
                 };
                 std::fs::create_dir_all(&cell.dir).map_err(io("create", &cell.dir))?;
                 let cfg_path = cell.config_file();
-                crossdistil_data::atomic::write_file(
+                crossdistil_data::write_atomic(
                     &cfg_path,
                     toml::to_string(&merged)
                         .map_err(|e| {

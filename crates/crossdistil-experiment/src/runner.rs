@@ -85,7 +85,7 @@ pub fn run(o: &Options) -> Result<Outcome> {
     if let Some(b) = &grid.baseline {
         add_paired(&mut results, b);
     }
-    crossdistil_data::atomic::write_file(
+    crossdistil_data::write_atomic(
         &o.out.join("results.json"),
         &serde_json::to_vec_pretty(&results).expect("results serialise to JSON"),
     )?;
@@ -108,7 +108,7 @@ pub fn run(o: &Options) -> Result<Outcome> {
             md.push_str(&format!("- `{f}`\n"));
         }
     }
-    crossdistil_data::atomic::write_file(&o.out.join("results.md"), md.as_bytes())?;
+    crossdistil_data::write_atomic(&o.out.join("results.md"), md.as_bytes())?;
     Ok(Outcome {
         results,
         markdown: md,

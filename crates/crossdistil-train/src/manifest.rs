@@ -15,7 +15,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use crossdistil_data::checksum::range_crc;
+use crossdistil_data::range_crc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
@@ -184,7 +184,7 @@ pub fn verify(dir: &Path, e: &FileEntry) -> Result<PathBuf> {
 }
 
 /// The temporary name used while a file is written: `NAME.<pid>.part`.
-pub use crossdistil_data::atomic::temp_path;
+pub use crossdistil_data::temp_path;
 
 /// Writes `bytes` to `path` and fsyncs it (no rename).
 pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -108,7 +108,7 @@ impl OpenRun {
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
             .map_err(|e| TrainError::run(path, e.to_string()))?;
         remove_stale_temporaries(path);
-        let tmp = crossdistil_data::atomic::temp_path(path);
+        let tmp = crossdistil_data::temp_path(path);
         let write = || -> std::result::Result<(), String> {
             let file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
             let mut w =

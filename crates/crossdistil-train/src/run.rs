@@ -115,7 +115,7 @@ pub struct RunDir {
 
 /// Writes `bytes` to `path` through a temporary file and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    crossdistil_data::atomic::write_file(path, bytes).map_err(TrainError::from)
+    crossdistil_data::write_atomic(path, bytes).map_err(TrainError::from)
 }
 
 const CONFIG: &str = "config.toml";
@@ -613,7 +613,7 @@ pub fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()
         let _ = std::fs::remove_file(&tmp);
         TrainError::run(path, format!("cannot write checkpoint: {e}"))
     })?;
-    crossdistil_data::atomic::commit(&tmp, path)?;
+    crossdistil_data::rename_into_place(&tmp, path)?;
     Ok(())
 }
 

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use candle_core::Tensor;
 use crossdistil_data::Dataset;
+use crossdistil_data::SplitFractions;
 use crossdistil_data::prepare::{PrepareOptions, synthetic};
-use crossdistil_data::split::SplitFractions;
 use crossdistil_train::divergence::check_parameters;
 use crossdistil_train::fit::build_model;
 use crossdistil_train::predict::predict;

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use crossdistil_data::Split;
+use crossdistil_data::SplitFractions;
 use crossdistil_data::prepare::{PrepareOptions, synthetic};
-use crossdistil_data::split::SplitFractions;
 use crossdistil_train::lock::RunLock;
 use crossdistil_train::{FitOptions, Report, RunConfig, fit, output};
 use rand::{Rng, SeedableRng};

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
+use crossdistil_data::SplitFractions;
 use crossdistil_data::prepare::{PrepareOptions, synthetic};
-use crossdistil_data::split::SplitFractions;
 use crossdistil_data::{Batch, Dataset, GatherBatch, Split};
 use crossdistil_train::fit::BuiltModel;
 use crossdistil_train::step::StepSetup;
@@ -171,8 +171,7 @@ fn the_best_checkpoint_reproduces_the_reported_metrics() {
     let scores = tmp.path().join("scores.parquet");
     let rows = opened.ds.split_rows(Split::Test);
     opened.write_scores(&scores, &rows, false).unwrap();
-    let batches =
-        crossdistil_data::parquet_io::read_columns(&scores, &["row_id", "task0", "task1"]).unwrap();
+    let batches = crossdistil_data::read_columns(&scores, &["row_id", "task0", "task1"]).unwrap();
     let n: usize = batches.iter().map(|b| b.num_rows()).sum();
     assert_eq!(n, rows.len());
 }

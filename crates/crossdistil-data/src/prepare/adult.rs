@@ -32,6 +32,7 @@ const NUMERIC: [(&str, &str, Norm); 6] = [
     ("hours-per-week", "hours_per_week", Norm::Standard),
 ];
 
+/// The `dataset.toml` this source writes: the inputs and the two tasks.
 pub fn spec() -> DatasetSpec {
     let mut sparse: Vec<SparseSpec> = CATEGORICAL
         .iter()

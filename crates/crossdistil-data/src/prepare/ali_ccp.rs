@@ -10,11 +10,13 @@ use super::{PrepareOptions, Prepared, concat_columns, finish, input_files, table
 use crate::error::{DataError, Result};
 use crate::spec::{DatasetSpec, DenseSpec, LabelSpec, Norm, SparseSpec};
 
+/// The label columns, which are also the tasks, in priority order.
 pub const LABELS: [&str; 2] = ["click", "purchase"];
+/// The user id field, the grouping column for GAUC.
 pub const USER: &str = "101";
 
 /// The schema for a file with this header.
-pub fn spec_for_header(file: &Path, header: &[String]) -> Result<DatasetSpec> {
+pub(crate) fn spec_for_header(file: &Path, header: &[String]) -> Result<DatasetSpec> {
     for l in LABELS.iter().chain([&USER]) {
         if !header.iter().any(|h| h == l) {
             return Err(DataError::column(file, l, "missing from the header"));

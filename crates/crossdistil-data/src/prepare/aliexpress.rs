@@ -9,9 +9,12 @@ use super::{PrepareOptions, Prepared, concat_columns, finish, input_files, table
 use crate::error::Result;
 use crate::spec::{DatasetSpec, DenseSpec, LabelSpec, Norm, SparseSpec};
 
+/// The categorical columns `categorical_1..=16`.
 pub const N_CATEGORICAL: usize = 16;
+/// The numeric columns `numerical_1..=63`.
 pub const N_NUMERICAL: usize = 63;
 
+/// The `dataset.toml` this source writes: the inputs and the two tasks.
 pub fn spec() -> DatasetSpec {
     DatasetSpec {
         name: "aliexpress".into(),

@@ -42,7 +42,7 @@ use crate::table::ColumnData;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CustomConfig {
+pub(crate) struct CustomConfig {
     pub name: String,
     pub input: PathBuf,
     #[serde(default)]
@@ -63,7 +63,7 @@ pub struct CustomConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CustomMulti {
+pub(crate) struct CustomMulti {
     pub name: String,
     #[serde(default = "one")]
     pub min_count: u32,
@@ -73,7 +73,7 @@ pub struct CustomMulti {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CustomDense {
+pub(crate) struct CustomDense {
     pub name: String,
     #[serde(default)]
     pub norm: Norm,
@@ -81,7 +81,7 @@ pub struct CustomDense {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CustomLabel {
+pub(crate) struct CustomLabel {
     /// The task's name.
     pub name: String,
     /// The source column (default: `name`).
@@ -105,7 +105,7 @@ fn bar() -> String {
 }
 
 impl CustomConfig {
-    pub fn read(path: &Path) -> Result<Self> {
+    pub(crate) fn read(path: &Path) -> Result<Self> {
         let text =
             std::fs::read_to_string(path).map_err(|e| DataError::io(path, "cannot read", e))?;
         let mut cfg: CustomConfig =

@@ -8,7 +8,7 @@ use crate::table::ColumnData;
 
 /// How one field of a record is parsed.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Parse {
+pub(crate) enum Parse {
     /// A categorical value: integers while every value is one, text from the first that is not.
     Cat,
     /// A categorical value kept as text.
@@ -25,7 +25,7 @@ pub enum Parse {
 
 /// A field of the input and the column it becomes.
 #[derive(Debug, Clone)]
-pub struct Field {
+pub(crate) struct Field {
     /// The header name, or `#N` (0-based) for a file without a header.
     pub source: String,
     /// The output column name.
@@ -34,7 +34,7 @@ pub struct Field {
 }
 
 impl Field {
-    pub fn new(source: impl Into<String>, name: impl Into<String>, parse: Parse) -> Self {
+    pub(crate) fn new(source: impl Into<String>, name: impl Into<String>, parse: Parse) -> Self {
         Field {
             source: source.into(),
             name: name.into(),
@@ -43,14 +43,14 @@ impl Field {
     }
 
     /// A field named the same in the input and the output.
-    pub fn same(name: &str, parse: Parse) -> Self {
+    pub(crate) fn same(name: &str, parse: Parse) -> Self {
         Field::new(name, name, parse)
     }
 }
 
 /// How the file is laid out.
 #[derive(Debug, Clone, Copy)]
-pub struct Layout {
+pub(crate) struct Layout {
     pub delimiter: u8,
     pub header: bool,
     /// Whether `"` quotes fields (CSV) or is an ordinary character (MovieLens titles).
@@ -58,7 +58,7 @@ pub struct Layout {
 }
 
 impl Layout {
-    pub fn csv() -> Self {
+    pub(crate) fn csv() -> Self {
         Layout {
             delimiter: b',',
             header: true,
@@ -66,7 +66,7 @@ impl Layout {
         }
     }
 
-    pub fn tsv(header: bool) -> Self {
+    pub(crate) fn tsv(header: bool) -> Self {
         Layout {
             delimiter: b'\t',
             header,
@@ -141,7 +141,7 @@ impl Acc {
 }
 
 /// Parses a label cell.
-pub fn parse_label(s: &str) -> Option<u8> {
+pub(crate) fn parse_label(s: &str) -> Option<u8> {
     match s.trim() {
         "0" | "0.0" => Some(0),
         "1" | "1.0" => Some(1),
@@ -152,7 +152,7 @@ pub fn parse_label(s: &str) -> Option<u8> {
 }
 
 /// Parses a finite number, or says why not.
-pub fn parse_number(s: &str) -> std::result::Result<f64, String> {
+pub(crate) fn parse_number(s: &str) -> std::result::Result<f64, String> {
     let t = s.trim();
     match t.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v),
@@ -164,7 +164,7 @@ pub fn parse_number(s: &str) -> std::result::Result<f64, String> {
 
 /// Parses a number that is finite as an f32 (the type the canonical layout stores dense values
 /// as), or says why not: `1e39` is finite in f64 but would become infinity.
-pub fn parse_f32(s: &str) -> std::result::Result<f32, String> {
+pub(crate) fn parse_f32(s: &str) -> std::result::Result<f32, String> {
     let v = parse_number(s)?;
     let x = v as f32;
     if !x.is_finite() {
@@ -178,7 +178,7 @@ pub fn parse_f32(s: &str) -> std::result::Result<f32, String> {
 }
 
 /// The names in the header of a delimited file, trimmed.
-pub fn header_names(path: &Path, layout: Layout) -> Result<Vec<String>> {
+pub(crate) fn header_names(path: &Path, layout: Layout) -> Result<Vec<String>> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, "cannot open", e))?;
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(layout.delimiter)
@@ -195,7 +195,11 @@ pub fn header_names(path: &Path, layout: Layout) -> Result<Vec<String>> {
 }
 
 /// Reads `fields` from every record of a delimited file.
-pub fn read(path: &Path, layout: Layout, fields: &[Field]) -> Result<Vec<(String, ColumnData)>> {
+pub(crate) fn read(
+    path: &Path,
+    layout: Layout,
+    fields: &[Field],
+) -> Result<Vec<(String, ColumnData)>> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, "cannot open", e))?;
     read_from(
         path,
@@ -208,7 +212,7 @@ pub fn read(path: &Path, layout: Layout, fields: &[Field]) -> Result<Vec<(String
 /// As [`read`], from any reader. The fields read must be UTF-8 (a byte sequence that is not is
 /// an error naming the cell: replacing it would merge distinct values); other fields are not
 /// looked at. A field named twice in the header is an error.
-pub fn read_from(
+pub(crate) fn read_from(
     path: &Path,
     input: impl std::io::Read,
     layout: Layout,

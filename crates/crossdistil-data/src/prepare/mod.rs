@@ -1,5 +1,23 @@
-//! `prepare`: each supported source into the canonical layout, `DIR/data.parquet` plus
-//! `DIR/dataset.toml`, with a `row_id` column and a seeded `split` column.
+//! Each supported source into the canonical layout, `DIR/data.parquet` plus `DIR/dataset.toml`,
+//! with a `row_id` column and a seeded `split` column (see the crate's documentation).
+//!
+//! One module per source, each with a `prepare` function taking the raw input and the shared
+//! [`PrepareOptions`] (output folder, seed, split fractions) and returning what was written
+//! ([`Prepared`]); the sources of a fixed layout also have a `spec` function giving the
+//! `dataset.toml` they write:
+//!
+//! | module | `cargo xtask prepare` | raw input | tasks |
+//! |---|---|---|---|
+//! | [`adult`] | `adult` | the bundled Parquet file | `income`, `never_married` |
+//! | [`movielens`] | `movielens-100k` | a RecBole or GroupLens folder | `like`, `above_mean`, `love` |
+//! | [`tiktok`] | `tiktok-icme2019` | a tab-separated file or a folder of them | `finish`, `like` |
+//! | [`aliexpress`] | `aliexpress` | a CSV file or a folder of them | `click`, `conversion` |
+//! | [`ali_ccp`] | `ali-ccp` | a CSV file or a folder of them | `click`, `purchase` |
+//! | [`custom`] | `custom` | a TOML naming a CSV/TSV/Parquet file and its columns | yours |
+//! | [`synthetic`] | `synthetic` | none: [`synthetic::SyntheticOptions`] | `task0`, `task1`, ... |
+//!
+//! The sources stay in modules of their own rather than flat at the crate root: their functions
+//! share names (`prepare`, `spec`), and each module's documentation describes its raw layout.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +31,7 @@ pub mod adult;
 pub mod ali_ccp;
 pub mod aliexpress;
 pub mod custom;
-pub mod delimited;
+mod delimited;
 pub mod movielens;
 pub mod synthetic;
 pub mod tiktok;
@@ -25,19 +43,23 @@ pub struct PrepareOptions {
     pub out: PathBuf,
     /// The seed of the random split.
     pub seed: u64,
+    /// The shares of rows that go to validation and test.
     pub fractions: SplitFractions,
 }
 
 /// What was written.
 #[derive(Debug, Clone)]
 pub struct Prepared {
+    /// The prepared folder.
     pub dir: PathBuf,
+    /// The number of rows written.
     pub rows: usize,
+    /// The `dataset.toml` written.
     pub spec: DatasetSpec,
 }
 
 /// The row id and split columns every prepared set carries; returns the splits.
-pub fn add_row_id_and_split(
+pub(crate) fn add_row_id_and_split(
     table: &mut Table,
     spec: &DatasetSpec,
     opts: &PrepareOptions,
@@ -63,7 +85,7 @@ pub fn add_row_id_and_split(
 
 /// Adds row ids and splits, then writes the table. `source` is the input file (or folder) that
 /// the table was read from, named by the error when it has no rows.
-pub fn finish(
+pub(crate) fn finish(
     source: &Path,
     mut table: Table,
     spec: DatasetSpec,
@@ -83,7 +105,7 @@ pub fn finish(
 }
 
 /// Writes a table that already has its row id and split columns.
-pub fn write(table: Table, spec: DatasetSpec, opts: &PrepareOptions) -> Result<Prepared> {
+pub(crate) fn write(table: Table, spec: DatasetSpec, opts: &PrepareOptions) -> Result<Prepared> {
     let rows = table.rows();
     write_dataset(&opts.out, spec.clone(), &table)?;
     tracing::info!(rows, out = %opts.out.display(), "prepared {}", spec.name);
@@ -95,7 +117,7 @@ pub fn write(table: Table, spec: DatasetSpec, opts: &PrepareOptions) -> Result<P
 }
 
 /// The files of `raw` with one of `extensions`, sorted: `raw` itself when it is a file.
-pub fn input_files(raw: &Path, extensions: &[&str]) -> Result<Vec<PathBuf>> {
+pub(crate) fn input_files(raw: &Path, extensions: &[&str]) -> Result<Vec<PathBuf>> {
     let meta = std::fs::metadata(raw).map_err(|e| DataError::io(raw, "cannot open", e))?;
     if meta.is_file() {
         return Ok(vec![raw.to_path_buf()]);
@@ -121,7 +143,7 @@ pub fn input_files(raw: &Path, extensions: &[&str]) -> Result<Vec<PathBuf>> {
 }
 
 /// Appends the columns of `more` to those of `acc` (same names, same kinds).
-pub fn concat_columns(
+pub(crate) fn concat_columns(
     acc: &mut Vec<(String, ColumnData)>,
     more: Vec<(String, ColumnData)>,
     file: &Path,
@@ -159,7 +181,7 @@ pub fn concat_columns(
 }
 
 /// Table from named columns.
-pub fn table_of(columns: Vec<(String, ColumnData)>) -> Table {
+pub(crate) fn table_of(columns: Vec<(String, ColumnData)>) -> Table {
     let mut t = Table::new();
     for (n, c) in columns {
         t.push(n, c);

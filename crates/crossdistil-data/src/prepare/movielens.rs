@@ -38,6 +38,7 @@ pub const GENRES: [&str; 19] = [
     "Western",
 ];
 
+/// The `dataset.toml` this source writes: the inputs and the three tasks.
 pub fn spec() -> DatasetSpec {
     let sparse = [
         "user_id",

@@ -29,12 +29,15 @@ use crate::writer::{CanonicalWriter, ROW_GROUP_ROWS};
 /// The shape of a synthetic set.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SyntheticOptions {
+    /// Rows to generate, at least 10.
     pub rows: usize,
     /// Sparse fields, at least 2 (user and item).
     pub fields: usize,
     /// Values per sparse field.
     pub vocab: usize,
+    /// Tasks (labels `task0..`), at least 1.
     pub tasks: usize,
+    /// Dense features `d0..`.
     pub dense: usize,
     /// Zipf exponent of the categorical values.
     pub zipf: f64,
@@ -76,10 +79,11 @@ fn hashed_normal(seed: u64, a: u64, b: u64, c: u64) -> f32 {
     ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
 }
 
-pub fn task_name(k: usize) -> String {
+pub(crate) fn task_name(k: usize) -> String {
     format!("task{k}")
 }
 
+/// The `dataset.toml` of a set of this shape: sparse `f0..`, dense `d0..`, labels `task0..`, and the true probabilities `p_task0..` as extra columns.
 pub fn spec(o: &SyntheticOptions) -> DatasetSpec {
     DatasetSpec {
         name: "synthetic".into(),

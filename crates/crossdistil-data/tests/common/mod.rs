@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crossdistil_data::SplitFractions;
 use crossdistil_data::prepare::{PrepareOptions, Prepared};
-use crossdistil_data::split::SplitFractions;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
