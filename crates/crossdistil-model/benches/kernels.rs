@@ -3,8 +3,7 @@
 //! row-wise lazy Adam update of the touched rows. `cargo bench -p crossdistil-model`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use crossdistil_model::gather::FieldPlan;
-use crossdistil_model::{AdamConfig, EmbeddingTable, SparseOptimConfig};
+use crossdistil_model::{AdamConfig, EmbeddingTable, FieldPlan, SparseOptimConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

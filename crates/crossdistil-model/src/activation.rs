@@ -14,13 +14,16 @@ pub enum Activation {
     Relu,
     /// `x * Phi(x)`, the exact (erf) form.
     Gelu,
+    /// `tanh(x)`.
     Tanh,
     /// `1 / (1 + exp(-x))`.
     Sigmoid,
+    /// `x`, no activation.
     Identity,
 }
 
 impl Activation {
+    /// The activation of every element of `x`, same shape.
     pub fn apply(self, x: &Tensor) -> Result<Tensor> {
         match self {
             Activation::Relu => x.relu(),

@@ -10,7 +10,7 @@
 /// `z <- act(z + b)` row by row; `z: [n, h]` row-major, `b: [h]`.
 ///
 /// ReLU keeps NaN visible (`v <= 0` is false for NaN) instead of turning it into 0.
-pub fn forward_rows(z: &mut [f32], b: &[f32], relu: bool) {
+pub(crate) fn forward_rows(z: &mut [f32], b: &[f32], relu: bool) {
     let h = b.len();
     for row in z.chunks_exact_mut(h) {
         let row = &mut row[..h];
@@ -28,7 +28,7 @@ pub fn forward_rows(z: &mut [f32], b: &[f32], relu: bool) {
 /// `(dz, db)` for the upstream gradient `g: [n, h]` and the forward output `y: [n, h]`
 /// (only read with `relu`): `dz = g * [y > 0]` (ReLU) or `g`, `db = sum_rows dz`. `dz` is
 /// `g`'s buffer, changed in place.
-pub fn backward_rows(g: Vec<f32>, y: &[f32], h: usize, relu: bool) -> (Vec<f32>, Vec<f32>) {
+pub(crate) fn backward_rows(g: Vec<f32>, y: &[f32], h: usize, relu: bool) -> (Vec<f32>, Vec<f32>) {
     let mut db = vec![0.0f32; h];
     let mut dz = g;
     if !relu {

@@ -2,7 +2,7 @@
 //! `crossdistil-core`, and their conversion into candle's error where a constructor validates
 //! its configuration.
 
-pub use crossdistil_core::{ConfigError, MAX_SIZE, layer_sizes, non_negative, positive, rate};
+pub(crate) use crossdistil_core::{ConfigError, layer_sizes, non_negative, positive, rate};
 
 /// `e` as candle's error, with the same message.
 pub(crate) fn to_candle(e: ConfigError) -> candle_core::Error {

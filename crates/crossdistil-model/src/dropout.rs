@@ -7,7 +7,7 @@ use crate::mode::Mode;
 
 /// In training, zeroes each element with probability `p` and scales the others by `1 / (1 - p)`,
 /// with a mask drawn from the mode's generator; the identity in evaluation or when `p == 0`.
-pub fn dropout(x: &Tensor, p: f32, mode: &mut Mode<'_>) -> Result<Tensor> {
+pub(crate) fn dropout(x: &Tensor, p: f32, mode: &mut Mode<'_>) -> Result<Tensor> {
     let Mode::Train(rng) = mode else {
         return Ok(x.clone());
     };

@@ -13,11 +13,15 @@ use crate::sparse_optim::{AdamStep, OptimState, SparseOptimConfig, adagrad_row};
 /// ordinary row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmbeddingTable {
-    /// The checkpoint prefix of the table, "input.sparse.<field>" or "input.multi.<field>".
+    /// The checkpoint prefix of the table, `input.sparse.<field>` or `input.multi.<field>`.
     pub key: String,
+    /// The number of rows (ids `0..vocab`).
     pub vocab: usize,
+    /// The embedding size, the number of columns.
     pub dim: usize,
+    /// The table `[vocab, dim]`, row-major.
     pub weight: Vec<f32>,
+    /// The optimiser state of the table, allocated at its first update.
     pub state: OptimState,
 }
 
@@ -48,7 +52,7 @@ impl EmbeddingTable {
         &self.weight[start..start + self.dim]
     }
 
-    /// Hints that row `id` will be read soon ([`crate::memory`]).
+    /// Hints that row `id` will be read soon (a prefetch on x86-64, nothing elsewhere).
     #[inline(always)]
     pub fn prefetch(&self, id: u32) {
         prefetch_row(&self.weight, id as usize * self.dim, self.dim);

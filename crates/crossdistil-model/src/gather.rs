@@ -14,8 +14,11 @@ use crate::memory::AHEAD;
 pub struct FieldPlan {
     /// First column of the field in the embedding matrix.
     pub column: usize,
+    /// The field's embedding size.
     pub dim: usize,
+    /// The field's distinct ids in the batch, sorted.
     pub unique: Vec<u32>,
+    /// Per id of the batch, its position in `unique`.
     pub inverse: Vec<u32>,
     /// Row offsets into `inverse` for a multi-valued field (mean pooling), `None` for a
     /// single-valued one.
@@ -26,13 +29,16 @@ pub struct FieldPlan {
 /// matrix `[rows, width]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatherPlan {
+    /// The rows of the batch.
     pub rows: usize,
+    /// The columns of the embedding matrix, the sum of the fields' `dim`.
     pub width: usize,
+    /// One plan per embedding table, in table order.
     pub fields: Vec<FieldPlan>,
 }
 
 /// Sorted distinct `ids` and, for each id, its position among them.
-pub fn dedup(ids: &[u32]) -> (Vec<u32>, Vec<u32>) {
+pub(crate) fn dedup(ids: &[u32]) -> (Vec<u32>, Vec<u32>) {
     let mut unique = ids.to_vec();
     unique.sort_unstable();
     unique.dedup();

@@ -6,17 +6,17 @@ use gemm::Parallelism;
 
 /// A read-only strided matrix: element `(i, j)` is `data[i * rs + j * cs]`.
 #[derive(Debug, Clone, Copy)]
-pub struct View<'a> {
-    pub data: &'a [f32],
-    pub rows: usize,
-    pub cols: usize,
-    pub rs: usize,
-    pub cs: usize,
+pub(crate) struct View<'a> {
+    pub(crate) data: &'a [f32],
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+    pub(crate) rs: usize,
+    pub(crate) cs: usize,
 }
 
 impl<'a> View<'a> {
     /// A row-major contiguous `[rows, cols]` matrix.
-    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+    pub(crate) fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
         View {
             data,
             rows,
@@ -27,7 +27,7 @@ impl<'a> View<'a> {
     }
 
     /// The transpose: the same data, rows and columns swapped.
-    pub fn t(self) -> Self {
+    pub(crate) fn t(self) -> Self {
         View {
             rows: self.cols,
             cols: self.rows,
@@ -51,7 +51,7 @@ impl<'a> View<'a> {
 /// # Panics
 /// When the shapes do not agree or a view reaches outside its data: both are bugs of the
 /// caller, which checks its inputs' shapes first.
-pub fn matmul_into(out: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool) {
+pub(crate) fn matmul_into(out: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool) {
     assert_eq!(
         out.len(),
         a.rows * b.cols,
@@ -65,7 +65,7 @@ pub fn matmul_into(out: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool) 
 
 /// `a b` as a new row-major `[m, n]` buffer, which the product writes without a zero fill
 /// first (a pass over the whole output saved; a tenth of the `memset`s of an MMoE step).
-pub fn matmul(a: View<'_>, b: View<'_>) -> Vec<f32> {
+pub(crate) fn matmul(a: View<'_>, b: View<'_>) -> Vec<f32> {
     let len = a.rows * b.cols;
     let mut out: Vec<f32> = Vec::with_capacity(len);
     product(out.as_mut_ptr(), len, b.cols, a, b, false);
@@ -84,7 +84,7 @@ pub fn matmul(a: View<'_>, b: View<'_>) -> Vec<f32> {
 ///
 /// # Panics
 /// When the `a_e` differ in rows, or as [`matmul_into`].
-pub fn matmul_column_blocks(blocks: &[(View<'_>, View<'_>)]) -> Vec<f32> {
+pub(crate) fn matmul_column_blocks(blocks: &[(View<'_>, View<'_>)]) -> Vec<f32> {
     let m = blocks.first().map_or(0, |(a, _)| a.rows);
     assert!(
         blocks.iter().all(|(a, _)| a.rows == m),
@@ -120,7 +120,7 @@ pub fn matmul_column_blocks(blocks: &[(View<'_>, View<'_>)]) -> Vec<f32> {
 /// [`matmul_into`] for an output whose rows lie `out_rs` apart (`out_rs >= n`): row `i` of the
 /// product goes to `out[i * out_rs..i * out_rs + n]`, the rest of `out` is left alone. Writes a
 /// column block of a wider matrix.
-pub fn matmul_rows_into(
+pub(crate) fn matmul_rows_into(
     out: &mut [f32],
     out_rs: usize,
     a: View<'_>,

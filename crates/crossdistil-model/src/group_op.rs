@@ -250,7 +250,7 @@ impl CustomOp3 for MlpGroup {
 /// `act(x W^T + b)`: `x: [n, k]` (any strides), `w: [o, k]`, `b: [o]` -> `[n, o]`; `relu`
 /// picks ReLU, otherwise the identity. The group of one expert with one layer: one node of the
 /// autograd graph (module documentation).
-pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor, relu: bool) -> Result<Tensor> {
+pub(crate) fn linear(x: &Tensor, w: &Tensor, b: &Tensor, relu: bool) -> Result<Tensor> {
     let (o, k) = w.dims2()?;
     x.apply_op3(w, b, MlpGroup::new(1, vec![k, o], relu, true))
 }

@@ -19,13 +19,18 @@ pub enum Init {
     KaimingUniform,
     /// `N(0, std^2)`.
     Normal {
+        /// The standard deviation.
         std: f32,
     },
+    /// All zeros.
     Zeros,
+    /// Every value the same.
     Const(f32),
     /// A square matrix `[n, n]` with `diag` on the diagonal and `off` elsewhere.
     Diagonal {
+        /// The value on the diagonal.
         diag: f32,
+        /// The value off the diagonal.
         off: f32,
     },
 }
@@ -39,7 +44,7 @@ impl Init {
     }
 
     /// [`Init::sample`] appended to `out` (whose allocation the caller may have prepared, e.g.
-    /// with [`crate::memory::large_buffer`]); the same values for the same generator state.
+    /// in huge pages); the same values for the same generator state.
     pub fn sample_into(
         &self,
         shape: &[usize],

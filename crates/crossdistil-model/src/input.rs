@@ -26,6 +26,7 @@ pub struct Gathered {
     pub x: Tensor,
     /// The embedding matrix `[b, width]` as a leaf of the graph.
     pub leaf: Var,
+    /// Which table rows each field used, to route the leaf's gradient back to them.
     pub plan: GatherPlan,
 }
 
@@ -92,6 +93,7 @@ impl FeatureInput {
         self.width
     }
 
+    /// The number of dense features, the last columns of `x`.
     pub fn n_dense(&self) -> usize {
         self.n_dense
     }

@@ -10,16 +10,16 @@ use crate::params::ParamStore;
 
 /// `y = x W^T + b`, `W: [out, in]`, `b: [out]`, `x: [n, in]`, `y: [n, out]`.
 #[derive(Debug, Clone)]
-pub struct Linear {
+pub(crate) struct Linear {
     /// A parameter of the [`ParamStore`], or a view of a packed one
     /// ([`crate::mlp_group::PackedGroup`]).
-    pub weight: Tensor,
-    pub bias: Tensor,
+    pub(crate) weight: Tensor,
+    pub(crate) bias: Tensor,
 }
 
 impl Linear {
     /// Registers `<name>.weight` (initialised with `init`) and `<name>.bias` (zeros).
-    pub fn new(
+    pub(crate) fn new(
         name: &str,
         in_dim: usize,
         out_dim: usize,
@@ -36,17 +36,17 @@ impl Linear {
         })
     }
 
-    pub fn out_dim(&self) -> usize {
+    pub(crate) fn out_dim(&self) -> usize {
         self.bias.dims()[0]
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         linear(x, &self.weight, &self.bias, false)
     }
 
     /// `act(x W^T + b)`; ReLU and the identity are part of the fused layer
     /// ([`crate::group_op::linear`]), other activations follow it.
-    pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
+    pub(crate) fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
         match act {
             Activation::Relu => linear(x, &self.weight, &self.bias, true),
             Activation::Identity => self.forward(x),

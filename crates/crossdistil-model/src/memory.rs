@@ -17,7 +17,7 @@ const HUGE_FROM_BYTES: usize = 32 << 20;
 /// An empty vector with room for `len` floats; a buffer of at least 32 MiB is advised to use
 /// transparent huge pages (Linux, where the kernel allows them on request). The pages become
 /// resident as they are first written, as for any allocation.
-pub fn large_buffer(len: usize) -> Vec<f32> {
+pub(crate) fn large_buffer(len: usize) -> Vec<f32> {
     let v: Vec<f32> = Vec::with_capacity(len);
     advise_huge_pages(v.as_ptr().cast(), v.capacity() * size_of::<f32>());
     v
@@ -32,7 +32,7 @@ pub fn large_buffer(len: usize) -> Vec<f32> {
 /// of an MMoE step with two workers while the moments filled in). One write per page at
 /// allocation is a single fault per page, as for a buffer filled with `memset`. A buffer of at
 /// least 32 MiB is advised to use huge pages first, so its faults are 2 MiB ones.
-pub fn large_zeros(len: usize) -> Vec<f32> {
+pub(crate) fn large_zeros(len: usize) -> Vec<f32> {
     // `vec![0.0; len]` comes from calloc, whose large blocks are fresh zero mappings: advising
     // them before the first write is what makes the faults huge.
     let mut v = vec![0.0f32; len];
@@ -67,12 +67,12 @@ fn advise_huge_pages(ptr: *const u8, bytes: usize) {
 }
 
 /// How many rows ahead of the current one the loops ask for.
-pub const AHEAD: usize = 8;
+pub(crate) const AHEAD: usize = 8;
 
 /// Hints that `data[start..start + len]` will be read soon. Does nothing for an out-of-range
 /// `start` or on targets without a prefetch instruction.
 #[inline(always)]
-pub fn prefetch_row(data: &[f32], start: usize, len: usize) {
+pub(crate) fn prefetch_row(data: &[f32], start: usize, len: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};

@@ -16,14 +16,18 @@ use crate::params::ParamStore;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MlpConfig {
+    /// The layer sizes, first to last; none is 0.
     pub hidden: Vec<usize>,
+    /// The activation after each layer (ReLU).
     #[serde(default)]
     pub activation: Activation,
+    /// Dropout after each layer in training, in `[0, 1)` (0: off).
     #[serde(default)]
     pub dropout: f32,
 }
 
 impl MlpConfig {
+    /// Layers of sizes `hidden`, ReLU, no dropout.
     pub fn new(hidden: Vec<usize>) -> Self {
         MlpConfig {
             hidden,
@@ -32,6 +36,7 @@ impl MlpConfig {
         }
     }
 
+    /// Checks every value; the error names the key ("hidden must not be empty").
     pub fn validate(&self) -> std::result::Result<(), ConfigError> {
         layer_sizes("hidden", &self.hidden)?;
         rate("dropout", self.dropout)
@@ -45,15 +50,15 @@ impl MlpConfig {
 
 /// `h_0 = x`, `h_{i+1} = dropout(act(h_i W_i^T + b_i))`, for every layer; `[n, in] -> [n, out]`.
 #[derive(Debug, Clone)]
-pub struct Mlp {
-    pub layers: Vec<Linear>,
-    pub activation: Activation,
-    pub dropout: f32,
+pub(crate) struct Mlp {
+    pub(crate) layers: Vec<Linear>,
+    pub(crate) activation: Activation,
+    pub(crate) dropout: f32,
 }
 
 impl Mlp {
     /// Registers `<name>.layer<i>.{weight,bias}` for each layer.
-    pub fn new(
+    pub(crate) fn new(
         cfg: &MlpConfig,
         name: &str,
         in_dim: usize,
@@ -83,11 +88,11 @@ impl Mlp {
         })
     }
 
-    pub fn out_dim(&self) -> usize {
+    pub(crate) fn out_dim(&self) -> usize {
         self.layers.last().map_or(0, Linear::out_dim)
     }
 
-    pub fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
+    pub(crate) fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
         let mut h = x.clone();
         for layer in &self.layers {
             h = layer_forward(layer, self.activation, self.dropout, &h, mode)?;
@@ -97,7 +102,7 @@ impl Mlp {
 }
 
 /// One hidden layer: `dropout(act(x W^T + b))`.
-pub fn layer_forward(
+pub(crate) fn layer_forward(
     layer: &Linear,
     activation: Activation,
     p: f32,

@@ -8,7 +8,6 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::activation::Activation;
 use crate::group_op::MlpGroup;
-pub use crate::group_op::linear;
 use crate::init::Init;
 use crate::linear::Linear;
 use crate::mlp::{Mlp, MlpConfig};
@@ -39,7 +38,7 @@ fn fusable(mlps: &[&Mlp], mode: &Mode<'_>) -> bool {
 /// `[n, E, h]`: the `E` MLPs `mlps` applied to `x: [n, in]`, expert `e` at `[:, e]`. One op
 /// when the MLPs allow it (module documentation); otherwise each MLP runs on its own (drawing
 /// its dropout masks in order) and the outputs are stacked.
-pub fn group_forward(x: &Tensor, mlps: &[&Mlp], mode: &mut Mode<'_>) -> Result<Tensor> {
+pub(crate) fn group_forward(x: &Tensor, mlps: &[&Mlp], mode: &mut Mode<'_>) -> Result<Tensor> {
     if !fusable(mlps, mode) {
         let outs = mlps
             .iter()
@@ -78,7 +77,7 @@ pub fn group_forward(x: &Tensor, mlps: &[&Mlp], mode: &mut Mode<'_>) -> Result<T
 /// `<expert name>.layer<i>.{weight,bias}` ([`ParamStore::unpacked_tensors`]). The initial
 /// values are those of `E` MLPs created one after the other from the same generator.
 #[derive(Debug, Clone)]
-pub struct PackedGroup {
+pub(crate) struct PackedGroup {
     weight: Var,
     bias: Var,
     experts: Vec<Mlp>,
@@ -88,7 +87,7 @@ pub struct PackedGroup {
 impl PackedGroup {
     /// Registers `<name>.weight` and `<name>.bias` for `experts` MLPs of configuration `cfg` on
     /// inputs of `in_dim`, and the views `<expert_name(e)>.layer<i>.*`.
-    pub fn new(
+    pub(crate) fn new(
         cfg: &MlpConfig,
         name: &str,
         expert_name: impl Fn(usize) -> String,
@@ -112,7 +111,7 @@ impl PackedGroup {
             |rng| {
                 // Separate MLPs from the same generator (which also checks `cfg`), packed: the
                 // same initial values. Their biases start at zero, as the packed ones do.
-                let mut separate = ParamStore::new(device);
+                let mut separate = ParamStore::new(device)?;
                 let mut w = vec![0.0f32; layout.w_total()];
                 for e in 0..experts {
                     let mlp = Mlp::new(cfg, &format!("{name}.{e}"), in_dim, &mut separate, rng)?;
@@ -157,17 +156,17 @@ impl PackedGroup {
     }
 
     /// The experts, over views of the packed parameters.
-    pub fn experts(&self) -> &[Mlp] {
+    pub(crate) fn experts(&self) -> &[Mlp] {
         &self.experts
     }
 
-    pub fn out_dim(&self) -> usize {
+    pub(crate) fn out_dim(&self) -> usize {
         *self.dims.last().expect("at least the input size")
     }
 
     /// `[n, E, h]` for `x: [n, in]`: one op on the packed parameters when the experts allow
     /// it (as in [`group_forward`]), otherwise the experts one by one.
-    pub fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
+    pub(crate) fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
         let refs: Vec<&Mlp> = self.experts.iter().collect();
         if !fusable(&refs, mode) {
             return group_forward(x, &refs, mode);
@@ -180,6 +179,7 @@ impl PackedGroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::group_op::linear;
     use crate::mlp::MlpConfig;
     use crate::params::ParamStore;
     use candle_core::{DType, Device, Var};
@@ -201,7 +201,7 @@ mod tests {
         let (n, k, experts) = (29, 7, 3);
         for hidden in [vec![5], vec![6, 4], vec![8, 3, 5]] {
             for activation in [Activation::Relu, Activation::Identity] {
-                let mut params = ParamStore::new(dev.clone());
+                let mut params = ParamStore::new(dev.clone()).unwrap();
                 let cfg = MlpConfig {
                     hidden: hidden.clone(),
                     activation,
@@ -262,7 +262,7 @@ mod tests {
                 activation,
                 dropout: 0.0,
             };
-            let mut params = ParamStore::new(dev.clone());
+            let mut params = ParamStore::new(dev.clone()).unwrap();
             let group = PackedGroup::new(
                 &cfg,
                 "g",
@@ -273,7 +273,7 @@ mod tests {
                 &mut ChaCha8Rng::seed_from_u64(5),
             )
             .unwrap();
-            let mut separate = ParamStore::new(dev.clone());
+            let mut separate = ParamStore::new(dev.clone()).unwrap();
             let mut rng = ChaCha8Rng::seed_from_u64(5);
             for e in 0..experts {
                 Mlp::new(&cfg, &format!("e{e}"), k, &mut separate, &mut rng).unwrap();
@@ -319,7 +319,7 @@ mod tests {
             activation: Activation::Relu,
             dropout: 0.5,
         };
-        let mut params = ParamStore::new(dev.clone());
+        let mut params = ParamStore::new(dev.clone()).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(6);
         let group =
             PackedGroup::new(&cfg, "g", |e| format!("e{e}"), 2, 3, &mut params, &mut rng).unwrap();
@@ -336,7 +336,7 @@ mod tests {
     fn dropout_in_training_runs_the_experts_one_by_one() {
         let dev = Device::Cpu;
         let mut rng = ChaCha8Rng::seed_from_u64(4);
-        let mut params = ParamStore::new(dev.clone());
+        let mut params = ParamStore::new(dev.clone()).unwrap();
         let cfg = MlpConfig {
             hidden: vec![6],
             activation: Activation::Relu,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backbone::{Backbone, BackboneConfig};
 use crate::config::{ConfigError, non_negative, positive, rate, to_candle};
+use crate::device::ensure_cpu;
 use crate::dropout::dropout;
 use crate::input::{FeatureInput, Gathered};
 use crate::mlp::MlpConfig;
@@ -95,7 +96,7 @@ pub struct MultiTaskModel {
 }
 
 impl MultiTaskModel {
-    /// A model on the CPU; see [`MultiTaskModel::new_on`].
+    /// A model on the CPU, the one device the model supports; see [`MultiTaskModel::new_on`].
     pub fn new(cfg: &ModelConfig, schema: &InputSchema, n_tasks: usize, seed: u64) -> Result<Self> {
         Self::new_on(cfg, schema, n_tasks, seed, &Device::Cpu)
     }
@@ -103,6 +104,9 @@ impl MultiTaskModel {
     /// A model for `n_tasks` tasks over the features of `schema`, initialised from `seed`: the
     /// embedding tables from ChaCha8 stream 1, the dense parameters from stream 2 (so the tables
     /// do not depend on the backbone).
+    ///
+    /// `device` must be the CPU: the model's fused ops have CPU kernels only, and any other
+    /// device is refused here with an error that names it, before anything is built.
     pub fn new_on(
         cfg: &ModelConfig,
         schema: &InputSchema,
@@ -110,6 +114,7 @@ impl MultiTaskModel {
         seed: u64,
         device: &Device,
     ) -> Result<Self> {
+        ensure_cpu(device.location())?;
         cfg.validate().map_err(to_candle)?;
         if n_tasks == 0 {
             candle_core::bail!("the model needs at least one task");
@@ -124,7 +129,7 @@ impl MultiTaskModel {
             &mut rng,
         )?;
         rng.set_stream(2);
-        let mut params = ParamStore::new(device.clone());
+        let mut params = ParamStore::new(device.clone())?;
         let backbone = Backbone::new(
             &cfg.backbone,
             input.in_dim(),
@@ -180,6 +185,7 @@ impl MultiTaskModel {
         &self.calibrators
     }
 
+    /// Whether [`MultiTaskModel::with_teachers`] added teacher heads.
     pub fn has_teachers(&self) -> bool {
         !self.teachers.is_empty()
     }
@@ -223,26 +229,32 @@ impl MultiTaskModel {
             .to_vec1()
     }
 
+    /// The configuration the model was built from.
     pub fn config(&self) -> &ModelConfig {
         &self.config
     }
 
+    /// The dense parameters: backbone, towers, teacher heads and calibrators.
     pub fn params(&self) -> &ParamStore {
         &self.params
     }
 
+    /// The feature input and its embedding tables.
     pub fn input(&self) -> &FeatureInput {
         &self.input
     }
 
+    /// The feature input, to update its tables ([`FeatureInput::apply_grads`]) or load them.
     pub fn input_mut(&mut self) -> &mut FeatureInput {
         &mut self.input
     }
 
+    /// The backbone.
     pub fn backbone(&self) -> &Backbone {
         &self.backbone
     }
 
+    /// The number of tasks: one tower (and one teacher head, if any) per task.
     pub fn n_tasks(&self) -> usize {
         self.towers.len()
     }

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use candle_core::{DType, Device, Result, Tensor, Var};
 use rand_chacha::ChaCha8Rng;
 
+use crate::device::ensure_cpu;
 use crate::init::Init;
 
 /// Every dense trainable `Var` of a model, by dotted name ("tower0.layer1.weight"), in name
@@ -19,14 +20,18 @@ pub struct ParamStore {
 }
 
 impl ParamStore {
-    pub fn new(device: Device) -> Self {
-        ParamStore {
+    /// An empty store on `device`, which must be the CPU (the model's fused ops run there
+    /// only); any other device is an error that names it.
+    pub fn new(device: Device) -> Result<Self> {
+        ensure_cpu(device.location())?;
+        Ok(ParamStore {
             vars: BTreeMap::new(),
             views: BTreeMap::new(),
             device,
-        }
+        })
     }
 
+    /// The device of every parameter (the CPU).
     pub fn device(&self) -> &Device {
         &self.device
     }
@@ -92,6 +97,7 @@ impl ParamStore {
         Ok(out)
     }
 
+    /// The parameter `name`, if the store has it.
     pub fn get(&self, name: &str) -> Option<&Var> {
         self.vars.get(name)
     }
@@ -104,10 +110,12 @@ impl ParamStore {
             .collect()
     }
 
+    /// The number of parameters (packed ones count once).
     pub fn len(&self) -> usize {
         self.vars.len()
     }
 
+    /// Whether the store holds no parameter.
     pub fn is_empty(&self) -> bool {
         self.vars.is_empty()
     }
@@ -167,7 +175,7 @@ mod tests {
     #[test]
     fn get_or_init_reuses_and_checks_shape() {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let mut ps = ParamStore::new(Device::Cpu);
+        let mut ps = ParamStore::new(Device::Cpu).unwrap();
         let a = ps
             .get_or_init("b.w", &[2, 3], Init::XavierUniform, &mut rng)
             .unwrap();
@@ -188,7 +196,7 @@ mod tests {
     #[test]
     fn load_checks_names_and_shapes() {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let mut ps = ParamStore::new(Device::Cpu);
+        let mut ps = ParamStore::new(Device::Cpu).unwrap();
         ps.get_or_init("w", &[2, 2], Init::XavierUniform, &mut rng)
             .unwrap();
         let saved = ps.save_tensors().unwrap();

@@ -5,14 +5,18 @@
 /// One field's gradient: `ids` sorted and distinct, `grad` `[ids.len(), dim]` row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldGrad {
+    /// The table rows the batch touched, sorted and distinct.
     pub ids: Vec<u32>,
+    /// The table's embedding size.
     pub dim: usize,
+    /// One gradient row per id, `[ids.len(), dim]` row-major.
     pub grad: Vec<f32>,
 }
 
 /// Every table's gradient, in the input's table order.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SparseGrads {
+    /// One gradient per table, in the input's table order.
     pub fields: Vec<FieldGrad>,
 }
 

@@ -15,6 +15,7 @@ use crate::memory::large_zeros;
 pub enum SparseOptimConfig {
     /// Lazy Adam: the moments of a row move only when the row is touched.
     Adam(AdamConfig),
+    /// Adagrad: a row's sum of squared gradients grows only when the row is touched.
     Adagrad(AdagradConfig),
 }
 
@@ -33,6 +34,7 @@ impl SparseOptimConfig {
         }
     }
 
+    /// Checks the hyper-parameters of the chosen optimiser; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         match self {
             SparseOptimConfig::Adam(c) => c.validate(),
@@ -45,9 +47,13 @@ impl SparseOptimConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdamConfig {
+    /// Decay of the first moment `m`, in `[0, 1)` (0.9).
     pub beta1: f64,
+    /// Decay of the second moment `v`, in `[0, 1)` (0.999).
     pub beta2: f64,
+    /// Added to `sqrt(v_hat)` in the denominator, finite and > 0 (1e-8).
     pub eps: f64,
+    /// L2 weight decay added to the gradient of a touched row, `g + wd * w`, >= 0 (0).
     pub weight_decay: f64,
 }
 
@@ -63,6 +69,7 @@ impl Default for AdamConfig {
 }
 
 impl AdamConfig {
+    /// Checks every value; the error names the key ("beta1 must be in [0, 1), got 1").
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (key, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
             if !(0.0..1.0).contains(&beta) {
@@ -83,9 +90,11 @@ impl AdamConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdagradConfig {
+    /// Added to `sqrt(s)` in the denominator, finite and > 0 (1e-10).
     pub eps: f64,
     /// Starting value of the sum of squared gradients (PyTorch 0, TensorFlow 0.1).
     pub initial_accumulator: f64,
+    /// L2 weight decay added to the gradient of a touched row, `g + wd * w`, >= 0 (0).
     pub weight_decay: f64,
 }
 
@@ -100,6 +109,7 @@ impl Default for AdagradConfig {
 }
 
 impl AdagradConfig {
+    /// Checks every value; the error names the key ("eps must be finite and > 0").
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(self.eps.is_finite() && self.eps > 0.0) {
             return Err(ConfigError::new("eps", "must be finite and > 0"));
@@ -164,13 +174,19 @@ pub fn adagrad_row(cfg: &AdagradConfig, lr: f64, w: &mut [f32], s: &mut [f32], g
 /// The optimiser state of one table, allocated at its first update, `[vocab, dim]` per buffer.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum OptimState {
+    /// No update yet.
     #[default]
     Empty,
+    /// Lazy Adam's moments.
     Adam {
+        /// The first moments, `[vocab, dim]` row-major.
         m: Vec<f32>,
+        /// The second moments, `[vocab, dim]` row-major.
         v: Vec<f32>,
     },
+    /// Adagrad's accumulator.
     Adagrad {
+        /// The sums of squared gradients, `[vocab, dim]` row-major.
         sum: Vec<f32>,
     },
 }

@@ -32,12 +32,14 @@ use crate::params::ParamStore;
 pub struct TeacherConfig {
     /// Hidden layers of the teacher's own tower; empty: a linear head on the representation.
     pub hidden: Vec<usize>,
+    /// The activation after each hidden layer (ReLU).
     pub activation: Activation,
     /// The teacher reads a detached representation: the ranking loss stops at the teacher.
     pub detach_repr: bool,
 }
 
 impl TeacherConfig {
+    /// Checks every value; the error names the key (`"hidden[0] must be > 0"`).
     pub fn validate(&self) -> std::result::Result<(), ConfigError> {
         for (i, &h) in self.hidden.iter().enumerate() {
             positive(&format!("hidden[{i}]"), h)?;
@@ -110,7 +112,9 @@ impl TeacherHead {
 /// A task's calibrator parameters `(rho, Q)`, each `[1]`.
 #[derive(Debug, Clone)]
 pub struct Calibrator {
+    /// The slope's parameter: the slope is `P = softplus(rho)`.
     pub rho: Var,
+    /// The offset `Q`.
     pub q: Var,
 }
 

@@ -2,6 +2,7 @@
 
 mod common;
 
+use candle_core::Device;
 use common::schema;
 use crossdistil_model::{BackboneConfig, ModelConfig, MultiTaskModel, SparseOptimConfig};
 
@@ -121,4 +122,21 @@ fn field_dims_must_name_a_field_and_tasks_must_exist() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("at least one task"), "{e}");
+}
+
+/// The CPU is the model's one device: `new_on` with it builds what `new` builds. Other devices
+/// are refused before anything is built; without a CUDA or Metal build of candle none can be
+/// constructed here, so that check is a unit test on the device's location (`src/device.rs`).
+#[test]
+fn new_on_the_cpu_is_new() {
+    let cfg = ModelConfig::default();
+    let on = MultiTaskModel::new_on(&cfg, &schema(), 2, 5, &Device::Cpu).unwrap();
+    let plain = MultiTaskModel::new(&cfg, &schema(), 2, 5).unwrap();
+    assert!(on.params().device().is_cpu());
+    let (a, b) = (on.save_tensors().unwrap(), plain.save_tensors().unwrap());
+    assert_eq!(a.len(), b.len());
+    for (name, t) in &a {
+        let flat = |t: &candle_core::Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(flat(t), flat(&b[name]), "{name}");
+    }
 }

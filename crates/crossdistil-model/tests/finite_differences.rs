@@ -1,153 +1,20 @@
-//! Analytic gradients against central differences: gate mixing, the cross-stitch unit, and mean
-//! pooling of multi-valued fields through gather, the leaf gradient and per-id accumulation.
+//! Analytic gradients against central differences: mean pooling of multi-valued fields through
+//! gather, the leaf gradient and per-id accumulation. The custom ops (gate mixing, the
+//! cross-stitch unit) are checked the same way by the crate's unit tests.
 
 mod common;
+#[path = "../src/finite_difference.rs"]
+mod finite_difference;
 
 use std::collections::{BTreeMap, HashMap};
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor};
 use common::to_vec;
 use crossdistil_data::{Batch, MultiBatch};
-use crossdistil_model::backbone::cross_stitch::stitch;
-use crossdistil_model::backbone::gate::mix;
 use crossdistil_model::{FeatureInput, InputSchema};
-use rand::{Rng, SeedableRng};
+use finite_difference::{check, random};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-
-fn random(n: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
-    (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
-}
-
-/// Compares `grad` with the central difference of `f` around `values`.
-fn check(name: &str, values: &[f64], grad: &[f64], f: impl Fn(&[f64]) -> f64, eps: f64, tol: f64) {
-    assert_eq!(values.len(), grad.len());
-    for i in 0..values.len() {
-        let mut v = values.to_vec();
-        v[i] += eps;
-        let up = f(&v);
-        v[i] -= 2.0 * eps;
-        let down = f(&v);
-        let numeric = (up - down) / (2.0 * eps);
-        assert!(
-            (numeric - grad[i]).abs() <= tol * (1.0 + numeric.abs()),
-            "{name}[{i}]: analytic {} numeric {numeric}",
-            grad[i]
-        );
-    }
-}
-
-#[test]
-fn gate_mixing() {
-    let dev = Device::Cpu;
-    let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let (b, e, h) = (3, 4, 5);
-    let logits = random(b * e, &mut rng);
-    let experts = random(b * e * h, &mut rng);
-    let w = Tensor::from_vec(random(b * h, &mut rng), (b, h), &dev).unwrap();
-    let blocks: Vec<usize> = (0..e).rev().collect();
-    let f = |l: &Tensor, x: &Tensor| {
-        (mix(l, x, &blocks).unwrap() * &w)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-    };
-    let lv = Var::from_vec(logits.clone(), (b, e), &dev).unwrap();
-    let xv = Var::from_vec(experts.clone(), (b, e, h), &dev).unwrap();
-    let grads = f(lv.as_tensor(), xv.as_tensor()).backward().unwrap();
-    let g = |v: &Var| -> Vec<f64> {
-        grads
-            .get(v)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap()
-    };
-    let x = Tensor::from_vec(experts.clone(), (b, e, h), &dev).unwrap();
-    check(
-        "logits",
-        &logits,
-        &g(&lv),
-        |v| {
-            let l = Tensor::from_slice(v, (b, e), &dev).unwrap();
-            f(&l, &x).to_scalar().unwrap()
-        },
-        1e-6,
-        1e-7,
-    );
-    let l = Tensor::from_vec(logits.clone(), (b, e), &dev).unwrap();
-    check(
-        "experts",
-        &experts,
-        &g(&xv),
-        |v| {
-            let x = Tensor::from_slice(v, (b, e, h), &dev).unwrap();
-            f(&l, &x).to_scalar().unwrap()
-        },
-        1e-6,
-        1e-7,
-    );
-}
-
-#[test]
-fn cross_stitch_unit() {
-    let dev = Device::Cpu;
-    let mut rng = ChaCha8Rng::seed_from_u64(2);
-    let (t, b, h) = (3, 4, 5);
-    let alpha = random(t * t, &mut rng);
-    let cols = random(t * b * h, &mut rng);
-    let ws: Vec<Tensor> = (0..t)
-        .map(|_| Tensor::from_vec(random(b * h, &mut rng), (b, h), &dev).unwrap())
-        .collect();
-    let f = |a: &Tensor, c: &Tensor| -> Tensor {
-        let columns: Vec<Tensor> = (0..t).map(|s| c.get(s).unwrap()).collect();
-        let out = stitch(a, &columns).unwrap();
-        let terms: Vec<Tensor> = out
-            .iter()
-            .zip(&ws)
-            .map(|(o, w)| (o.sqr().unwrap() * w).unwrap().sum_all().unwrap())
-            .collect();
-        Tensor::stack(&terms, 0).unwrap().sum_all().unwrap()
-    };
-    let av = Var::from_vec(alpha.clone(), (t, t), &dev).unwrap();
-    let cv = Var::from_vec(cols.clone(), (t, b, h), &dev).unwrap();
-    let grads = f(av.as_tensor(), cv.as_tensor()).backward().unwrap();
-    let g = |v: &Var| -> Vec<f64> {
-        grads
-            .get(v)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap()
-    };
-    let c = Tensor::from_vec(cols.clone(), (t, b, h), &dev).unwrap();
-    check(
-        "alpha",
-        &alpha,
-        &g(&av),
-        |v| {
-            f(&Tensor::from_slice(v, (t, t), &dev).unwrap(), &c)
-                .to_scalar()
-                .unwrap()
-        },
-        1e-6,
-        1e-7,
-    );
-    let a = Tensor::from_vec(alpha.clone(), (t, t), &dev).unwrap();
-    check(
-        "columns",
-        &cols,
-        &g(&cv),
-        |v| {
-            f(&a, &Tensor::from_slice(v, (t, b, h), &dev).unwrap())
-                .to_scalar()
-                .unwrap()
-        },
-        1e-6,
-        1e-7,
-    );
-}
 
 #[test]
 fn mean_pooling_through_gather_and_accumulation() {

@@ -17,8 +17,7 @@ use std::cell::RefCell;
 
 use candle_core::{CpuStorage, DType, InplaceOp1, Layout, Result, Tensor, Var};
 use crossdistil_model::AdamConfig;
-use crossdistil_model::cpu_data::with_rows;
-use crossdistil_model::sparse_optim::AdamStep;
+use crossdistil_model::row_update::{AdamStep, with_rows};
 
 use crate::optimizer::OPTIMIZER_PREFIX;
 use crate::parallel::for_each_balanced;

@@ -75,10 +75,12 @@ impl CrossStitch {
         })
     }
 
+    /// The size of every task representation.
     pub fn out_dim(&self) -> usize {
         self.columns[0][self.columns[0].len() - 1].out_dim()
     }
 
+    /// `x: [b, in_dim]` -> one `[b, out_dim]` representation per task.
     pub fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Vec<Tensor>> {
         let mut hs = vec![x.clone(); self.columns.len()];
         for (i, alpha) in self.alphas.iter().enumerate() {
@@ -96,7 +98,7 @@ impl CrossStitch {
 
 /// The cross-stitch unit: `out_t = sum_s alpha[t, s] * columns[s]`, `alpha: [T, T]`,
 /// `columns: T x [b, h]` -> `T x [b, h]`, computed as one `[T, T] x [T, b*h]` product.
-pub fn stitch(alpha: &Tensor, columns: &[Tensor]) -> Result<Vec<Tensor>> {
+pub(crate) fn stitch(alpha: &Tensor, columns: &[Tensor]) -> Result<Vec<Tensor>> {
     let Some(first) = columns.first() else {
         candle_core::bail!("cross-stitch unit over no columns");
     };
@@ -105,4 +107,72 @@ pub fn stitch(alpha: &Tensor, columns: &[Tensor]) -> Result<Vec<Tensor>> {
     let stacked = Tensor::stack(columns, 0)?.reshape((t, b * h))?;
     let mixed = alpha.matmul(&stacked)?.reshape((t, b, h))?;
     (0..t).map(|s| mixed.get(s)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finite_difference::{check, random};
+    use candle_core::Device;
+    use rand::SeedableRng;
+
+    #[test]
+    fn stitch_matches_central_differences() {
+        let dev = Device::Cpu;
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let (t, b, h) = (3, 4, 5);
+        let alpha = random(t * t, &mut rng);
+        let cols = random(t * b * h, &mut rng);
+        let ws: Vec<Tensor> = (0..t)
+            .map(|_| Tensor::from_vec(random(b * h, &mut rng), (b, h), &dev).unwrap())
+            .collect();
+        let f = |a: &Tensor, c: &Tensor| -> Tensor {
+            let columns: Vec<Tensor> = (0..t).map(|s| c.get(s).unwrap()).collect();
+            let out = stitch(a, &columns).unwrap();
+            let terms: Vec<Tensor> = out
+                .iter()
+                .zip(&ws)
+                .map(|(o, w)| (o.sqr().unwrap() * w).unwrap().sum_all().unwrap())
+                .collect();
+            Tensor::stack(&terms, 0).unwrap().sum_all().unwrap()
+        };
+        let av = Var::from_vec(alpha.clone(), (t, t), &dev).unwrap();
+        let cv = Var::from_vec(cols.clone(), (t, b, h), &dev).unwrap();
+        let grads = f(av.as_tensor(), cv.as_tensor()).backward().unwrap();
+        let g = |v: &Var| -> Vec<f64> {
+            grads
+                .get(v)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap()
+        };
+        let c = Tensor::from_vec(cols.clone(), (t, b, h), &dev).unwrap();
+        check(
+            "alpha",
+            &alpha,
+            &g(&av),
+            |v| {
+                f(&Tensor::from_slice(v, (t, t), &dev).unwrap(), &c)
+                    .to_scalar()
+                    .unwrap()
+            },
+            1e-6,
+            1e-7,
+        );
+        let a = Tensor::from_vec(alpha.clone(), (t, t), &dev).unwrap();
+        check(
+            "columns",
+            &cols,
+            &g(&cv),
+            |v| {
+                f(&a, &Tensor::from_slice(v, (t, b, h), &dev).unwrap())
+                    .to_scalar()
+                    .unwrap()
+            },
+            1e-6,
+            1e-7,
+        );
+    }
 }

@@ -13,13 +13,13 @@ use crate::params::ParamStore;
 
 /// `g = softmax(input W^T + b)` over `n_experts`, then `sum_e g[:, e] * expert_e`.
 #[derive(Debug, Clone)]
-pub struct Gate {
-    pub linear: Linear,
+pub(crate) struct Gate {
+    pub(crate) linear: Linear,
 }
 
 impl Gate {
     /// Registers `<name>.{weight,bias}`: `[n_experts, in_dim]`, `[n_experts]`.
-    pub fn new(
+    pub(crate) fn new(
         name: &str,
         in_dim: usize,
         n_experts: usize,
@@ -33,7 +33,12 @@ impl Gate {
     /// `input: [b, in_dim]`; `pool: [b, P, h]` holds `P` experts (as
     /// [`crate::mlp_group::group_forward`] writes them), and the gate's `n_experts` experts are
     /// `pool[:, blocks[i]]`, in the order of its logits -> `[b, h]`.
-    pub fn forward(&self, input: &Tensor, pool: &Tensor, blocks: &[usize]) -> Result<Tensor> {
+    pub(crate) fn forward(
+        &self,
+        input: &Tensor,
+        pool: &Tensor,
+        blocks: &[usize],
+    ) -> Result<Tensor> {
         mix(&self.linear.forward(input)?, pool, blocks)
     }
 }
@@ -249,7 +254,7 @@ impl CustomOp2 for Mix {
 /// backward in a pass over the rows: composed from candle ops (softmax, a product per expert
 /// and a sum), every term's backward accumulated into fresh zero tensors
 /// (docs/performance.md).
-pub fn mix(logits: &Tensor, pool: &Tensor, blocks: &[usize]) -> Result<Tensor> {
+pub(crate) fn mix(logits: &Tensor, pool: &Tensor, blocks: &[usize]) -> Result<Tensor> {
     let mut seen = blocks.to_vec();
     seen.sort_unstable();
     seen.dedup();
@@ -265,7 +270,9 @@ pub fn mix(logits: &Tensor, pool: &Tensor, blocks: &[usize]) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::finite_difference::{check, random};
     use candle_core::{D, Device, Var};
+    use rand::SeedableRng;
 
     /// Equals the stacked form `sum_i softmax(l)[:, i, None] * stack(experts[blocks])[:, i]`,
     /// values and gradients, for all experts in order and for a permuted subset.
@@ -350,5 +357,58 @@ mod tests {
         );
         assert!(mix(&l, &pool, &[0, 3]).is_err());
         assert!(mix(&l, &pool, &[0, 1, 2]).is_err());
+    }
+
+    #[test]
+    fn mix_matches_central_differences() {
+        let dev = Device::Cpu;
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let (b, e, h) = (3, 4, 5);
+        let logits = random(b * e, &mut rng);
+        let experts = random(b * e * h, &mut rng);
+        let w = Tensor::from_vec(random(b * h, &mut rng), (b, h), &dev).unwrap();
+        let blocks: Vec<usize> = (0..e).rev().collect();
+        let f = |l: &Tensor, x: &Tensor| {
+            (mix(l, x, &blocks).unwrap() * &w)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+        };
+        let lv = Var::from_vec(logits.clone(), (b, e), &dev).unwrap();
+        let xv = Var::from_vec(experts.clone(), (b, e, h), &dev).unwrap();
+        let grads = f(lv.as_tensor(), xv.as_tensor()).backward().unwrap();
+        let g = |v: &Var| -> Vec<f64> {
+            grads
+                .get(v)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap()
+        };
+        let x = Tensor::from_vec(experts.clone(), (b, e, h), &dev).unwrap();
+        check(
+            "logits",
+            &logits,
+            &g(&lv),
+            |v| {
+                let l = Tensor::from_slice(v, (b, e), &dev).unwrap();
+                f(&l, &x).to_scalar().unwrap()
+            },
+            1e-6,
+            1e-7,
+        );
+        let l = Tensor::from_vec(logits.clone(), (b, e), &dev).unwrap();
+        check(
+            "experts",
+            &experts,
+            &g(&xv),
+            |v| {
+                let x = Tensor::from_slice(v, (b, e, h), &dev).unwrap();
+                f(&l, &x).to_scalar().unwrap()
+            },
+            1e-6,
+            1e-7,
+        );
     }
 }

@@ -16,11 +16,15 @@ use crate::params::ParamStore;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MmoeConfig {
+    /// The number of experts, shared by every task's gate (4).
     #[serde(default = "default_experts")]
     pub experts: usize,
+    /// The layer sizes of every expert; the last one is the size of each representation.
     pub hidden: Vec<usize>,
+    /// The activation after each expert layer (ReLU).
     #[serde(default)]
     pub activation: Activation,
+    /// Dropout after each expert layer in training (0: off).
     #[serde(default)]
     pub dropout: f32,
 }
@@ -39,6 +43,7 @@ impl MmoeConfig {
         }
     }
 
+    /// Checks every value; the error names the key ("experts must be > 0").
     pub fn validate(&self) -> std::result::Result<(), ConfigError> {
         positive("experts", self.experts)?;
         self.expert().validate()
@@ -86,10 +91,12 @@ impl Mmoe {
         Ok(Mmoe { experts, gates })
     }
 
+    /// The size of every task representation.
     pub fn out_dim(&self) -> usize {
         self.experts.out_dim()
     }
 
+    /// `x: [b, in_dim]` -> one `[b, out_dim]` representation per task.
     pub fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Vec<Tensor>> {
         let pool = self.experts.forward(x, mode)?;
         let blocks: Vec<usize> = (0..self.experts.experts().len()).collect();

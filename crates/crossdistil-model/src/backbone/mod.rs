@@ -1,11 +1,11 @@
 //! Backbones: `x [b, in_dim]` to one representation per task, each `[b, out_dim]`.
 
-pub mod cross_stitch;
-pub mod gate;
-pub mod mmoe;
-pub mod ple;
-pub mod shared_bottom;
-pub mod single_task;
+mod cross_stitch;
+mod gate;
+mod mmoe;
+mod ple;
+mod shared_bottom;
+mod single_task;
 
 use candle_core::{Result, Tensor};
 use rand_chacha::ChaCha8Rng;
@@ -17,7 +17,6 @@ use crate::mode::Mode;
 use crate::params::ParamStore;
 
 pub use cross_stitch::CrossStitch;
-pub use gate::Gate;
 pub use mmoe::{Mmoe, MmoeConfig};
 pub use ple::{Ple, PleConfig};
 pub use shared_bottom::SharedBottom;
@@ -38,7 +37,9 @@ pub enum BackboneConfig {
     SingleTask(MlpConfig),
     /// One MLP shared by every task.
     SharedBottom(MlpConfig),
+    /// Multi-gate Mixture-of-Experts: shared experts, a softmax gate per task.
     Mmoe(MmoeConfig),
+    /// Progressive Layered Extraction: shared and task-specific experts over several levels.
     Ple(PleConfig),
     /// One column per task with these layer sizes, mixed after every layer.
     CrossStitch(MlpConfig),
@@ -52,6 +53,7 @@ impl Default for BackboneConfig {
 }
 
 impl BackboneConfig {
+    /// Checks every value; the error names the key ("hidden must not be empty").
     pub fn validate(&self) -> std::result::Result<(), ConfigError> {
         match self {
             BackboneConfig::SingleTask(c)
@@ -66,10 +68,15 @@ impl BackboneConfig {
 /// A built backbone; its parameters live in the [`ParamStore`] under `backbone.`.
 #[derive(Debug, Clone)]
 pub enum Backbone {
+    /// [`BackboneConfig::SingleTask`].
     SingleTask(SingleTask),
+    /// [`BackboneConfig::SharedBottom`].
     SharedBottom(SharedBottom),
+    /// [`BackboneConfig::Mmoe`].
     Mmoe(Mmoe),
+    /// [`BackboneConfig::Ple`].
     Ple(Ple),
+    /// [`BackboneConfig::CrossStitch`].
     CrossStitch(CrossStitch),
 }
 

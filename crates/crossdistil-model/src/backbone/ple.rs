@@ -17,15 +17,21 @@ use crate::params::ParamStore;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PleConfig {
+    /// The number of extraction levels (2).
     #[serde(default = "default_levels")]
     pub levels: usize,
+    /// Shared experts per level (1).
     #[serde(default = "one")]
     pub shared_experts: usize,
+    /// Experts of each task per level (1).
     #[serde(default = "one")]
     pub task_experts: usize,
+    /// The layer sizes of every expert; the last one is the size of each representation.
     pub hidden: Vec<usize>,
+    /// The activation after each expert layer (ReLU).
     #[serde(default)]
     pub activation: Activation,
+    /// Dropout after each expert layer in training (0: off).
     #[serde(default)]
     pub dropout: f32,
 }
@@ -48,6 +54,7 @@ impl PleConfig {
         }
     }
 
+    /// Checks every value; the error names the key ("levels must be > 0").
     pub fn validate(&self) -> std::result::Result<(), ConfigError> {
         positive("levels", self.levels)?;
         positive("shared_experts", self.shared_experts)?;
@@ -126,11 +133,12 @@ impl Ple {
         Ok(Ple { levels })
     }
 
+    /// The size of every task representation.
     pub fn out_dim(&self) -> usize {
         self.levels[self.levels.len() - 1].shared_experts[0].out_dim()
     }
 
-    /// Each level's experts run as groups ([`group_forward`]): at the first level every expert
+    /// Each level's experts run as groups (one fused op per group): at the first level every expert
     /// reads `x`, so all of them form one group (shared experts first, then task by task); at
     /// later levels the shared experts and each task's experts read their own inputs and form a
     /// group each, concatenated for the gates that pool them.

@@ -27,10 +27,12 @@ impl SharedBottom {
         Ok(SharedBottom { mlp, n_tasks })
     }
 
+    /// The size of every task representation.
     pub fn out_dim(&self) -> usize {
         self.mlp.out_dim()
     }
 
+    /// `x: [b, in_dim]` -> one `[b, out_dim]` representation per task.
     pub fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Vec<Tensor>> {
         let h = self.mlp.forward(x, mode)?;
         Ok(vec![h; self.n_tasks])

@@ -28,10 +28,12 @@ impl SingleTask {
         Ok(SingleTask { mlps })
     }
 
+    /// The size of every task representation.
     pub fn out_dim(&self) -> usize {
         self.mlps[0].out_dim()
     }
 
+    /// `x: [b, in_dim]` -> one `[b, out_dim]` representation per task.
     pub fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Vec<Tensor>> {
         self.mlps.iter().map(|m| m.forward(x, mode)).collect()
     }
