@@ -348,7 +348,7 @@ mod tests {
         let refs: Vec<&Mlp> = mlps.iter().collect();
         assert!(!fusable(&refs, &Mode::Train(&mut rng.clone())));
         assert!(fusable(&refs, &Mode::Eval));
-        let x = Tensor::ones((4, 3), candle_core::DType::F32, &dev).unwrap();
+        let x = Tensor::ones((4, 3), DType::F32, &dev).unwrap();
         let (mut a, mut b) = (ChaCha8Rng::seed_from_u64(9), ChaCha8Rng::seed_from_u64(9));
         let grouped = group_forward(&x, &refs, &mut Mode::Train(&mut a)).unwrap();
         let one = mlps[0].forward(&x, &mut Mode::Train(&mut b)).unwrap();
@@ -407,9 +407,9 @@ mod tests {
     #[test]
     fn a_single_layer_refuses_shapes_that_do_not_fit() {
         let dev = Device::Cpu;
-        let x = Tensor::zeros((4, 3), candle_core::DType::F32, &dev).unwrap();
-        let w = Tensor::zeros((2, 5), candle_core::DType::F32, &dev).unwrap();
-        let b = Tensor::zeros(2, candle_core::DType::F32, &dev).unwrap();
+        let x = Tensor::zeros((4, 3), DType::F32, &dev).unwrap();
+        let w = Tensor::zeros((2, 5), DType::F32, &dev).unwrap();
+        let b = Tensor::zeros(2, DType::F32, &dev).unwrap();
         let e = linear(&x, &w, &b, true).unwrap_err().to_string();
         assert!(e.contains("input [4, 3]"), "{e}");
     }
