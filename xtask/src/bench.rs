@@ -228,7 +228,7 @@ fn build(a: &RunArgs, ds: &Dataset) -> anyhow::Result<Built> {
     }
     let mut model = MultiTaskModel::new(&cfg.model, &schema, tasks.len(), cfg.train.seed)?;
     if cfg.distill.needs_teachers() {
-        model = model.with_teachers(&cfg.distill.teacher, cfg.train.seed)?;
+        model = model.with_teachers(&cfg.model.teacher, cfg.train.seed)?;
     }
     let weights = cfg.task_weights(tasks.len());
     Ok(Built {

@@ -6,14 +6,13 @@ use std::time::Instant;
 
 use candle_core::Tensor;
 use crossdistil_data::{Batches, Dataset, Order, Split};
-use crossdistil_loss::calibration::fit_platt;
+use crossdistil_loss::{CalibratorFit, fit_platt};
 use crossdistil_model::MultiTaskModel;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::{RunConfig, TrainSettings};
-use crate::distill::CalibratorFit;
 use crate::divergence::{DivergenceGuard, check_parameters};
 use crate::error::{Result, TrainError};
 use crate::evaluate::{SplitMetrics, evaluate};
@@ -76,7 +75,7 @@ pub fn build_model(cfg: &RunConfig, ds: &Dataset) -> Result<Trained> {
     let mut model =
         MultiTaskModel::new(&cfg.model, &ds.input_schema(), tasks.len(), cfg.train.seed)?;
     if cfg.distill.needs_teachers() {
-        model = model.with_teachers(&cfg.distill.teacher, cfg.train.seed)?;
+        model = model.with_teachers(&cfg.model.teacher, cfg.train.seed)?;
     }
     Ok(Trained {
         model,

@@ -12,12 +12,12 @@
 use candle_core::Tensor;
 use candle_core::backprop::GradStore;
 use crossdistil_data::Batch;
+use crossdistil_loss::{ObjectiveInput, PlattParams, objective};
 use crossdistil_model::{Mode, MultiTaskModel, SparseGrads};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
-use crate::objective::objective;
 use crate::optim::{Adam, clip_factor, flat_sq_norm, sum_grads};
 
 /// What a step needs besides the model and the batch.
@@ -73,16 +73,21 @@ fn share(
     let fwd = model.forward(shard, Mode::Train(rng))?;
     let rows = label_rows(shard, setup.n_labels, setup.tasks);
     let labels = Tensor::from_slice(&rows, (shard.size(), n_tasks), model.params().device())?;
-    let loss = objective(
-        &fwd,
-        &labels,
-        &rows,
-        setup.weights,
-        model,
-        &setup.cfg.distill,
-        step,
-        rng,
-    )?;
+    let calibrators: Vec<PlattParams> = model
+        .calibrators()
+        .iter()
+        .map(|c| PlattParams {
+            rho: c.rho.as_tensor(),
+            q: c.q.as_tensor(),
+        })
+        .collect();
+    let input = ObjectiveInput {
+        logits: &fwd.logits,
+        teacher_scores: fwd.teacher_scores.as_ref(),
+        calibrators: &calibrators,
+        labels: &labels,
+    };
+    let loss = objective(&input, setup.weights, &setup.cfg.distill, step, rng)?;
     let total = if scale == 1.0 {
         loss.total
     } else {
