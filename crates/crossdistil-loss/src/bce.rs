@@ -15,7 +15,7 @@ use candle_core::{Result, Tensor};
 use crate::stable::softplus;
 
 /// Elementwise BCE, same shape as `logits` (`targets` broadcastable to it).
-pub fn bce_elementwise(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+pub(crate) fn bce_elementwise(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     // relu(x) - x y + log(1 + exp(-|x|)) = softplus(x) - x y
     softplus(logits)?.sub(&logits.broadcast_mul(targets)?)
 }

@@ -27,7 +27,7 @@
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
+use crossdistil_core::ConfigError;
 
 /// How the teacher's target is corrected where it contradicts the hard label.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -58,6 +58,7 @@ impl ErrorCorrection {
         }
     }
 
+    /// Checks that a blend's `lambda` is in `[0, 1]` (key `blend`).
     pub fn validate(&self) -> std::result::Result<(), ConfigError> {
         if let ErrorCorrection::Blend(lambda) = self
             && !(0.0..=1.0).contains(lambda)
@@ -71,7 +72,10 @@ impl ErrorCorrection {
     }
 }
 
-/// The corrected, detached distillation target (see the module table). `q`, `y`, `p`: one shape.
+/// The corrected, detached distillation target `t` from the teacher probability `q`, the 0/1
+/// label `y` and the student probability `p` (one shape, `[b]` or `[b, T]`); for `y = 1`:
+/// `none` `t = q`, `clamp-boundary` `max(q, 0.5)`, `clamp-student` `max(q, p)`, `replace` `y` if
+/// `q < 0.5` else `q`, `blend(l)` `(1 - l) q + l y`; mirrored (`min`, `q > 0.5`) for `y = 0`.
 pub fn correct(q: &Tensor, y: &Tensor, p: &Tensor, ec: &ErrorCorrection) -> Result<Tensor> {
     let (q, y, p) = (q.detach(), y.detach(), p.detach());
     if y.shape() != q.shape() || p.shape() != q.shape() {

@@ -15,7 +15,7 @@ const ROUND: f32 = 12_582_912.0;
 /// Cody-Waite reduction `-a = n ln 2 + r` with `|r| <= ln 2 / 2`, the minimax polynomial of
 /// Cephes' `expf` for `e^r`, and `2^n` built in the exponent bits.
 #[inline(always)]
-pub fn exp_neg(a: f32) -> f32 {
+pub(crate) fn exp_neg(a: f32) -> f32 {
     let x = -a;
     let x = if x < -87.0 { -87.0 } else { x };
     let t = x * std::f32::consts::LOG2_E + ROUND;
@@ -36,7 +36,7 @@ pub fn exp_neg(a: f32) -> f32 {
 /// `ln(1 + e) = 2 atanh(s)` with `s = e / (2 + e)` in `[0, 1/3]`, summed to `s^13`; forming `s`
 /// this way keeps full relative precision for tiny `e`, where `1 + e` would round to 1.
 #[inline(always)]
-pub fn ln_1p_unit(e: f32) -> f32 {
+pub(crate) fn ln_1p_unit(e: f32) -> f32 {
     let s = e / (2.0 + e);
     let z = s * s;
     let p = ((((((1.0 / 13.0) * z + 1.0 / 11.0) * z + 1.0 / 9.0) * z + 1.0 / 7.0) * z + 1.0 / 5.0)
@@ -51,7 +51,7 @@ pub fn ln_1p_unit(e: f32) -> f32 {
 /// derivative: `softplus(-d) = max(-d, 0) + ln(1 + e^{-|d|})`, and `sigmoid(-d)` from the same
 /// `e^{-|d|}`.
 #[inline(always)]
-pub fn bpr(d: f32) -> (f32, f32) {
+pub(crate) fn bpr(d: f32) -> (f32, f32) {
     let e = exp_neg(d.abs());
     let relu = if -d > 0.0 { -d } else { 0.0 };
     let inv = 1.0 / (1.0 + e);

@@ -20,7 +20,9 @@
 //! Shapes: `labels` is row-major `[b, K]` with 0/1 values (a value `> 0.5` counts as 1); the
 //! result has one level per row, `[b]`.
 
-/// The graded level of each row for `task` (its label first, then the other tasks in order).
+/// The graded level of each row for `task` (its label first, then the other tasks in order):
+/// `level = y_task 2^(k-1) + sum_m y_(o_m) 2^(k-1-m)`, `o` the other tasks in order. `labels`:
+/// row-major `[b, k]`, a value `> 0.5` counts as 1; the result: `[b]`.
 ///
 /// # Panics
 ///

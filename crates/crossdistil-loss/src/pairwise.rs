@@ -25,7 +25,7 @@ use crate::fast_math;
 
 /// The pair loss `f` of [`pair_mean`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum PairKind {
+pub(crate) enum PairKind {
     /// `softplus(-d)`.
     Bpr,
     /// `max(0, margin - d)`.
@@ -270,7 +270,7 @@ impl CustomOp2 for PairMean {
 
 /// The mean of `kind` over every pair `(hi_i, lo_j)`: `hi: [n_h]`, `lo: [n_l]` (f32 or f64) ->
 /// a scalar of their dtype. See the module documentation for the formula and its gradient.
-pub fn pair_mean(hi: &Tensor, lo: &Tensor, kind: PairKind) -> Result<Tensor> {
+pub(crate) fn pair_mean(hi: &Tensor, lo: &Tensor, kind: PairKind) -> Result<Tensor> {
     if hi.dtype() != lo.dtype() || !matches!(hi.dtype(), DType::F32 | DType::F64) {
         candle_core::bail!("pair-mean: both score vectors must be f32, or both f64");
     }

@@ -36,6 +36,9 @@ pub struct ModelConfig {
     pub tower: MlpConfig,
     /// Dropout on the input `x = [emb | dense]` in training (0: off). Each MLP has its own rate.
     pub dropout: f32,
+    /// The teacher heads, built by [`MultiTaskModel::with_teachers`] when the objective needs
+    /// them (a linear head on each task's representation by default).
+    pub teacher: TeacherConfig,
 }
 
 impl Default for ModelConfig {
@@ -47,6 +50,7 @@ impl Default for ModelConfig {
             backbone: BackboneConfig::default(),
             tower: MlpConfig::new(vec![64]),
             dropout: 0.0,
+            teacher: TeacherConfig::default(),
         }
     }
 }
@@ -62,7 +66,8 @@ impl ModelConfig {
             non_negative("embedding_init_std", self.embedding_init_std as f64)?;
             self.backbone.validate().map_err(|e| e.within("backbone"))?;
             self.tower.validate().map_err(|e| e.within("tower"))?;
-            rate("dropout", self.dropout)
+            rate("dropout", self.dropout)?;
+            self.teacher.validate().map_err(|e| e.within("teacher"))
         };
         check().map_err(|e| e.within("model"))
     }
@@ -159,7 +164,7 @@ impl MultiTaskModel {
     /// without teachers, so a model with and one without start from the same point.
     pub fn with_teachers(mut self, cfg: &TeacherConfig, seed: u64) -> Result<Self> {
         cfg.validate()
-            .map_err(|e| to_candle(e.within("distill.teacher")))?;
+            .map_err(|e| to_candle(e.within("model.teacher")))?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(3);
         let d = self.backbone.out_dim();

@@ -4,7 +4,9 @@ mod common;
 
 use candle_core::Device;
 use common::schema;
-use crossdistil_model::{BackboneConfig, ModelConfig, MultiTaskModel, SparseOptimConfig};
+use crossdistil_model::{
+    BackboneConfig, ModelConfig, MultiTaskModel, SparseOptimConfig, TeacherConfig,
+};
 
 fn parse(text: &str) -> Result<ModelConfig, String> {
     toml::from_str::<ModelConfig>(text).map_err(|e| e.to_string())
@@ -27,6 +29,7 @@ fn defaults() {
     assert_eq!(cfg.embedding_dim, 16);
     assert_eq!(cfg.tower.hidden, [64]);
     assert_eq!(cfg.backbone, BackboneConfig::default());
+    assert!(cfg.teacher.hidden.is_empty() && !cfg.teacher.detach_repr);
     assert!(matches!(&cfg.backbone, BackboneConfig::SharedBottom(m) if m.hidden == [256, 128]));
     cfg.validate().unwrap();
     let cfg = parse("[backbone]\ntype = \"ple\"\nhidden = [32]\n").unwrap();
@@ -39,9 +42,12 @@ fn defaults() {
         panic!()
     };
     assert_eq!(m.experts, 4);
-    let cfg =
-        parse("field_dims = { item = 8 }\n[backbone]\ntype = \"cross-stitch\"\nhidden = [8, 4]\n")
-            .unwrap();
+    let cfg = parse(
+        "field_dims = { item = 8 }\n[backbone]\ntype = \"cross-stitch\"\nhidden = [8, 4]\n\
+         [teacher]\nhidden = [8]\ndetach_repr = true\n",
+    )
+    .unwrap();
+    assert_eq!(cfg.teacher.hidden, [8]);
     cfg.validate().unwrap();
     let round: ModelConfig = toml::from_str(&toml::to_string(&cfg).unwrap()).unwrap();
     assert_eq!(round, cfg);
@@ -57,6 +63,7 @@ fn unknown_keys_are_refused() {
         "[backbone]\ntype = \"moe\"\nhidden = [8]\n",
         "[tower]\nhidden = [8]\nactivaton = \"relu\"\n",
         "[tower]\nhidden = [8]\nactivation = \"swish\"\n",
+        "[teacher]\nhiden = [8]\n",
     ] {
         assert!(parse(text).is_err(), "accepted: {text}");
     }
@@ -102,6 +109,20 @@ fn invalid_values_name_their_key() {
     assert!(invalid("dropout = 1.0\n").starts_with("model.dropout must be in [0, 1)"));
     assert!(invalid("[tower]\nhidden = [4]\ndropout = -0.1\n").starts_with("model.tower.dropout"));
     assert!(invalid("embedding_init_std = -1.0\n").starts_with("model.embedding_init_std"));
+    assert_eq!(
+        invalid("[teacher]\nhidden = [8, 0]\n"),
+        "model.teacher.hidden[1] must be > 0"
+    );
+    let bad = TeacherConfig {
+        hidden: vec![0],
+        ..TeacherConfig::default()
+    };
+    let err = MultiTaskModel::new(&ModelConfig::default(), &schema(), 2, 0)
+        .unwrap()
+        .with_teachers(&bad, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("model.teacher.hidden[0] must be > 0"), "{err}");
     let bad: SparseOptimConfig = serde_json::from_str(r#"{"type":"adam","beta2":1.0}"#).unwrap();
     assert!(
         bad.validate()

@@ -7,23 +7,26 @@
 //! embedding_dim = 16
 //! [model.backbone]
 //! type = "mmoe"
+//! [model.teacher]                       # the teacher heads, when [distill] needs them
+//! hidden = [64]
 //!
 //! [train]
 //! epochs = 10
 //! batch_size = 1024
 //! lr = 0.001
 //!
-//! [distill]                             # see crate::distill
+//! [distill]                             # crossdistil-loss's DistillConfig
 //! mode = "crossdistil"
 //! ```
 
 use std::path::Path;
 
+use crossdistil_core::ConfigError;
 use crossdistil_data::Dataset;
+use crossdistil_loss::DistillConfig;
 use crossdistil_model::{ModelConfig, SparseOptimConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::distill::DistillConfig;
 use crate::error::{Result, TrainError};
 use crate::optim::OptimizerKind;
 
@@ -166,6 +169,90 @@ fn bad(key: &str, problem: impl std::fmt::Display) -> TrainError {
     TrainError::Config(format!("{key} {problem}"))
 }
 
+/// `0 < v <= max`.
+fn count(key: &str, v: usize, max: usize) -> std::result::Result<(), ConfigError> {
+    if v == 0 {
+        Err(ConfigError::new(key, "must be > 0"))
+    } else if v > max {
+        Err(ConfigError::new(
+            key,
+            format!("must be at most {max} (got {v})"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A finite `v > 0`.
+fn rate(key: &str, v: f64) -> std::result::Result<(), ConfigError> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            key,
+            format!("must be a positive number (got {v})"),
+        ))
+    }
+}
+
+impl TrainSettings {
+    /// Checks every value that serde cannot; the error names the key relative to the `[train]`
+    /// table (`lr`).
+    pub fn validate(&self) -> std::result::Result<(), ConfigError> {
+        count("epochs", self.epochs, MAX_EPOCHS)?;
+        count("batch_size", self.batch_size, MAX_BATCH)?;
+        count("eval_batch_size", self.eval_batch_size, MAX_BATCH)?;
+        count("workers", self.workers, MAX_WORKERS.min(self.batch_size)).map_err(|e| {
+            ConfigError::new(
+                e.key,
+                format!("{}; each worker needs rows of a batch", e.problem),
+            )
+        })?;
+        rate("lr", self.lr)?;
+        if let Some(lr) = self.embedding_lr {
+            rate("embedding_lr", lr)?;
+        }
+        rate("eps", self.eps)?;
+        for (key, b) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                return Err(ConfigError::new(
+                    key,
+                    format!("must be in [0, 1) (got {b})"),
+                ));
+            }
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return Err(ConfigError::new("weight_decay", "must be >= 0"));
+        }
+        if !(self.grad_clip >= 0.0 && self.grad_clip.is_finite()) {
+            return Err(ConfigError::new(
+                "grad_clip",
+                "must be >= 0 (0 turns clipping off)",
+            ));
+        }
+        let w = &self.task_weights;
+        if w.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
+            return Err(ConfigError::new(
+                "task_weights",
+                "must all be finite and >= 0",
+            ));
+        }
+        if !w.is_empty() && w.iter().all(|&w| w == 0.0) {
+            return Err(ConfigError::new("task_weights", "must not all be 0"));
+        }
+        let f = self.divergence_factor;
+        if !(f.is_finite() && (f == 0.0 || f > 1.0)) {
+            return Err(ConfigError::new(
+                "divergence_factor",
+                format!("must be > 1, or 0 to turn the check off (got {f})"),
+            ));
+        }
+        self.sparse_optimizer
+            .validate()
+            .map_err(|e| e.within("sparse_optimizer"))
+    }
+}
+
 impl RunConfig {
     /// Reads and checks a TOML file; unknown keys, unknown backbones and bad values are refused
     /// with a message naming the key.
@@ -179,89 +266,30 @@ impl RunConfig {
         Ok(cfg)
     }
 
-    /// Checks every value that serde cannot.
+    /// Checks every value that serde cannot; the message names the full key
+    /// (`train.lr must be a positive number (got 0)`).
     pub fn validate(&self) -> Result<()> {
-        self.model
-            .validate()
-            .map_err(|e| TrainError::Config(e.to_string()))?;
-        let t = &self.train;
-        let count = |key: &str, v: usize, max: usize| {
-            if v == 0 {
-                Err(bad(key, "must be > 0"))
-            } else if v > max {
-                Err(bad(key, format!("must be at most {max} (got {v})")))
-            } else {
-                Ok(())
-            }
-        };
-        count("train.epochs", t.epochs, MAX_EPOCHS)?;
-        count("train.batch_size", t.batch_size, MAX_BATCH)?;
-        count("train.eval_batch_size", t.eval_batch_size, MAX_BATCH)?;
-        count("train.workers", t.workers, MAX_WORKERS.min(t.batch_size))
-            .map_err(|e| TrainError::Config(format!("{e}; each worker needs rows of a batch")))?;
-        let rate = |key: &str, v: f64| {
-            if v.is_finite() && v > 0.0 {
-                Ok(())
-            } else {
-                Err(bad(key, format!("must be a positive number (got {v})")))
-            }
-        };
-        rate("train.lr", t.lr)?;
-        if let Some(lr) = t.embedding_lr {
-            rate("train.embedding_lr", lr)?;
-        }
-        rate("train.eps", t.eps)?;
-        for (key, b) in [("train.beta1", t.beta1), ("train.beta2", t.beta2)] {
-            if !(0.0..1.0).contains(&b) {
-                return Err(bad(key, format!("must be in [0, 1) (got {b})")));
-            }
-        }
-        if !(t.weight_decay >= 0.0 && t.weight_decay.is_finite()) {
-            return Err(bad("train.weight_decay", "must be >= 0"));
-        }
-        if !(t.grad_clip >= 0.0 && t.grad_clip.is_finite()) {
-            return Err(bad(
-                "train.grad_clip",
-                "must be >= 0 (0 turns clipping off)",
-            ));
-        }
-        if t.task_weights.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
-            return Err(bad("train.task_weights", "must all be finite and >= 0"));
-        }
-        if !t.task_weights.is_empty() && t.task_weights.iter().all(|&w| w == 0.0) {
-            return Err(bad("train.task_weights", "must not all be 0"));
-        }
-        let f = t.divergence_factor;
-        if !(f.is_finite() && (f == 0.0 || f > 1.0)) {
-            return Err(bad(
-                "train.divergence_factor",
-                format!("must be > 1, or 0 to turn the check off (got {f})"),
-            ));
-        }
-        if !self.tasks.is_empty()
-            && !t.task_weights.is_empty()
-            && t.task_weights.len() != self.tasks.len()
-        {
-            return Err(bad(
+        self.check().map_err(|e| TrainError::Config(e.to_string()))
+    }
+
+    /// [`RunConfig::validate`]'s checks, section by section.
+    fn check(&self) -> std::result::Result<(), ConfigError> {
+        self.model.validate()?;
+        self.train.validate().map_err(|e| e.within("train"))?;
+        let n_weights = self.train.task_weights.len();
+        if !self.tasks.is_empty() && n_weights != 0 && n_weights != self.tasks.len() {
+            return Err(ConfigError::new(
                 "train.task_weights",
-                format!(
-                    "has {} weights for {} tasks",
-                    t.task_weights.len(),
-                    self.tasks.len()
-                ),
+                format!("has {n_weights} weights for {} tasks", self.tasks.len()),
             ));
         }
-        t.sparse_optimizer
-            .validate()
-            .map_err(|e| TrainError::Config(format!("train.sparse_optimizer.{e}")))?;
         let mut seen = std::collections::HashSet::new();
         for name in &self.tasks {
             if !seen.insert(name) {
-                return Err(bad("tasks", format!("names `{name}` twice")));
+                return Err(ConfigError::new("tasks", format!("names `{name}` twice")));
             }
         }
-        self.distill.validate().map_err(TrainError::Config)?;
-        Ok(())
+        self.distill.validate().map_err(|e| e.within("distill"))
     }
 
     /// The keys whose values differ between this (a run's saved, resolved configuration) and

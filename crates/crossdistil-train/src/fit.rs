@@ -6,12 +6,11 @@ use std::time::Instant;
 
 use candle_core::Tensor;
 use crossdistil_data::{Batch, Dataset, InputSchema, Split};
-use crossdistil_loss::calibration::fit_platt;
+use crossdistil_loss::{CalibratorFit, fit_platt};
 use crossdistil_model::MultiTaskModel;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::{RunConfig, TrainSettings};
-use crate::distill::CalibratorFit;
 use crate::divergence::{DivergenceGuard, check_parameters};
 use crate::error::{Result, TrainError};
 use crate::evaluate::{SplitMetrics, evaluate_model};
@@ -60,7 +59,7 @@ pub fn build_model_for(cfg: &RunConfig, ds: &Dataset, schema: &InputSchema) -> R
     let task_names = tasks.iter().map(|&t| ds.labels[t].name.clone()).collect();
     let mut model = MultiTaskModel::new(&cfg.model, schema, tasks.len(), cfg.train.seed)?;
     if cfg.distill.needs_teachers() {
-        model = model.with_teachers(&cfg.distill.teacher, cfg.train.seed)?;
+        model = model.with_teachers(&cfg.model.teacher, cfg.train.seed)?;
     }
     Ok(BuiltModel {
         model,

@@ -1,7 +1,7 @@
 //! Training and evaluation of crossdistil models.
 //!
-//! - [`config`]: the run's TOML configuration; [`distill`]: its CrossDistil section.
-//! - [`objective`]: the loss of one batch (BCE, ranking, calibration, distillation).
+//! - [`config`]: the run's TOML configuration; its `[distill]` section and the loss of one batch
+//!   (BCE, ranking, calibration, distillation) are `crossdistil-loss`'s.
 //! - [`fit`]: the training loop, checkpoints and `--resume`; [`step`]: one optimiser step, on
 //!   one core or data-parallel over several; [`prefetch`]: batch assembly on a second thread.
 //! - [`divergence`]: the guard that stops a run whose loss or parameters leave the sane range.
@@ -15,14 +15,12 @@
 
 pub mod alloc;
 pub mod config;
-pub mod distill;
 pub mod divergence;
 pub mod error;
 pub mod evaluate;
 pub mod fit;
 pub mod lock;
 pub mod manifest;
-pub mod objective;
 pub mod optim;
 pub mod optimizer;
 pub mod output;

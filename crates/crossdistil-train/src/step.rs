@@ -12,12 +12,12 @@
 use candle_core::Tensor;
 use candle_core::backprop::GradStore;
 use crossdistil_data::Batch;
+use crossdistil_loss::{ObjectiveInput, PlattParams, objective};
 use crossdistil_model::{Mode, MultiTaskModel, SparseGrads};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
-use crate::objective::objective;
 use crate::optim::sum_grads;
 
 /// What a step needs besides the model and the batch.
@@ -31,7 +31,8 @@ pub struct StepSetup<'a> {
     pub weights: &'a [f32],
 }
 
-/// The loss of one step and its parts, summed over the workers (see [`crate::objective::StepLoss`]).
+/// The loss of one step and its parts, summed over the workers (see
+/// [`crossdistil_loss::ObjectiveLoss`]).
 #[derive(Debug, Clone, Default)]
 pub struct LossParts {
     /// The weighted objective that was minimised.
@@ -73,16 +74,21 @@ fn share(
     let fwd = model.forward(shard, Mode::Train(rng))?;
     let rows = label_rows(shard, setup.n_labels, setup.tasks);
     let labels = Tensor::from_slice(&rows, (shard.size(), n_tasks), model.params().device())?;
-    let loss = objective(
-        &fwd,
-        &labels,
-        &rows,
-        setup.weights,
-        model,
-        &setup.cfg.distill,
-        step,
-        rng,
-    )?;
+    let calibrators: Vec<PlattParams<'_>> = model
+        .calibrators()
+        .iter()
+        .map(|c| PlattParams {
+            rho: c.rho.as_tensor(),
+            q: c.q.as_tensor(),
+        })
+        .collect();
+    let input = ObjectiveInput {
+        logits: &fwd.logits,
+        teacher_scores: fwd.teacher_scores.as_ref(),
+        calibrators: &calibrators,
+        labels: &labels,
+    };
+    let loss = objective(&input, setup.weights, &setup.cfg.distill, step, rng)?;
     let total = if scale == 1.0 {
         loss.total
     } else {

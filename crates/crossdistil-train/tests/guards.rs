@@ -164,7 +164,7 @@ fn resume_compares_the_whole_configuration_and_names_the_keys_that_differ() {
 
     let mut changed = cfg.clone();
     changed.distill.alpha = 0.25;
-    changed.distill.error_correction = crossdistil_loss::error_correction::ErrorCorrection::None;
+    changed.distill.error_correction = crossdistil_loss::ErrorCorrection::None;
     let resume = FitOptions {
         resume: true,
         ..Default::default()

@@ -289,7 +289,7 @@ fn every_distillation_variant_trains_and_reports_its_teachers() {
         ),
         (
             "all-pairs",
-            "mode = \"crossdistil\"\n[distill.ranking]\npairs = \"all\"\nkind = \"hinge\"\nmax_pairs = 64\n[distill.teacher]\nhidden = [8]\ndetach_repr = true",
+            "mode = \"crossdistil\"\n[distill.ranking]\npairs = \"all\"\nkind = \"hinge\"\nmax_pairs = 64\n[model.teacher]\nhidden = [8]\ndetach_repr = true",
         ),
     ];
     for (name, section) in variants {

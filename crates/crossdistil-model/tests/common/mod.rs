@@ -98,6 +98,7 @@ pub fn config(backbone: BackboneConfig) -> ModelConfig {
         backbone,
         tower: MlpConfig::new(vec![6]),
         dropout: 0.0,
+        teacher: Default::default(),
     }
 }
 

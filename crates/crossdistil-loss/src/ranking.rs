@@ -31,9 +31,9 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
 use crate::pairwise::{PairKind, pair_mean};
 use crate::stable::softplus;
+use crossdistil_core::ConfigError;
 
 /// Which level pairs the loss orders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -62,7 +62,9 @@ pub enum RankingKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RankingConfig {
+    /// Which level pairs are ordered (`adjacent`).
     pub pairs: LevelPairs,
+    /// The loss of one pair (`bpr`).
     pub kind: RankingKind,
     /// The hinge's margin (unused by BPR).
     pub margin: f32,
@@ -82,6 +84,7 @@ impl Default for RankingConfig {
 }
 
 impl RankingConfig {
+    /// Checks that the margin is finite and `>= 0` (key `margin`).
     pub fn validate(&self) -> std::result::Result<(), ConfigError> {
         if !(self.margin.is_finite() && self.margin >= 0.0) {
             return Err(ConfigError::new(
@@ -94,7 +97,7 @@ impl RankingConfig {
 }
 
 /// The levels present in `levels`, in decreasing order.
-pub fn present_levels(levels: &[u32]) -> Vec<u32> {
+pub(crate) fn present_levels(levels: &[u32]) -> Vec<u32> {
     let mut present = levels.to_vec();
     present.sort_unstable_by(|a, b| b.cmp(a));
     present.dedup();
@@ -102,7 +105,7 @@ pub fn present_levels(levels: &[u32]) -> Vec<u32> {
 }
 
 /// The ordered level pairs `(high, low)` the loss sums over, given the present levels.
-pub fn level_pairs(levels: &[u32], pairs: LevelPairs) -> Vec<(u32, u32)> {
+pub(crate) fn level_pairs(levels: &[u32], pairs: LevelPairs) -> Vec<(u32, u32)> {
     let present = present_levels(levels);
     match pairs {
         LevelPairs::Adjacent => present.windows(2).map(|w| (w[0], w[1])).collect(),
@@ -114,10 +117,18 @@ pub fn level_pairs(levels: &[u32], pairs: LevelPairs) -> Vec<(u32, u32)> {
     }
 }
 
-/// The auxiliary ranking loss (a scalar), or `None` when fewer than two levels are present.
+/// The auxiliary ranking loss (a scalar), or `None` when fewer than two levels are present:
 ///
-/// `scores`: `[b]` teacher scores; `levels`: `b` graded levels. `rng` is used only when pairs are
-/// sampled (`max_pairs > 0`).
+/// ```text
+/// L_rank = sum over level pairs (h, l) of mean_{i in h, j in l} f(r_i - r_j)
+/// f(d) = softplus(-d) (bpr) or max(0, margin - d) (hinge)
+/// ```
+///
+/// over the adjacent or all pairs `h > l` of the levels present in the batch ([`LevelPairs`]).
+/// `scores`: `[b]` teacher scores `r` (f32 or f64); `levels`: `b` graded levels (see
+/// [`graded_levels`](crate::graded_levels)). With `max_pairs > 0`, a level pair with more pairs
+/// than that is estimated from `max_pairs` pairs drawn with replacement from `rng` (used only
+/// then).
 pub fn ranking_loss(
     scores: &Tensor,
     levels: &[u32],

@@ -1,4 +1,4 @@
-//! Distillation of the (calibrated, corrected) teacher into the student, and its weight schedule.
+//! The distillation (KD) loss of a detached soft target, and the warm-up schedule of its weight.
 //!
 //! With the student logit `z` and a soft target `t` in `[0, 1]`, both `[b]` or `[b, T]`:
 //!
@@ -9,25 +9,24 @@
 //! The target is detached inside, so distillation never moves the teacher, its calibrator or
 //! anything the target was computed from; the student (and what feeds it) is all that learns.
 //!
-//! With a temperature `T` (Hinton et al., 2015), both sides are softened from logits and the loss
-//! is scaled by `T^2` so that its gradient keeps its size as `T` changes:
+//! With a temperature `T` (Hinton et al., 2015), the student logit is softened by `T` and the
+//! loss is scaled by `T^2` so that its gradient keeps its size as `T` changes:
 //!
 //! ```text
-//! KD_T(z, s) = T^2 mean bce(z / T, stop_gradient(sigmoid(s / T)))
+//! KD_T(z, t) = T^2 mean bce(z / T, stop_gradient(t))
 //! ```
 //!
-//! where `s` is the teacher's target logit (for CrossDistil the calibrated logit `P r + Q`). An
-//! error-corrected target is a probability, not a logit, so it goes through [`distill_loss`]
-//! (`T = 1`); the temperature applies to uncorrected logit targets only.
+//! where the target `t` is already softened: for CrossDistil `t = sigmoid((P r + Q) / T)`, the
+//! calibrated teacher logit over `T`, then error-corrected against the student's `sigmoid(z / T)`.
 //!
 //! [`KdSchedule`] ramps the distillation weight up after a warm-up, while the teacher is immature.
 
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crossdistil_core::ConfigError;
+
 use crate::bce::bce_with_logits;
-use crate::config::ConfigError;
-use crate::stable::sigmoid;
 
 /// Mean BCE of the student logits against the detached soft target probabilities (`T = 1`).
 /// `student_logits` and `target_probs`: one shape.
@@ -42,20 +41,22 @@ pub fn distill_loss(student_logits: &Tensor, target_probs: &Tensor) -> Result<Te
     bce_with_logits(student_logits, &target_probs.detach())
 }
 
-/// `T^2 * mean bce(student / T, sigmoid(teacher / T))`, the teacher side detached.
-/// `temperature` must be finite and `> 0`; at `T = 1` this is
-/// `distill_loss(student, sigmoid(teacher))`.
-pub fn distill_loss_with_logits(
+/// `T^2 * mean bce(student_logits / T, stop_gradient(target_probs))`: the distillation loss
+/// at temperature `T`, the target already softened by it. `student_logits` and `target_probs`:
+/// one shape. `temperature` must be finite and `> 0`; at `T = 1` this is [`distill_loss`].
+pub fn tempered_distill_loss(
     student_logits: &Tensor,
-    teacher_logits: &Tensor,
+    target_probs: &Tensor,
     temperature: f64,
 ) -> Result<Tensor> {
     if !(temperature.is_finite() && temperature > 0.0) {
-        candle_core::bail!("distill_loss_with_logits: temperature must be > 0, got {temperature}");
+        candle_core::bail!("tempered_distill_loss: temperature must be > 0, got {temperature}");
     }
-    let inv = 1.0 / temperature;
-    let target = sigmoid(&teacher_logits.detach().affine(inv, 0.0)?)?;
-    distill_loss(&student_logits.affine(inv, 0.0)?, &target)?.affine(temperature * temperature, 0.0)
+    distill_loss(
+        &student_logits.affine(1.0 / temperature, 0.0)?,
+        target_probs,
+    )?
+    .affine(temperature * temperature, 0.0)
 }
 
 /// The weight of the distillation loss over training steps. TOML, both keys optional:
@@ -84,6 +85,7 @@ impl KdSchedule {
         }
     }
 
+    /// Checks that the warm-up and the ramp end within 64-bit step numbers.
     pub fn validate(&self) -> std::result::Result<(), ConfigError> {
         if self.warmup_steps.checked_add(self.ramp_steps).is_none() {
             return Err(ConfigError::new(
@@ -101,6 +103,7 @@ mod tests {
     use crate::calibration::calibrated_logit;
     use crate::error_correction::{ErrorCorrection, correct};
     use candle_core::{Device, Var};
+    use candle_nn::ops::sigmoid;
 
     fn sigmoid64(x: f64) -> f64 {
         1.0 / (1.0 + (-x).exp())
@@ -166,8 +169,8 @@ mod tests {
             .unwrap();
         assert!(grads.get(&r).is_none());
         assert!(grads.get(&z).is_some());
-        // So must the logit form, on the teacher side.
-        let grads = distill_loss_with_logits(z.as_tensor(), r.as_tensor(), 2.0)
+        // So must the tempered form.
+        let grads = tempered_distill_loss(z.as_tensor(), &target, 2.0)
             .unwrap()
             .backward()
             .unwrap();
@@ -176,12 +179,13 @@ mod tests {
     }
 
     #[test]
-    fn the_temperature_softens_both_sides_and_scales_by_its_square() {
+    fn the_temperature_softens_the_student_and_scales_by_its_square() {
         let d = Device::Cpu;
         let z = Var::new(&Z, &d).unwrap();
         let s = Tensor::new(&R, &d).unwrap();
         let temp = 2.5;
-        let loss = distill_loss_with_logits(z.as_tensor(), &s, temp).unwrap();
+        let soft = sigmoid(&s.affine(1.0 / temp, 0.0).unwrap()).unwrap();
+        let loss = tempered_distill_loss(z.as_tensor(), &soft, temp).unwrap();
         let n = Z.len() as f64;
         let mut want = 0.0;
         for i in 0..Z.len() {
@@ -197,18 +201,19 @@ mod tests {
             let want = temp * (sigmoid64(Z[i] / temp) - sigmoid64(R[i] / temp)) / n;
             assert!((g[i] - want).abs() < 1e-12, "{i}: {} vs {want}", g[i]);
         }
-        // T = 1 is distill_loss against sigmoid(teacher).
-        let one = distill_loss_with_logits(z.as_tensor(), &s, 1.0)
+        // T = 1 is distill_loss.
+        let t = sigmoid(&s).unwrap();
+        let one = tempered_distill_loss(z.as_tensor(), &t, 1.0)
             .unwrap()
             .to_scalar::<f64>()
             .unwrap();
-        let plain = distill_loss(z.as_tensor(), &sigmoid(&s).unwrap())
+        let plain = distill_loss(z.as_tensor(), &t)
             .unwrap()
             .to_scalar::<f64>()
             .unwrap();
-        assert!((one - plain).abs() < 1e-12);
+        assert_eq!(one, plain);
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            assert!(distill_loss_with_logits(z.as_tensor(), &s, bad).is_err());
+            assert!(tempered_distill_loss(z.as_tensor(), &t, bad).is_err());
         }
     }
 

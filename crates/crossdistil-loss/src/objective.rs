@@ -1,0 +1,255 @@
+//! The CrossDistil objective of one batch, from the model's outputs as tensors:
+//!
+//! ```text
+//! L = sum_k [ w_k BCE(z_k, y_k) + alpha(step) KD_k + beta L_rank(k) + gamma L_cal(k) ]
+//! ```
+//!
+//! with the terms each [`DistillMode`] uses. For task `k`, `z_k` is the student logit, `r_k` the
+//! teacher's ranking score and `P_k = softplus(rho_k)`, `Q_k` its calibrator:
+//!
+//! - `BCE`: the student's binary cross-entropy against the 0/1 label, weight `w_k`;
+//! - `L_rank(k)`: the ranking loss of `r_k` over the graded levels of task `k` (its label first,
+//!   the other tasks' labels as tie-breaks);
+//! - `L_cal(k)`: the BCE of `sigmoid(P_k r_k + Q_k)` against the label, `r_k` detached;
+//! - `KD_k`: `T^2 BCE(z_k / T, t_k)` against the detached target `t_k`, the calibrated teacher
+//!   probability `sigmoid((P_k r_k + Q_k) / T)` corrected against the label and the student's
+//!   own `sigmoid(z_k / T)` (`crossdistil`), or the mean of the other tasks' student
+//!   probabilities (`direct`).
+//!
+//! Gradient flow: BCE and KD reach the student logits (and whatever computed them); the ranking
+//! loss reaches the teacher scores; the calibration loss reaches only the calibrator's `rho` and
+//! `Q` (the score is detached); KD targets are detached, so distillation never trains the teacher
+//! or the calibrator.
+
+use candle_core::{D, DType, IndexOp, Result, Tensor};
+use rand_chacha::ChaCha8Rng;
+
+use crate::bce::weighted_bce_with_logits;
+use crate::calibration::{calibrated_logit, calibration_loss};
+use crate::config::{DistillConfig, DistillMode};
+use crate::error_correction::correct;
+use crate::kd::tempered_distill_loss;
+use crate::levels::graded_levels;
+use crate::ranking::ranking_loss;
+
+/// The two parameters of one task's Platt calibrator `q = sigmoid(softplus(rho) r + Q)`.
+#[derive(Debug, Clone, Copy)]
+pub struct PlattParams<'a> {
+    /// `[1]`: the slope is `P = softplus(rho)`, so it stays positive.
+    pub rho: &'a Tensor,
+    /// `[1]`: the offset `Q`.
+    pub q: &'a Tensor,
+}
+
+/// What the objective reads of one batch of `b` rows and `T` tasks. Every tensor has the dtype
+/// of `logits` (f32 or f64) and is on its device.
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectiveInput<'a> {
+    /// `[b, T]`: the student logits.
+    pub logits: &'a Tensor,
+    /// `[b, T]`: the teacher heads' ranking scores; `None` for a model without teachers.
+    pub teacher_scores: Option<&'a Tensor>,
+    /// One per task: the calibrators of the teacher scores. Read only in `crossdistil` mode
+    /// with teacher scores and `calibration = true`; may be empty otherwise.
+    pub calibrators: &'a [PlattParams<'a>],
+    /// `[b, T]`: the 0/1 labels.
+    pub labels: &'a Tensor,
+}
+
+/// The objective of one batch and its parts. The parts are the unweighted sums over the tasks,
+/// for logs: `total = bce + alpha(step) kd + beta rank + gamma cal`.
+#[derive(Debug, Clone)]
+pub struct ObjectiveLoss {
+    /// The weighted objective, a scalar tensor: call `backward()` on it.
+    pub total: Tensor,
+    /// `sum_k w_k BCE_k`, the task weights applied.
+    pub bce: f64,
+    /// `sum_k KD_k`, before the weight `alpha(step)`.
+    pub kd: f64,
+    /// `sum_k L_rank(k)`, before the weight `beta`.
+    pub rank: f64,
+    /// `sum_k L_cal(k)`, before the weight `gamma`.
+    pub cal: f64,
+    /// Per distilled task, the mean `|sigmoid(z_k / T) - t_k|`: the size of the KD gradient on
+    /// the student logit, before the weight `alpha`. Empty when nothing is distilled.
+    pub kd_gap: Vec<f64>,
+}
+
+/// The objective `L` of one batch (see the module documentation) at training step `step >= 1`
+/// (which sets the distillation weight through [`DistillConfig::schedule`]), with one weight per
+/// task in `task_weights`. `rng` draws the ranking loss's pairs when they are sampled.
+///
+/// Errors: tensors of the wrong shape, or fewer calibrators than tasks where they are read.
+pub fn objective(
+    input: &ObjectiveInput<'_>,
+    task_weights: &[f32],
+    cfg: &DistillConfig,
+    step: u64,
+    rng: &mut ChaCha8Rng,
+) -> Result<ObjectiveLoss> {
+    check_input(input, task_weights.len(), cfg)?;
+    let (bce, _) = weighted_bce_with_logits(input.logits, input.labels, task_weights)?;
+    let mut out = ObjectiveLoss {
+        total: bce.clone(),
+        bce: scalar(&bce)?,
+        kd: 0.0,
+        rank: 0.0,
+        cal: 0.0,
+        kd_gap: Vec::new(),
+    };
+    if cfg.mode == DistillMode::Off {
+        return Ok(out);
+    }
+    let mut total = bce;
+    if let (Some(scores), true) = (input.teacher_scores, cfg.needs_teachers()) {
+        total = add_teacher_terms(total, input, scores, cfg, rng, &mut out)?;
+    }
+    if matches!(cfg.mode, DistillMode::Crossdistil | DistillMode::Direct) {
+        let alpha = cfg.schedule().weight(cfg.alpha, step);
+        total = add_distillation(total, input, cfg, alpha, &mut out)?;
+    }
+    out.total = total;
+    Ok(out)
+}
+
+/// The shapes the objective needs, and a calibrator per task where it reads them.
+fn check_input(input: &ObjectiveInput<'_>, n_tasks: usize, cfg: &DistillConfig) -> Result<()> {
+    let (_, t) = input.logits.dims2()?;
+    if t != n_tasks {
+        candle_core::bail!("objective: {t} logit columns but {n_tasks} task weights");
+    }
+    let shape = input.logits.shape();
+    if input.labels.shape() != shape {
+        candle_core::bail!(
+            "objective: labels {:?} and logits {shape:?} must have one shape",
+            input.labels.shape()
+        );
+    }
+    if let Some(scores) = input.teacher_scores {
+        if scores.shape() != shape {
+            candle_core::bail!(
+                "objective: teacher scores {:?} and logits {shape:?} must have one shape",
+                scores.shape()
+            );
+        }
+        let reads_calibrators =
+            cfg.trains_calibrators() || (cfg.mode == DistillMode::Crossdistil && cfg.calibration);
+        if reads_calibrators && input.calibrators.len() < n_tasks {
+            candle_core::bail!(
+                "objective: {} calibrators for {n_tasks} tasks",
+                input.calibrators.len()
+            );
+        }
+        if cfg.needs_teachers() && n_tasks > 32 {
+            candle_core::bail!("objective: graded levels need at most 32 tasks, got {n_tasks}");
+        }
+    }
+    Ok(())
+}
+
+/// A scalar tensor's value as `f64`.
+fn scalar(t: &Tensor) -> Result<f64> {
+    t.to_dtype(DType::F64)?.to_scalar::<f64>()
+}
+
+/// Column `k` of a `[b, T]` tensor, `[b]`, contiguous.
+fn column(t: &Tensor, k: usize) -> Result<Tensor> {
+    t.i((.., k))?.contiguous()
+}
+
+/// Adds `beta L_rank(k)` and, when the calibrators train online, `gamma L_cal(k)` for each task
+/// in turn to `total`.
+fn add_teacher_terms(
+    mut total: Tensor,
+    input: &ObjectiveInput<'_>,
+    scores: &Tensor,
+    cfg: &DistillConfig,
+    rng: &mut ChaCha8Rng,
+    out: &mut ObjectiveLoss,
+) -> Result<Tensor> {
+    let n_tasks = scores.dim(1)?;
+    // The graded levels read the labels row-major.
+    let label_rows: Vec<f32> = input
+        .labels
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1()?;
+    for k in 0..n_tasks {
+        let r = column(scores, k)?;
+        let levels = graded_levels(&label_rows, n_tasks, k);
+        if let Some(rank) = ranking_loss(&r, &levels, &cfg.ranking, rng)? {
+            out.rank += scalar(&rank)?;
+            total = total.add(&rank.affine(cfg.beta, 0.0)?)?;
+        }
+        if cfg.trains_calibrators() {
+            let c = &input.calibrators[k];
+            let cal = calibration_loss(&r, c.rho, c.q, &column(input.labels, k)?)?;
+            out.cal += scalar(&cal)?;
+            total = total.add(&cal.affine(cfg.gamma, 0.0)?)?;
+        }
+    }
+    Ok(total)
+}
+
+/// Adds `alpha KD_k` for each task with a target to `total` (the parts even at `alpha = 0`).
+fn add_distillation(
+    mut total: Tensor,
+    input: &ObjectiveInput<'_>,
+    cfg: &DistillConfig,
+    alpha: f64,
+    out: &mut ObjectiveLoss,
+) -> Result<Tensor> {
+    let temp = cfg.temperature;
+    let student_probs = candle_nn::ops::sigmoid(&input.logits.affine(1.0 / temp, 0.0)?)?.detach();
+    for k in 0..input.logits.dim(1)? {
+        let p = column(&student_probs, k)?;
+        let Some(target) = kd_target(input, cfg, &student_probs, &p, k)? else {
+            continue;
+        };
+        out.kd_gap
+            .push(scalar(&p.sub(&target)?.abs()?.mean_all()?)?);
+        let kd = tempered_distill_loss(&column(input.logits, k)?, &target, temp)?;
+        out.kd += scalar(&kd)?;
+        if alpha > 0.0 {
+            total = total.add(&kd.affine(alpha, 0.0)?)?;
+        }
+    }
+    Ok(total)
+}
+
+/// Task `k`'s distillation target `[b]`, or `None` where it has none: the mean of the other
+/// tasks' student probabilities (`direct`, two tasks or more), or the calibrated, corrected
+/// teacher probability (`crossdistil`, with teacher scores). `p`: task `k`'s column of
+/// `student_probs`, `sigmoid(z / T)` detached.
+fn kd_target(
+    input: &ObjectiveInput<'_>,
+    cfg: &DistillConfig,
+    student_probs: &Tensor,
+    p: &Tensor,
+    k: usize,
+) -> Result<Option<Tensor>> {
+    let n_tasks = student_probs.dim(1)?;
+    if cfg.mode == DistillMode::Direct {
+        if n_tasks < 2 {
+            return Ok(None);
+        }
+        let others: Vec<Tensor> = (0..n_tasks)
+            .filter(|&j| j != k)
+            .map(|j| column(student_probs, j))
+            .collect::<Result<_>>()?;
+        return Ok(Some(Tensor::stack(&others, 1)?.mean(D::Minus1)?));
+    }
+    let Some(scores) = input.teacher_scores else {
+        return Ok(None);
+    };
+    let r = column(scores, k)?.detach();
+    let logit = if cfg.calibration {
+        let c = &input.calibrators[k];
+        calibrated_logit(&r, &c.rho.detach(), &c.q.detach())?
+    } else {
+        r
+    };
+    let q = candle_nn::ops::sigmoid(&logit.affine(1.0 / cfg.temperature, 0.0)?)?;
+    let y = column(input.labels, k)?;
+    Ok(Some(correct(&q, &y, p, &cfg.error_correction)?))
+}
