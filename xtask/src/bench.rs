@@ -27,12 +27,12 @@ use crossdistil_data::prepare::PrepareOptions;
 use crossdistil_data::prepare::synthetic::{self, SyntheticOptions};
 use crossdistil_data::{Batch, Batches, Dataset, GatherBatch, Order, Split};
 use crossdistil_model::MultiTaskModel;
-use crossdistil_train::fit::{BuiltModel, build_model_for};
-use crossdistil_train::predict::predict_all_on;
-use crossdistil_train::run::save_tensors;
-use crossdistil_train::step::LossParts;
-use crossdistil_train::trainer::BoxedBatches;
+use crossdistil_train::BoxedBatches;
+use crossdistil_train::LossParts;
+use crossdistil_train::predict_all_on;
+use crossdistil_train::save_tensors;
 use crossdistil_train::{BatchSource, Control, Hooks, RunConfig, Trainer};
+use crossdistil_train::{BuiltModel, build_model_for};
 use serde::{Deserialize, Serialize};
 
 /// The models of the benchmark.
@@ -290,7 +290,7 @@ impl Hooks for Windows {
 
 /// One child run: train for the warm-up and the timed windows, then time evaluation.
 pub fn run_child(a: &RunArgs) -> anyhow::Result<Measurement> {
-    crossdistil_train::alloc::tune_allocator();
+    crossdistil_train::tune_allocator();
     let ds = Dataset::load(&a.data)?;
     let (cfg, built) = build(a, &ds)?;
     if let Some(p) = &a.export_init {
@@ -361,8 +361,7 @@ pub fn run_child(a: &RunArgs) -> anyhow::Result<Measurement> {
         train_rows_per_s: train,
         step_ms: 1e3 * a.batch as f64 / train,
         eval_rows_per_s: median(&eval),
-        peak_rss_mib: crossdistil_train::alloc::peak_rss_bytes().unwrap_or(0) as f64
-            / (1 << 20) as f64,
+        peak_rss_mib: crossdistil_train::peak_rss_bytes().unwrap_or(0) as f64 / (1 << 20) as f64,
     })
 }
 
@@ -392,7 +391,7 @@ pub fn parity_child(a: &RunArgs, dir: &Path) -> anyhow::Result<Parity> {
         "dense".to_string(),
         Tensor::from_slice(&batch.dense, (b, ds.dense.len()), &Device::Cpu)?,
     );
-    let labels = crossdistil_train::step::label_rows(&batch, ds.tasks(), &tasks);
+    let labels = crossdistil_train::label_rows(&batch, ds.tasks(), &tasks);
     t.insert(
         "labels".to_string(),
         Tensor::from_slice(&labels, (b, tasks.len()), &Device::Cpu)?,

@@ -13,7 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::io::IsTerminal;
 
 use crossdistil_data::{Dataset, Split, Summary};
-use crossdistil_train::{FitOptions, RunConfig, evaluate, output};
+use crossdistil_train::{FitOptions, RunConfig};
 
 #[derive(Parser)]
 #[command(name = "crossdistil", version, about, long_about = None)]
@@ -154,7 +154,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(&cli.log);
-    crossdistil_train::alloc::tune_allocator();
+    crossdistil_train::tune_allocator();
     // Only the commands that compute take a thread count; an experiment leaves it to its runs
     // (each a process of its own).
     let threads = match &cli.command {
@@ -205,7 +205,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 (None, true) => {
                     // A folder without a committed run is refused with what to do instead,
                     // unless it holds a run stopped before its first commit (started again).
-                    let dir = crossdistil_train::run::RunDir::new(&out);
+                    let dir = crossdistil_train::RunDir::new(&out);
                     if !dir.uncommitted_start() {
                         dir.manifest()?;
                     }
@@ -241,7 +241,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             json,
             ..
         } => {
-            let opened = output::open(&run, &data)?;
+            let opened = crossdistil_train::open_run(&run, &data)?;
             let metrics = opened.evaluate(split)?;
             let path = run.join(format!("eval-{split}.json"));
             let text = serde_json::to_string_pretty(&metrics)?;
@@ -251,7 +251,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             } else {
                 print!(
                     "{}",
-                    evaluate::table(
+                    crossdistil_train::metrics_table(
                         &format!("{split} ({})", data.display()),
                         &opened.trained.task_names,
                         &metrics
@@ -268,8 +268,8 @@ fn run(command: Command) -> anyhow::Result<()> {
             overwrite,
             ..
         } => {
-            output::check_scores_path(&out, overwrite)?;
-            let opened = output::open(&run, &data)?;
+            crossdistil_train::check_scores_path(&out, overwrite)?;
+            let opened = crossdistil_train::open_run(&run, &data)?;
             let rows: Vec<u32> = match split {
                 Some(s) => opened.ds.split_rows(s),
                 None => (0..opened.ds.rows() as u32).collect(),

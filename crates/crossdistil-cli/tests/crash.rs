@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossdistil_data::SplitFractions;
 use crossdistil_data::prepare::{PrepareOptions, synthetic};
-use crossdistil_train::manifest::ABORT_POINTS;
+use crossdistil_train::ABORT_POINTS;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crossdistil_train::Report;
-use crossdistil_train::evaluate::TaskMetrics;
+use crossdistil_train::TaskMetrics;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ExperimentError, Result};

@@ -259,10 +259,16 @@ impl RunConfig {
     pub fn from_file(path: &Path) -> Result<RunConfig> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| TrainError::Config(format!("{}: cannot read: {e}", path.display())))?;
-        let cfg: RunConfig = toml::from_str(&text)
-            .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
-        cfg.validate()
-            .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
+        RunConfig::from_toml(&text).map_err(|e| match e {
+            TrainError::Config(m) => TrainError::Config(format!("{}: {m}", path.display())),
+            e => e,
+        })
+    }
+
+    /// Parses and checks a configuration from TOML text, as [`RunConfig::from_file`] does.
+    pub fn from_toml(text: &str) -> Result<RunConfig> {
+        let cfg: RunConfig = toml::from_str(text).map_err(|e| TrainError::Config(e.to_string()))?;
+        cfg.validate()?;
         Ok(cfg)
     }
 

@@ -119,7 +119,7 @@ pub fn evaluate(
 }
 
 /// A readable table of one split's metrics, tasks in the given order.
-pub fn table(title: &str, order: &[String], metrics: &SplitMetrics) -> String {
+pub fn metrics_table(title: &str, order: &[String], metrics: &SplitMetrics) -> String {
     use std::fmt::Write;
     let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
     let w = order.iter().map(|t| t.len()).max().unwrap_or(4).max(4);

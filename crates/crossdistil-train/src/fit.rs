@@ -21,7 +21,6 @@ use crate::run::{
     RunDir, RunFolder, TrainState, load_tensors, read_verified_config, read_verified_encoders,
 };
 use crate::step::LossParts;
-pub use crate::step::label_rows;
 use crate::trainer::{BatchSource, Control, Hooks, ShuffledRows, Trainer};
 
 /// How to run the loop.

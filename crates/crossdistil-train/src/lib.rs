@@ -1,40 +1,57 @@
-//! Training and evaluation of crossdistil models.
+#![doc = include_str!("../README.md")]
 //!
-//! - [`config`]: the run's TOML configuration; its `[distill]` section and the loss of one batch
-//!   (BCE, ranking, calibration, distillation) are `crossdistil-loss`'s.
-//! - [`fit`]: the training loop, checkpoints and `--resume`; [`step`]: one optimiser step, on
-//!   one core or data-parallel over several; [`prefetch`]: batch assembly on a second thread.
-//! - [`divergence`]: the guard that stops a run whose loss or parameters leave the sane range.
-//! - [`optim`]: Adam/AdamW for the dense parameters, gradient clipping.
-//! - [`evaluate`]: AUC, GAUC, Multi-AUC, log loss and ECE per task.
-//! - [`predict`], [`output`]: predictions and the scores file.
-//! - [`run`], [`report`]: the run folder and `report.json`; [`manifest`]: its commit point;
-//!   [`lock`]: one training process per folder.
-//! - [`parallel`]: work split over the workers' threads by size.
-//! - [`alloc`]: allocator thresholds for training processes, peak RSS.
+//! # Items
+//!
+//! - The loop: [`Trainer`] with [`BatchSource`] ([`ShuffledRows`], `Vec<Batch>`), [`Hooks`] and
+//!   [`Control`]; [`Optimizer`] ([`OptimizerSettings`], the dense [`Adam`]); [`LossParts`] and
+//!   [`Gradients`] of one step; [`stream_seed`] and [`worker_rngs`], the seeded random streams.
+//! - A run: [`RunConfig`] ([`TrainSettings`]), [`fit`] ([`FitOptions`]) into a run folder
+//!   ([`RunDir`], [`TrainState`], [`RunLock`]), the [`Report`]; [`build_model`] and
+//!   [`BuiltModel`].
+//! - A trained run: [`open_run`] ([`OpenRun`]) for evaluation and scores,
+//!   [`evaluate_model`] and [`evaluate`] ([`SplitMetrics`], [`TaskMetrics`]), [`predict`]
+//!   ([`Predictions`]).
+//! - Guards: [`check_parameters`] (the divergence guard's check of the weights), and the
+//!   crash-test points of the run folder's commit protocol ([`ABORT_POINTS`]).
+//! - Processes: [`tune_allocator`] and [`peak_rss_bytes`].
 
-pub mod alloc;
-pub mod config;
-pub mod divergence;
-pub mod error;
-pub mod evaluate;
-pub mod fit;
-pub mod lock;
-pub mod manifest;
-pub mod optim;
-pub mod optimizer;
-pub mod output;
-pub mod parallel;
-pub mod predict;
-pub mod prefetch;
-pub mod report;
-pub mod run;
-pub mod step;
-pub mod trainer;
+mod alloc;
+mod config;
+mod divergence;
+mod error;
+mod evaluate;
+mod fit;
+mod lock;
+mod manifest;
+mod optim;
+mod optimizer;
+mod output;
+mod parallel;
+mod predict;
+mod prefetch;
+mod report;
+mod run;
+mod step;
+mod trainer;
 
-pub use config::RunConfig;
+pub use alloc::{peak_rss_bytes, tune_allocator};
+pub use config::{MAX_BATCH, MAX_EPOCHS, MAX_WORKERS, RunConfig, TrainSettings};
+pub use crossdistil_core::{Batch, InputSchema};
+pub use divergence::check_parameters;
 pub use error::{Result, TrainError};
-pub use fit::{FitOptions, fit};
+pub use evaluate::{ECE_BINS, SplitMetrics, TaskMetrics, evaluate, evaluate_model, metrics_table};
+pub use fit::{
+    BuiltModel, FitOptions, build_model, build_model_for, fit, load_weights, set_weights,
+};
+pub use lock::RunLock;
+pub use manifest::ABORT_POINTS;
+pub use optim::{Adam, AdamParams, OptimizerKind};
 pub use optimizer::{Optimizer, OptimizerSettings};
+pub use output::{OpenRun, check_scores_path, open_run};
+pub use predict::{Predictions, predict, predict_all, predict_all_on};
 pub use report::Report;
-pub use trainer::{BatchSource, Control, Hooks, ShuffledRows, Trainer};
+pub use run::{RunDir, TrainState, load_tensors, save_tensors};
+pub use step::{Gradients, LossParts, label_rows};
+pub use trainer::{
+    BatchSource, BoxedBatches, Control, Hooks, ShuffledRows, Trainer, stream_seed, worker_rngs,
+};

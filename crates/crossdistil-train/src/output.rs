@@ -24,7 +24,7 @@ pub struct OpenRun {
 
 /// Opens `run` (its config, encoders and best checkpoint, as its manifest names them, each
 /// checked against the manifest's checksum) on the prepared data in `data`.
-pub fn open(run: &Path, data: &Path) -> Result<OpenRun> {
+pub fn open_run(run: &Path, data: &Path) -> Result<OpenRun> {
     let dir = RunDir::new(run);
     let manifest = dir.manifest()?;
     let best = manifest.best.clone().ok_or_else(|| {

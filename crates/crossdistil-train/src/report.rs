@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
-use crate::evaluate::{SplitMetrics, TaskMetrics, table};
+use crate::evaluate::{SplitMetrics, TaskMetrics, metrics_table};
 use crate::run::{TrainState, write_atomic};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,12 +73,12 @@ impl Report {
             tasks: tasks.clone(),
             mean_auc: mean,
         };
-        let mut s = table(
+        let mut s = metrics_table(
             "valid (best model)",
             &self.tasks,
             &split(&self.valid, self.valid_mean_auc),
         );
-        s.push_str(&table(
+        s.push_str(&metrics_table(
             "test",
             &self.tasks,
             &split(&self.test, self.test_mean_auc),

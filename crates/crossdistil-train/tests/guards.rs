@@ -8,9 +8,9 @@ use candle_core::Tensor;
 use crossdistil_data::Dataset;
 use crossdistil_data::SplitFractions;
 use crossdistil_data::prepare::{PrepareOptions, synthetic};
-use crossdistil_train::divergence::check_parameters;
-use crossdistil_train::fit::build_model;
-use crossdistil_train::predict::predict;
+use crossdistil_train::build_model;
+use crossdistil_train::check_parameters;
+use crossdistil_train::predict;
 use crossdistil_train::{FitOptions, RunConfig, TrainError, fit};
 
 fn synthetic_set(dir: &Path, rows: usize) {

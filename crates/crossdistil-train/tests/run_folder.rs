@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use crossdistil_data::Split;
 use crossdistil_data::SplitFractions;
 use crossdistil_data::prepare::{PrepareOptions, synthetic};
-use crossdistil_train::lock::RunLock;
-use crossdistil_train::{FitOptions, Report, RunConfig, fit, output};
+use crossdistil_train::RunLock;
+use crossdistil_train::{FitOptions, Report, RunConfig, fit};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -190,7 +190,10 @@ fn a_flipped_byte_in_a_checkpoint_is_refused_naming_the_file() {
                 .unwrap()
                 .to_string()
         } else {
-            output::open(&run, &d).err().unwrap().to_string()
+            crossdistil_train::open_run(&run, &d)
+                .err()
+                .unwrap()
+                .to_string()
         };
         assert!(
             e.contains(&name)
@@ -298,7 +301,7 @@ fn damaged_run_files_are_refused_or_harmless() {
     let run = tmp.path().join("run");
     let cfg = config(1);
     let report = fit(&d, &cfg, &run, &FitOptions::default()).unwrap();
-    let test = output::open(&run, &d)
+    let test = crossdistil_train::open_run(&run, &d)
         .unwrap()
         .evaluate(Split::Test)
         .unwrap();
@@ -341,7 +344,7 @@ fn damaged_run_files_are_refused_or_harmless() {
                 "{what}: {by} does not name the file: {e}"
             );
         };
-        match output::open(&dir, &d).and_then(|o| o.evaluate(Split::Test)) {
+        match crossdistil_train::open_run(&dir, &d).and_then(|o| o.evaluate(Split::Test)) {
             Ok(t) => {
                 assert_eq!(t, test, "{what}: eval accepted it with other metrics");
                 harmless += 1;
@@ -396,7 +399,7 @@ fn predict_removes_the_temporaries_of_ended_processes() {
     for p in [&dead, &live, &other] {
         std::fs::write(p, b"partial").unwrap();
     }
-    let opened = output::open(&run, &d).unwrap();
+    let opened = crossdistil_train::open_run(&run, &d).unwrap();
     opened.write_scores(&out, &[0, 1, 2], false).unwrap();
     child.kill().unwrap();
     child.wait().unwrap();

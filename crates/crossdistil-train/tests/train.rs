@@ -5,9 +5,7 @@ use std::path::Path;
 use crossdistil_data::SplitFractions;
 use crossdistil_data::prepare::{PrepareOptions, synthetic};
 use crossdistil_data::{Batch, Dataset, GatherBatch, Split};
-use crossdistil_train::fit::BuiltModel;
-use crossdistil_train::step::StepSetup;
-use crossdistil_train::{FitOptions, RunConfig, TrainError, fit, output};
+use crossdistil_train::{FitOptions, RunConfig, TrainError, fit};
 
 fn synthetic_set(dir: &Path, rows: usize) {
     let o = synthetic::SyntheticOptions {
@@ -164,7 +162,7 @@ fn the_best_checkpoint_reproduces_the_reported_metrics() {
         &FitOptions::default(),
     )
     .unwrap();
-    let opened = output::open(&run, &tmp.path().join("data")).unwrap();
+    let opened = crossdistil_train::open_run(&run, &tmp.path().join("data")).unwrap();
     let test = opened.evaluate(Split::Test).unwrap();
     assert_eq!(test.tasks, report.test);
     // Scores file: one column per task, row ids kept, the same probabilities.
@@ -336,7 +334,7 @@ fn a_crossdistil_checkpoint_round_trips_with_its_teachers() {
     let cfg = config(&format!("{SMALL}\n[distill]\nmode = \"crossdistil\"\n"));
     let run = tmp.path().join("run");
     let report = fit(&tmp.path().join("data"), &cfg, &run, &FitOptions::default()).unwrap();
-    let opened = output::open(&run, &tmp.path().join("data")).unwrap();
+    let opened = crossdistil_train::open_run(&run, &tmp.path().join("data")).unwrap();
     assert_eq!(opened.evaluate(Split::Test).unwrap().tasks, report.test);
 }
 
@@ -358,27 +356,9 @@ fn first_batch(dir: &Path, n: usize) -> (Dataset, Batch) {
     (ds, batch)
 }
 
-/// What a step of `trained` (built from `cfg` on `ds`) needs, with the task weights `weights`.
-fn step_setup<'a>(
-    cfg: &'a RunConfig,
-    trained: &'a BuiltModel,
-    ds: &Dataset,
-    weights: &'a [f32],
-) -> StepSetup<'a> {
-    StepSetup {
-        cfg,
-        tasks: &trained.tasks,
-        n_labels: ds.tasks(),
-        weights,
-    }
-}
-
 #[test]
 fn workers_sum_to_the_gradient_of_the_whole_batch() {
-    use crossdistil_train::fit::build_model;
-    use crossdistil_train::step::gradients;
-    use rand::SeedableRng;
-    use rand_chacha::ChaCha8Rng;
+    use crossdistil_train::{Trainer, build_model};
 
     let tmp = tempfile::tempdir().unwrap();
     let (ds, batch) = first_batch(tmp.path(), 301);
@@ -390,12 +370,13 @@ fn workers_sum_to_the_gradient_of_the_whole_batch() {
             SMALL.replace("dropout = 0.1", "dropout = 0.0")
         ));
         let trained = build_model(&cfg, &ds).unwrap();
-        let weights = cfg.task_weights(trained.tasks.len());
-        let setup = step_setup(&cfg, &trained, &ds, &weights);
         let grads = |workers: usize| {
-            let mut rngs: Vec<ChaCha8Rng> =
-                (0..workers).map(|_| ChaCha8Rng::seed_from_u64(1)).collect();
-            gradients(&trained.model, &batch, &setup, 1, &mut rngs).unwrap()
+            let mut cfg = cfg.clone();
+            cfg.train.workers = workers;
+            let model = trained.model.clone();
+            Trainer::new(model, &cfg, trained.tasks.clone(), ds.tasks())
+                .gradients(&batch)
+                .unwrap()
         };
         let one = grads(1);
         for workers in [2, 3, 7] {
@@ -460,8 +441,8 @@ fn training_with_two_workers_learns_and_is_deterministic() {
 #[test]
 fn predictions_on_threads_equal_one_thread() {
     use crossdistil_data::Dataset;
-    use crossdistil_train::fit::build_model;
-    use crossdistil_train::predict::predict_all_on;
+    use crossdistil_train::build_model;
+    use crossdistil_train::predict_all_on;
 
     let tmp = tempfile::tempdir().unwrap();
     synthetic_set(tmp.path(), 2000);
@@ -529,7 +510,7 @@ fn validates_every_n_steps_within_an_epoch() {
 #[test]
 fn clipping_scales_the_dense_and_the_table_step() {
     use crossdistil_train::Trainer;
-    use crossdistil_train::fit::build_model;
+    use crossdistil_train::build_model;
 
     let tmp = tempfile::tempdir().unwrap();
     let (ds, batch) = first_batch(tmp.path(), 256);
