@@ -1,12 +1,4 @@
-//! Evaluation metrics for binary multi-task recommendation.
-//!
-//! Scores and probabilities are `f32` slices, labels are `u8` slices holding 0 or 1, and every
-//! metric returns `f64`. No metric panics on its input:
-//!
-//! - *invalid* input (slices of different lengths, labels other than 0/1, NaN scores,
-//!   probabilities outside `[0, 1]`, unusable arguments) gives `Err(`[`MetricError`]`)`;
-//! - *valid but degenerate* input (empty, a single class) gives `None` for the value, since the
-//!   metric is undefined there.
+#![doc = include_str!("../README.md")]
 //!
 //! # Metrics
 //!
