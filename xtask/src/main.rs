@@ -88,8 +88,8 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         dense: usize,
     },
-    /// `crossdistil experiment`, built first: every argument goes to it untouched (`cargo xtask
-    /// experiment --help` shows its options).
+    /// Run a grid of configurations x variants x seeds: `crossdistil experiment`, built first,
+    /// with every argument passed untouched (`cargo xtask experiment --help` shows its options).
     #[command(disable_help_flag = true)]
     Experiment {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -256,7 +256,10 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Experiment { args } => {
             // An alias: the CLI reports its own errors, and its exit status is ours.
-            let status = std::process::Command::new(cli_exe()?).args(args).status()?;
+            let status = std::process::Command::new(cli_exe()?)
+                .arg("experiment")
+                .args(args)
+                .status()?;
             if !status.success() {
                 std::process::exit(status.code().unwrap_or(1));
             }
@@ -395,4 +398,30 @@ fn prepare_source(
         }
     };
     Ok(prepared)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `experiment` keeps every argument for the CLI, `--help` and unknown options included.
+    #[test]
+    fn experiment_passes_its_arguments_untouched() {
+        for args in [
+            vec!["--help"],
+            vec![
+                "--data", "d", "--grid", "g.toml", "--out", "o", "--jobs", "2",
+            ],
+            vec![],
+        ] {
+            let cli = Cli::try_parse_from(["xtask", "experiment"].into_iter().chain(args.clone()));
+            let Ok(Cli {
+                command: Command::Experiment { args: got },
+            }) = cli
+            else {
+                panic!("`experiment {args:?}` did not parse as the alias");
+            };
+            assert_eq!(got, args.iter().map(OsString::from).collect::<Vec<_>>());
+        }
+    }
 }
