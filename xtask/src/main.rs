@@ -284,10 +284,11 @@ fn cli_exe() -> anyhow::Result<PathBuf> {
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
-        if msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "crossdistil" {
-            if let Some(exe) = msg["executable"].as_str() {
-                return Ok(PathBuf::from(exe));
-            }
+        if msg["reason"] == "compiler-artifact"
+            && msg["target"]["name"] == "crossdistil"
+            && let Some(exe) = msg["executable"].as_str()
+        {
+            return Ok(PathBuf::from(exe));
         }
     }
     bail!("the build of crossdistil named no executable")

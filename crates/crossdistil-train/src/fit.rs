@@ -259,7 +259,7 @@ impl Hooks for RunHooks<'_> {
             (self.parts.n * t.batch_size) as f64
                 / self.epoch_start.elapsed().as_secs_f64().max(1e-9)
         ));
-        if t.eval_every > 0 && state.step % t.eval_every as u64 == 0 {
+        if t.eval_every > 0 && state.step.is_multiple_of(t.eval_every as u64) {
             let epoch = state.epochs_done;
             self.validations
                 .run(&mut self.folder, trainer, state, epoch, &self.parts)?;
