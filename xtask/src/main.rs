@@ -1,19 +1,21 @@
 //! `cargo xtask`: the project's automation, in Rust rather than shell scripts.
 //!
 //! - `cargo xtask prepare <source> --out DIR`: a supported source into the canonical layout.
-//! - `cargo xtask experiment --data DIR --grid FILE --seeds N --out DIR`: a grid of runs, the
-//!   alias of `crossdistil experiment` (crate `crossdistil-experiment`) that builds the CLI first.
+//! - `cargo xtask experiment ...`: `crossdistil experiment ...` (a grid of runs), built first.
 //! - `cargo xtask load-speed --data DIR`: how fast a prepared set loads.
-//! - `cargo xtask bench [--quick] [--peer]`: training speed, memory, and the PyTorch peer.
+//! - `cargo xtask bench [--quick] [--peer]`: training speed, memory, and the PyTorch peer (the
+//!   harness is the crate `crossdistil-bench`).
 
 mod bench;
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use clap::{Parser, Subcommand, ValueEnum};
+use crossdistil_bench::ChildArgs;
 use crossdistil_data::SplitFractions;
 use crossdistil_data::prepare::{self, PrepareOptions, Prepared, synthetic::SyntheticOptions};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -86,25 +88,12 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         dense: usize,
     },
-    /// Run a grid of configurations x variants x seeds (resumable: finished runs are kept) and
-    /// write results.json, results.md and plots: `crossdistil experiment`, built first.
+    /// Run a grid of configurations x variants x seeds: `crossdistil experiment`, built first,
+    /// with every argument passed untouched (`cargo xtask experiment --help` shows its options).
+    #[command(disable_help_flag = true)]
     Experiment {
-        /// A prepared data set folder.
-        #[arg(long)]
-        data: PathBuf,
-        /// The grid file: `name`, `configs = [...]` (paths relative to the workspace) and
-        /// optional `[variants.NAME]` tables merged into every config, `baseline = "NAME"`.
-        #[arg(long)]
-        grid: PathBuf,
-        /// Seeds 1..=N for every configuration.
-        #[arg(long, default_value_t = 5)]
-        seeds: usize,
-        /// The output folder (one sub-folder per configuration and seed).
-        #[arg(long)]
-        out: PathBuf,
-        /// Runs at a time, each a single-threaded process when more than one.
-        #[arg(long, default_value_t = 1)]
-        jobs: usize,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
     },
     /// Measure training and evaluation speed and peak memory at a fixed CTR shape (synthetic
     /// data, Shared-Bottom, MMoE and PLE, with and without CrossDistil); with --peer, side by
@@ -134,12 +123,12 @@ enum Command {
     },
     /// One measurement of `bench` (run by it in a child process).
     #[command(hide = true)]
-    BenchRun(bench::RunArgs),
+    BenchRun(ChildArgs),
     /// The crossdistil side of `bench --peer`'s parity check (run by it in a child process).
     #[command(hide = true)]
     BenchParity {
         #[command(flatten)]
-        run: bench::RunArgs,
+        run: ChildArgs,
         #[arg(long)]
         dir: PathBuf,
     },
@@ -254,42 +243,55 @@ fn run(command: Command) -> anyhow::Result<()> {
             })?
         }
         Command::BenchRun(a) => {
-            println!("{}", serde_json::to_string(&bench::run_child(&a)?)?);
+            println!(
+                "{}",
+                serde_json::to_string(&crossdistil_bench::run_child(&a)?)?
+            );
         }
         Command::BenchParity { run, dir } => {
             println!(
                 "{}",
-                serde_json::to_string(&bench::parity_child(&run, &dir)?)?
+                serde_json::to_string(&crossdistil_bench::parity_child(&run, &dir)?)?
             );
         }
-        Command::Experiment {
-            data,
-            grid,
-            seeds,
-            out,
-            jobs,
-        } => {
-            let status = std::process::Command::new(env!("CARGO"))
-                .args(["build", "--release", "--quiet", "-p", "crossdistil-cli"])
-                .current_dir(root())
+        Command::Experiment { args } => {
+            // An alias: the CLI reports its own errors, and its exit status is ours.
+            let status = std::process::Command::new(cli_exe()?)
+                .arg("experiment")
+                .args(args)
                 .status()?;
             if !status.success() {
-                bail!("building crossdistil failed");
+                std::process::exit(status.code().unwrap_or(1));
             }
-            let outcome = crossdistil_experiment::run(&crossdistil_experiment::Options {
-                exe: root().join("target/release/crossdistil"),
-                root: root(),
-                data,
-                grid,
-                seeds,
-                out,
-                jobs,
-                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            })?;
-            print!("{}", outcome.markdown);
         }
     }
     Ok(())
+}
+
+/// Builds the `crossdistil` binary (release) and returns its path, wherever the build puts it
+/// (`CARGO_TARGET_DIR` included): the path comes from cargo's own build messages.
+fn cli_exe() -> anyhow::Result<PathBuf> {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "-p", "crossdistil-cli"])
+        .arg("--message-format=json-render-diagnostics")
+        .current_dir(root())
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        bail!("building crossdistil failed");
+    }
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if msg["reason"] == "compiler-artifact"
+            && msg["target"]["name"] == "crossdistil"
+            && let Some(exe) = msg["executable"].as_str()
+        {
+            return Ok(PathBuf::from(exe));
+        }
+    }
+    bail!("the build of crossdistil named no executable")
 }
 
 fn load_speed(dir: &Path, repeat: usize) -> anyhow::Result<()> {
@@ -397,4 +399,30 @@ fn prepare_source(
         }
     };
     Ok(prepared)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `experiment` keeps every argument for the CLI, `--help` and unknown options included.
+    #[test]
+    fn experiment_passes_its_arguments_untouched() {
+        for args in [
+            vec!["--help"],
+            vec![
+                "--data", "d", "--grid", "g.toml", "--out", "o", "--jobs", "2",
+            ],
+            vec![],
+        ] {
+            let cli = Cli::try_parse_from(["xtask", "experiment"].into_iter().chain(args.clone()));
+            let Ok(Cli {
+                command: Command::Experiment { args: got },
+            }) = cli
+            else {
+                panic!("`experiment {args:?}` did not parse as the alias");
+            };
+            assert_eq!(got, args.iter().map(OsString::from).collect::<Vec<_>>());
+        }
+    }
 }

@@ -1,0 +1,27 @@
+#![doc = include_str!("../README.md")]
+
+mod batches;
+mod child;
+mod data;
+mod export;
+mod markdown;
+mod measurement;
+mod median;
+mod model;
+mod parity;
+mod report;
+mod setup;
+mod shape;
+mod windows;
+
+pub use batches::BenchBatches;
+pub use child::ChildArgs;
+pub use data::bench_data;
+pub use export::export_weights;
+pub use markdown::markdown;
+pub use measurement::{Measurement, run_child};
+pub use model::{BenchModel, bench_config};
+pub use parity::{PARITY_TOLERANCE, Parity, parity_child};
+pub use report::{Report, Row};
+pub use shape::{DENSE, EMBEDDING_DIM, FIELDS, Shape, TASKS};
+pub use windows::Windows;
