@@ -1,8 +1,22 @@
 //! Analytic gradients against central differences, for the tests of the custom ops (here) and
 //! of the input's pooling (`tests/finite_differences.rs`, which includes this file).
 
+use candle_core::Var;
+use candle_core::backprop::GradStore;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+
+/// The gradient of `v` in `grads`, flat, as f64.
+#[allow(dead_code)] // used by the unit tests, not by `tests/finite_differences.rs`
+pub(crate) fn gradient(grads: &GradStore, v: &Var) -> Vec<f64> {
+    grads
+        .get(v)
+        .expect("a gradient")
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
 
 /// `n` values drawn uniformly from `[-1, 1)`.
 pub(crate) fn random(n: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {

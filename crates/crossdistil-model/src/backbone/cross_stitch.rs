@@ -112,7 +112,7 @@ pub(crate) fn stitch(alpha: &Tensor, columns: &[Tensor]) -> Result<Vec<Tensor>> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::finite_difference::{check, random};
+    use crate::finite_difference::{check, gradient, random};
     use candle_core::Device;
     use rand::SeedableRng;
 
@@ -139,15 +139,7 @@ mod tests {
         let av = Var::from_vec(alpha.clone(), (t, t), &dev).unwrap();
         let cv = Var::from_vec(cols.clone(), (t, b, h), &dev).unwrap();
         let grads = f(av.as_tensor(), cv.as_tensor()).backward().unwrap();
-        let g = |v: &Var| -> Vec<f64> {
-            grads
-                .get(v)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap()
-        };
+        let g = |v: &Var| gradient(&grads, v);
         let c = Tensor::from_vec(cols.clone(), (t, b, h), &dev).unwrap();
         check(
             "alpha",

@@ -270,7 +270,7 @@ pub(crate) fn mix(logits: &Tensor, pool: &Tensor, blocks: &[usize]) -> Result<Te
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::finite_difference::{check, random};
+    use crate::finite_difference::{check, gradient, random};
     use candle_core::{D, Device, Var};
     use rand::SeedableRng;
 
@@ -377,15 +377,7 @@ mod tests {
         let lv = Var::from_vec(logits.clone(), (b, e), &dev).unwrap();
         let xv = Var::from_vec(experts.clone(), (b, e, h), &dev).unwrap();
         let grads = f(lv.as_tensor(), xv.as_tensor()).backward().unwrap();
-        let g = |v: &Var| -> Vec<f64> {
-            grads
-                .get(v)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap()
-        };
+        let g = |v: &Var| gradient(&grads, v);
         let x = Tensor::from_vec(experts.clone(), (b, e, h), &dev).unwrap();
         check(
             "logits",
