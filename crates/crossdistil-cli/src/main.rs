@@ -70,7 +70,7 @@ enum Command {
         threads: Threads,
     },
     /// Evaluate a trained run's best model on a split: prints the metric table and writes
-    /// RUN/eval-<split>.json.
+    /// RUN/eval-SPLIT.json (SPLIT: the split evaluated).
     Eval {
         /// A run folder written by `crossdistil train`.
         #[arg(long)]

@@ -3,7 +3,9 @@
 /// The ids of one multi-valued field for a batch: row `i` holds `ids[offsets[i]..offsets[i+1]]`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MultiBatch {
+    /// Row boundaries into `ids`, `[size + 1]`, non-decreasing.
     pub offsets: Vec<u32>,
+    /// The ids of every row, concatenated in row order.
     pub ids: Vec<u32>,
 }
 

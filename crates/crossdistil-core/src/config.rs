@@ -9,7 +9,9 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key} {problem}")]
 pub struct ConfigError {
+    /// The dotted path of the offending key ("model.backbone.experts").
     pub key: String,
+    /// What is wrong with its value ("must be > 0").
     pub problem: String,
 }
 

@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputSchema {
+    /// Single-valued fields `(name, vocab_size)`, in the column order of `Batch::sparse`.
     pub sparse: Vec<(String, usize)>,
+    /// Multi-valued fields `(name, vocab_size)`, in the order of `Batch::multi`.
     pub multi: Vec<(String, usize)>,
+    /// The number of dense features (columns of `Batch::dense`).
     pub n_dense: usize,
 }

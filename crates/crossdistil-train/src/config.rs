@@ -37,8 +37,10 @@ pub struct RunConfig {
     /// The tasks to train, in priority order; empty means every task of the data set.
     #[serde(default)]
     pub tasks: Vec<String>,
+    /// The model: embeddings, backbone, task heads and teachers (`[model]`).
     #[serde(default)]
     pub model: ModelConfig,
+    /// The training loop's settings (`[train]`).
     #[serde(default)]
     pub train: TrainSettings,
     /// CrossDistil and its baselines; off by default (the backbone alone).
@@ -52,6 +54,7 @@ pub struct RunConfig {
 pub struct TrainSettings {
     /// Passes over the train split (at most; early stopping may end sooner).
     pub epochs: usize,
+    /// Rows per training step (cut into `workers` shards).
     pub batch_size: usize,
     /// Batch size of evaluation passes.
     pub eval_batch_size: usize,
@@ -61,9 +64,13 @@ pub struct TrainSettings {
     pub embedding_lr: Option<f64>,
     /// `adam` (L2 in the gradient) or `adamw` (decoupled decay).
     pub optimizer: OptimizerKind,
+    /// Weight decay `wd` of the dense parameters, applied as `optimizer` says; 0 turns it off.
     pub weight_decay: f64,
+    /// Adam's decay `b1` of the first moment.
     pub beta1: f64,
+    /// Adam's decay `b2` of the second moment.
     pub beta2: f64,
+    /// Adam's `eps`, added to the denominator `sqrt(v_hat) + eps`.
     pub eps: f64,
     /// The row-wise optimiser of the embedding tables.
     pub sparse_optimizer: SparseOptimConfig,

@@ -17,25 +17,34 @@ pub const ECE_BINS: usize = 15;
 /// The metrics of one task's predictions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskMetrics {
+    /// ROC AUC of the student's probabilities; `None` when the rows hold only one class.
     pub auc: Option<f64>,
+    /// Mean binary cross-entropy of the student's probabilities; `None` on no rows.
     pub logloss: Option<f64>,
     /// Per-user AUC weighted by rows; `None` when the data has no user column.
     pub gauc: Option<f64>,
+    /// Users left out of the GAUC because all their rows have one label; `None` without a user
+    /// column.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gauc_users_skipped: Option<u64>,
     /// Mean pairwise AUC over the task's ordered label-combination classes.
     pub multi_auc: Option<f64>,
+    /// Expected calibration error over [`ECE_BINS`] equal-width bins; `None` on no rows.
     pub ece: Option<f64>,
+    /// Rows with label 1.
     pub positives: usize,
+    /// Rows evaluated.
     pub rows: usize,
     /// The teacher head's ranking scores: AUC and Multi-AUC (models with teachers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teacher_auc: Option<f64>,
+    /// Multi-AUC of the teacher's ranking scores (models with teachers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teacher_multi_auc: Option<f64>,
     /// The calibrated teacher `sigmoid(P r + Q)`: log loss and ECE.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibrated_teacher_logloss: Option<f64>,
+    /// ECE of the calibrated teacher over [`ECE_BINS`] bins (models with teachers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibrated_teacher_ece: Option<f64>,
     /// The calibrated teacher's reliability bins (for reliability diagrams).
@@ -46,7 +55,9 @@ pub struct TaskMetrics {
 /// Metrics of every task on one split, and the mean AUC that early stopping watches.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SplitMetrics {
+    /// The metrics of each task, by task name.
     pub tasks: BTreeMap<String, TaskMetrics>,
+    /// The mean AUC over the tasks (a task without an AUC counts as 0.5).
     pub mean_auc: f64,
 }
 

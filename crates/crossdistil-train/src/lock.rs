@@ -21,6 +21,7 @@ pub const LOCK_FILE: &str = ".lock";
 #[derive(Debug)]
 pub struct RunLock {
     _file: File,
+    /// The lock file, `RUN/.lock`.
     pub path: PathBuf,
 }
 

@@ -258,7 +258,8 @@ pub fn abort_point(point: &str) {
     }
 }
 
-/// Every point of [`abort_point`], in the order a run reaches them.
+/// Every crash-test point of the commit protocol (`CROSSDISTIL_ABORT_AT=<point>:<n>`), in the
+/// order a run reaches them.
 pub const ABORT_POINTS: &[&str] = &[
     "overwrite-manifest-removed",
     "config-written",

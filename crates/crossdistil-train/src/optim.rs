@@ -27,18 +27,25 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
+    /// Adam: the decay `wd * w` is added to the gradient (L2).
     #[default]
     Adam,
+    /// AdamW: the decay `lr * wd * w` is taken off the weights directly (decoupled).
     Adamw,
 }
 
 /// Hyper-parameters of the dense optimiser.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamParams {
+    /// Adam or AdamW: how `weight_decay` applies.
     pub kind: OptimizerKind,
+    /// Decay `b1` of the first moment.
     pub beta1: f64,
+    /// Decay `b2` of the second moment.
     pub beta2: f64,
+    /// Added to the denominator: `sqrt(v_hat) + eps`.
     pub eps: f64,
+    /// Weight decay `wd`; 0 turns it off.
     pub weight_decay: f64,
 }
 
@@ -57,12 +64,15 @@ impl Default for AdamParams {
 /// The first and second moments of every parameter, by name, and the step count.
 #[derive(Debug)]
 pub struct Adam {
+    /// The hyper-parameters.
     pub params: AdamParams,
+    /// Steps taken; step `t` (from 1) sets the bias corrections `1 - b^t`.
     pub step: u64,
     moments: BTreeMap<String, (Tensor, Tensor)>,
 }
 
 impl Adam {
+    /// An optimiser at step 0, with no moments yet.
     pub fn new(params: AdamParams) -> Self {
         Adam {
             params,

@@ -17,8 +17,11 @@ use crate::run::{RunDir, load_verified, read_verified_config, read_verified_enco
 
 /// A trained run's best model, with the data encoded by the run's own encoders.
 pub struct OpenRun {
+    /// The run's configuration, checked against its manifest.
     pub config: RunConfig,
+    /// The data set, encoded with the run's own encoders.
     pub ds: Dataset,
+    /// The model with the best checkpoint's weights, and its tasks.
     pub trained: BuiltModel,
 }
 

@@ -10,8 +10,12 @@ use crate::parallel::for_each_balanced;
 /// teachers' raw ranking scores and their calibrated probabilities `sigmoid(P r + Q)`.
 #[derive(Debug, Clone, Default)]
 pub struct Predictions {
+    /// The student's probabilities `sigmoid(logit)`, `[T][rows]`.
     pub student: Vec<Vec<f32>>,
+    /// The teachers' raw ranking scores `r`, `[T][rows]`; `None` for a model without teachers.
     pub teacher: Option<Vec<Vec<f32>>>,
+    /// The calibrated teacher probabilities `sigmoid(P r + Q)`, `[T][rows]`; `None` without
+    /// teachers.
     pub calibrated: Option<Vec<Vec<f32>>>,
 }
 

@@ -11,24 +11,40 @@ use crate::error::{Result, TrainError};
 use crate::evaluate::{SplitMetrics, TaskMetrics, metrics_table};
 use crate::run::{TrainState, write_atomic};
 
+/// The contents of `RUN/report.json`: the final metrics, the configuration and the cost of
+/// training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// The data folder the run trained on.
     pub data: String,
+    /// The model's tasks, in priority order.
     pub tasks: Vec<String>,
+    /// The best model's metrics on the validation split, by task name.
     pub valid: BTreeMap<String, TaskMetrics>,
+    /// The best model's metrics on the test split, by task name.
     pub test: BTreeMap<String, TaskMetrics>,
+    /// The best model's mean AUC over the tasks on the validation split.
     pub valid_mean_auc: f64,
+    /// The best model's mean AUC over the tasks on the test split.
     pub test_mean_auc: f64,
+    /// Epochs completed when the best validation was taken; `None` before any validation.
     pub best_epoch: Option<usize>,
+    /// Epochs completed.
     pub epochs_run: usize,
+    /// Optimiser steps taken.
     pub steps: u64,
+    /// Whether early stopping ended training.
     pub stopped_early: bool,
+    /// The run's configuration.
     pub config: RunConfig,
+    /// Wall-clock training time in seconds, summed over resumed calls.
     pub train_seconds: f64,
+    /// Training throughput, `rows_seen / train_seconds` in rows/s.
     pub rows_per_second: f64,
 }
 
 impl Report {
+    /// The report of a finished run: the final `valid` and `test` metrics, and the state `s`.
     pub fn new(
         ds: &Dataset,
         cfg: &RunConfig,
@@ -54,12 +70,14 @@ impl Report {
         }
     }
 
+    /// Writes the report to `path` as pretty-printed JSON, atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
         let json =
             serde_json::to_vec_pretty(self).map_err(|e| TrainError::run(path, e.to_string()))?;
         write_atomic(path, &json)
     }
 
+    /// Reads a report that [`Report::write`] wrote.
     pub fn read(path: &Path) -> Result<Report> {
         let bytes =
             std::fs::read(path).map_err(|e| TrainError::run(path, format!("cannot read: {e}")))?;

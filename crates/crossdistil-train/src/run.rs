@@ -93,13 +93,17 @@ pub struct TrainState {
     /// The next validation is compared with this value: it reads back to the same bits
     /// (serde_json's `float_roundtrip`, set in the workspace manifest).
     pub best_mean_auc: Option<f64>,
+    /// Epochs completed when the best validation was taken.
     pub best_epoch: Option<usize>,
+    /// Optimiser steps taken when the best validation was taken.
     pub best_step: Option<u64>,
     /// Validations since the best one.
     pub since_best: usize,
     /// Set when early stopping ended training.
     pub stopped_early: bool,
+    /// Wall-clock training time in seconds so far, summed over resumed calls.
     pub train_seconds: f64,
+    /// Training rows processed so far.
     pub rows_seen: u64,
     /// The loss of the run's first step, the divergence guard's reference
     /// (`crate::divergence`).
@@ -110,6 +114,7 @@ pub struct TrainState {
 /// The paths of a run folder.
 #[derive(Debug, Clone)]
 pub struct RunDir {
+    /// The run folder.
     pub dir: PathBuf,
 }
 
@@ -124,32 +129,40 @@ const METRICS: &str = "metrics.csv";
 const REPORT: &str = "report.json";
 
 impl RunDir {
+    /// The run folder `dir` (nothing is read or created).
     pub fn new(dir: &Path) -> Self {
         RunDir {
             dir: dir.to_path_buf(),
         }
     }
 
+    /// `RUN/manifest.json`, the committed manifest.
     pub fn manifest_path(&self) -> PathBuf {
         self.dir.join(MANIFEST)
     }
+    /// `RUN/config.toml`, the run's configuration.
     pub fn config_path(&self) -> PathBuf {
         self.dir.join(CONFIG)
     }
+    /// `RUN/encoders.json`, the run's data encoders.
     pub fn encoders_path(&self) -> PathBuf {
         self.dir.join(ENCODERS)
     }
+    /// `RUN/metrics.csv`, one row per validation.
     pub fn metrics_path(&self) -> PathBuf {
         self.dir.join(METRICS)
     }
+    /// `RUN/report.json`, the final report.
     pub fn report_path(&self) -> PathBuf {
         self.dir.join(REPORT)
     }
 
+    /// Reads and checks `RUN/config.toml`.
     pub fn read_config(&self) -> Result<RunConfig> {
         RunConfig::from_file(&self.config_path())
     }
 
+    /// Reads `RUN/encoders.json`.
     pub fn read_encoders(&self) -> Result<Encoders> {
         let p = self.encoders_path();
         let bytes =

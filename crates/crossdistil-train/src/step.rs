@@ -37,10 +37,15 @@ pub struct StepSetup<'a> {
 pub struct LossParts {
     /// The weighted objective that was minimised.
     pub total: f64,
+    /// `sum_k w_k BCE_k`, the task weights applied.
     pub bce: f64,
+    /// `sum_k KD_k`, before the weight `alpha(step)`.
     pub kd: f64,
+    /// `sum_k L_rank(k)`, before the weight `beta`.
     pub rank: f64,
+    /// `sum_k L_cal(k)`, before the weight `gamma`.
     pub cal: f64,
+    /// Per distilled task, the mean `|sigmoid(z_k / T) - t_k|`; empty when nothing is distilled.
     pub kd_gap: Vec<f64>,
 }
 
@@ -154,8 +159,11 @@ fn shares(
 
 /// The gradient of one step: dense parameters, embedding tables, and the loss parts.
 pub struct Gradients {
+    /// The dense parameters' gradients, summed over the workers.
     pub dense: GradStore,
+    /// The embedding tables' gradient rows, summed over the workers.
     pub sparse: SparseGrads,
+    /// The loss and its parts.
     pub parts: LossParts,
 }
 
