@@ -112,10 +112,10 @@ enum Command {
     /// (mean ± std of every metric, paired t-tests against the baseline) and PNG plots.
     #[command(after_help = "The grid file (see experiments/):\n\n  \
         name = \"adult-ablation\"\n  \
-        configs = [\"configs/adult-mmoe.toml\"]   # relative to the current folder\n  \
-        baseline = \"backbone\"                   # optional\n  \
-        [common]                                # optional: merged into every config first\n  \
-        [variants.backbone]                     # each merged into every config\n  \
+        configs = [\"../configs/adult-mmoe.toml\"]   # relative to the grid file\n  \
+        baseline = \"backbone\"                      # optional\n  \
+        [common]                                   # optional: merged into every config first\n  \
+        [variants.backbone]                        # each merged into every config\n  \
         distill.mode = \"off\"\n  \
         [variants.crossdistil]\n  \
         distill.mode = \"crossdistil\"\n\n\
@@ -124,13 +124,14 @@ enum Command {
         /// A prepared data set folder.
         #[arg(long)]
         data: PathBuf,
-        /// The grid file: `name`, `configs = [...]` (paths relative to the current folder) and
+        /// The grid file: `name`, `configs = [...]` (paths relative to the grid file) and
         /// optional `[variants.NAME]` tables merged into every config, `baseline = "NAME"`.
         #[arg(long)]
         grid: PathBuf,
-        /// Seeds 1..=N for every configuration.
-        #[arg(long, default_value_t = 5)]
-        seeds: usize,
+        /// The seeds of every configuration: `N` (seeds 1 to N), `A-B` (A to B) or a list
+        /// (`1,5,9-12`).
+        #[arg(long, default_value = "5", value_parser = seed_list)]
+        seeds: SeedList,
         /// The output folder (one sub-folder per configuration, variant and seed).
         #[arg(long)]
         out: PathBuf,
@@ -149,6 +150,25 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         tasks: Vec<String>,
     },
+}
+
+/// The seeds of `--seeds`, in order.
+#[derive(Clone, Debug)]
+struct SeedList(Vec<u64>);
+
+/// `--seeds`, parsed by the experiment crate.
+fn seed_list(spec: &str) -> Result<SeedList, String> {
+    crossdistil_experiment::parse_seeds(spec)
+        .map(SeedList)
+        .map_err(|e| e.to_string())
+}
+
+/// The folder of a grid file, which its relative config paths are resolved against.
+fn grid_folder(grid: &std::path::Path) -> PathBuf {
+    match grid.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }
 
 fn main() -> ExitCode {
@@ -291,10 +311,10 @@ fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let outcome = crossdistil_experiment::run(&crossdistil_experiment::Options {
                 exe: std::env::current_exe()?,
-                root: std::env::current_dir()?,
+                root: grid_folder(&grid),
                 data,
                 grid,
-                seeds,
+                seeds: seeds.0,
                 out: out.clone(),
                 jobs,
                 progress: std::io::stderr().is_terminal(),

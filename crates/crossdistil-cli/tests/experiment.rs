@@ -130,3 +130,56 @@ fn grid_runs_and_resumes() {
     assert!(text.contains("0 runs trained now"), "{text}");
     assert_eq!(std::fs::read_to_string(exp.join("results.md")).unwrap(), md);
 }
+
+/// A grid's relative config paths resolve against the grid file's folder, wherever the command
+/// runs; bad `--seeds` are refused before anything runs.
+#[test]
+fn config_paths_resolve_against_the_grid_and_seeds_are_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let grids = tmp.path().join("grids");
+    std::fs::create_dir_all(&grids).unwrap();
+    std::fs::write(
+        grids.join("grid.toml"),
+        "name = \"g\"\nconfigs = [\"../absent.toml\"]\n",
+    )
+    .unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let grid = grids.join("grid.toml");
+    let out_dir = tmp.path().join("out");
+    let args = |seeds: &'static str| {
+        vec![
+            "experiment".to_string(),
+            "--data".into(),
+            tmp.path().join("data").display().to_string(),
+            "--grid".into(),
+            grid.display().to_string(),
+            "--out".into(),
+            out_dir.display().to_string(),
+            "--seeds".into(),
+            seeds.into(),
+        ]
+    };
+    let run = |seeds| {
+        let a = args(seeds);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        crossdistil(&a, elsewhere.path())
+    };
+    let out = run("101-102");
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    let expected = grids.join("../absent.toml");
+    assert!(
+        err.contains(&format!("cannot read {}", expected.display())),
+        "{err}"
+    );
+    for (seeds, says) in [
+        ("0", "at least one seed"),
+        ("3-1", "is empty"),
+        ("2,2", "twice"),
+    ] {
+        let out = run(seeds);
+        assert_eq!(out.status.code(), Some(2), "{seeds}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(says), "{seeds}: {err}");
+    }
+}

@@ -10,29 +10,27 @@ use crossdistil_train::TrainError;
 #[derive(Debug, thiserror::Error)]
 pub enum ExperimentError {
     /// A file or folder could not be read, created or started.
-    #[error("cannot {action} {}: {source}", path.display())]
+    #[error("cannot {action} {}: {error}", path.display())]
     Io {
         /// What was tried: "read", "create", "start".
         action: &'static str,
         /// The file, folder or program.
         path: PathBuf,
-        /// The operating system's error.
-        #[source]
-        source: std::io::Error,
+        /// The operating system's error (part of the message, so not repeated as its source).
+        error: std::io::Error,
     },
     /// The grid, its options or one of its configurations is invalid; the message names it.
     #[error("{0}")]
     Invalid(String),
     /// A merged configuration is not a valid run configuration.
-    #[error("variant `{variant}` of {}: {source}", config.display())]
+    #[error("variant `{variant}` of {}: {error}", config.display())]
     Config {
         /// The grid's configuration file.
         config: PathBuf,
         /// The variant merged into it.
         variant: String,
-        /// Why the run configuration was refused.
-        #[source]
-        source: Box<TrainError>,
+        /// Why the run configuration was refused (part of the message).
+        error: Box<TrainError>,
     },
     /// A run's report could not be read.
     #[error(transparent)]
@@ -57,10 +55,10 @@ pub(crate) fn io(
     path: &Path,
 ) -> impl FnOnce(std::io::Error) -> ExperimentError {
     let path = path.to_path_buf();
-    move |source| ExperimentError::Io {
+    move |error| ExperimentError::Io {
         action,
         path,
-        source,
+        error,
     }
 }
 

@@ -155,11 +155,11 @@ impl Grid {
                         })?
                         .as_bytes(),
                 )?;
-                crossdistil_train::RunConfig::from_file(&cfg_path).map_err(|source| {
+                crossdistil_train::RunConfig::from_file(&cfg_path).map_err(|error| {
                     ExperimentError::Config {
                         config: path.clone(),
                         variant: v.clone(),
-                        source: Box::new(source),
+                        error: Box::new(error),
                     }
                 })?;
                 cells.push(cell);

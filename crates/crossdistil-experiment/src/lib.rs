@@ -17,6 +17,7 @@ mod grid;
 mod markdown;
 mod plots;
 mod runner;
+mod seeds;
 mod stats;
 mod summary;
 
@@ -25,6 +26,7 @@ pub use grid::{BASE_VARIANT, Cell, Grid, merge_tables};
 pub use markdown::markdown;
 pub use plots::{auc_curve, draw_plots};
 pub use runner::{Options, Outcome, run};
+pub use seeds::{MAX_SEEDS, parse_seeds};
 pub use stats::{Paired, Stat, paired};
 pub use summary::{
     CellResult, METRICS, MetricTree, PAIRED_METRICS, add_paired, summarise, summarise_cell,

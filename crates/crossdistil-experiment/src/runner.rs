@@ -19,14 +19,16 @@ pub struct Options {
     /// The `crossdistil` binary: each run is `EXE train --data .. --config .. --out .. --seed
     /// .. --json` in a child process.
     pub exe: PathBuf,
-    /// The folder that relative config paths of the grid are resolved against.
+    /// The folder that relative config paths of the grid are resolved against (the grid file's
+    /// own folder, for the CLI).
     pub root: PathBuf,
     /// A prepared data set folder.
     pub data: PathBuf,
     /// The grid file ([`Grid`]).
     pub grid: PathBuf,
-    /// Seeds `1..=seeds` for every cell (at least 1).
-    pub seeds: usize,
+    /// The seeds of every cell, in this order (at least one; [`crate::parse_seeds`] reads them
+    /// as a user writes them).
+    pub seeds: Vec<u64>,
     /// The output folder: `<config>/<variant>/seed-<s>` per run, and the results.
     pub out: PathBuf,
     /// Runs at a time; with more than one, each child has `RAYON_NUM_THREADS=1`.
@@ -54,14 +56,12 @@ pub struct Outcome {
 /// `train.log`), then writes `out/results.json`, `out/results.md` and the
 /// plots. Fails after all runs if any failed, naming each with its log.
 pub fn run(o: &Options) -> Result<Outcome> {
-    if o.seeds == 0 {
-        return Err(ExperimentError::Invalid(
-            "--seeds must be at least 1".into(),
-        ));
+    if o.seeds.is_empty() {
+        return Err(ExperimentError::Invalid("no seeds to run".into()));
     }
     let grid = Grid::read(&o.grid)?;
     let cells = grid.write_cells(&o.root, &o.out)?;
-    let seeds: Vec<u64> = (1..=o.seeds as u64).collect();
+    let seeds = o.seeds.clone();
     let todo: Vec<(&Cell, u64)> = cells
         .iter()
         .flat_map(|c| seeds.iter().map(move |&s| (c, s)))
