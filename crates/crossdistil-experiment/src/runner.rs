@@ -59,6 +59,14 @@ pub fn run(o: &Options) -> Result<Outcome> {
     if o.seeds.is_empty() {
         return Err(ExperimentError::Invalid("no seeds to run".into()));
     }
+    // A missing binary fails every run: say so once, before any run folder is made.
+    if let Err(error) = std::fs::metadata(&o.exe) {
+        return Err(ExperimentError::Io {
+            action: "start",
+            path: o.exe.clone(),
+            error,
+        });
+    }
     let grid = Grid::read(&o.grid)?;
     let cells = grid.write_cells(&o.root, &o.out)?;
     let seeds = o.seeds.clone();
