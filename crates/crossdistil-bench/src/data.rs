@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crossdistil_data::SplitFractions;
 use crossdistil_data::prepare::PrepareOptions;
 use crossdistil_data::prepare::synthetic::{self, SyntheticOptions};
 
@@ -25,11 +24,7 @@ pub fn bench_data(cache: &Path, shape: &Shape) -> anyhow::Result<PathBuf> {
         dense: DENSE,
         ..Default::default()
     };
-    let opts = PrepareOptions {
-        out: dir.clone(),
-        seed: 7,
-        fractions: SplitFractions::default(),
-    };
+    let opts = PrepareOptions::new(dir.clone(), 7);
     synthetic::prepare(&o, &opts, &|_| {})?;
     Ok(dir)
 }

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crossdistil_data::SplitFractions;
 use crossdistil_data::prepare::{PrepareOptions, synthetic};
 use crossdistil_train::ABORT_POINTS;
 use rand::{Rng, SeedableRng};
@@ -51,11 +50,7 @@ fn setup() -> Setup {
         dense: 2,
         ..Default::default()
     };
-    let opts = PrepareOptions {
-        out: data.clone(),
-        seed: 3,
-        fractions: SplitFractions::default(),
-    };
+    let opts = PrepareOptions::new(data.clone(), 3);
     synthetic::prepare(&o, &opts, &|_| {}).unwrap();
     let config = tmp.path().join("c.toml");
     std::fs::write(&config, CONFIG).unwrap();

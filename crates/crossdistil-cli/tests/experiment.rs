@@ -4,7 +4,6 @@
 use std::path::Path;
 use std::process::Command;
 
-use crossdistil_data::SplitFractions;
 use crossdistil_data::prepare::{PrepareOptions, synthetic};
 
 fn crossdistil(args: &[&str], cwd: &Path) -> std::process::Output {
@@ -67,11 +66,7 @@ fn grid_runs_and_resumes() {
         dense: 2,
         ..Default::default()
     };
-    let opts = PrepareOptions {
-        out: tmp.path().join("data"),
-        seed: 1,
-        fractions: SplitFractions::default(),
-    };
+    let opts = PrepareOptions::new(tmp.path().join("data"), 1);
     synthetic::prepare(&o, &opts, &|_| {}).unwrap();
     std::fs::write(tmp.path().join("small.toml"), CONFIG).unwrap();
     std::fs::write(tmp.path().join("grid.toml"), GRID).unwrap();

@@ -3,7 +3,6 @@
 use std::path::Path;
 use std::process::Command;
 
-use crossdistil_data::SplitFractions;
 use crossdistil_data::prepare::{PrepareOptions, adult};
 
 fn crossdistil(args: &[&str]) -> std::process::Output {
@@ -15,11 +14,7 @@ fn crossdistil(args: &[&str]) -> std::process::Output {
 
 fn prepared_adult(dir: &Path) {
     let raw = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/adult/adult.parquet");
-    let opts = PrepareOptions {
-        out: dir.to_path_buf(),
-        seed: 42,
-        fractions: SplitFractions::default(),
-    };
+    let opts = PrepareOptions::new(dir, 42);
     adult::prepare(&raw, &opts).unwrap();
 }
 

@@ -3,7 +3,6 @@
 use std::path::Path;
 use std::process::Command;
 
-use crossdistil_data::SplitFractions;
 use crossdistil_data::prepare::{PrepareOptions, synthetic};
 
 fn crossdistil(args: &[&str]) -> std::process::Output {
@@ -22,11 +21,7 @@ fn data(dir: &Path) {
         dense: 2,
         ..Default::default()
     };
-    let opts = PrepareOptions {
-        out: dir.to_path_buf(),
-        seed: 1,
-        fractions: SplitFractions::default(),
-    };
+    let opts = PrepareOptions::new(dir, 1);
     synthetic::prepare(&o, &opts, &|_| {}).unwrap();
 }
 

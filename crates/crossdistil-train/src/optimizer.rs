@@ -71,22 +71,36 @@ impl OptimizerSettings {
 pub struct Optimizer {
     settings: OptimizerSettings,
     dense: Adam,
-    /// The calibrators' parameters, which learn at `calibrator_lr`.
-    calibrators: HashSet<TensorId>,
+    /// The learning rate of each of the model's parameters, in `model.params().vars()` order:
+    /// `calibrator_lr` for the calibrators', `lr` for the others.
+    lrs: Vec<f64>,
 }
 
 impl Optimizer {
-    /// A fresh optimiser (step 0, no moments) for `model`.
+    /// A fresh optimiser (step 0, no moments) for `model`, whose parameters must not change
+    /// afterwards (build teacher heads first).
     pub fn new(model: &MultiTaskModel, settings: OptimizerSettings) -> Self {
-        let calibrators = model
+        let calibrators: HashSet<TensorId> = model
             .calibrators()
             .iter()
             .flat_map(|c| [c.rho.as_tensor().id(), c.q.as_tensor().id()])
             .collect();
+        let lrs = model
+            .params()
+            .vars()
+            .iter()
+            .map(|(_, v)| {
+                if calibrators.contains(&v.as_tensor().id()) {
+                    settings.calibrator_lr
+                } else {
+                    settings.lr
+                }
+            })
+            .collect();
         Optimizer {
             dense: Adam::new(settings.dense),
             settings,
-            calibrators,
+            lrs,
         }
     }
 
@@ -120,17 +134,8 @@ impl Optimizer {
             }
         }
         let vars = model.params().vars();
-        let lrs: Vec<f64> = vars
-            .iter()
-            .map(|(_, v)| {
-                if self.calibrators.contains(&v.as_tensor().id()) {
-                    s.calibrator_lr
-                } else {
-                    s.lr
-                }
-            })
-            .collect();
-        self.dense.step_flat(&vars, dense, scale, &lrs, threads)?;
+        self.dense
+            .step_flat(&vars, dense, scale, &self.lrs, threads)?;
         let step = self.dense.step;
         model
             .input_mut()

@@ -6,7 +6,6 @@ use std::path::Path;
 
 use candle_core::Tensor;
 use crossdistil_data::Dataset;
-use crossdistil_data::SplitFractions;
 use crossdistil_data::prepare::{PrepareOptions, synthetic};
 use crossdistil_train::build_model;
 use crossdistil_train::check_parameters;
@@ -22,11 +21,7 @@ fn synthetic_set(dir: &Path, rows: usize) {
         dense: 3,
         ..Default::default()
     };
-    let opts = PrepareOptions {
-        out: dir.to_path_buf(),
-        seed: 11,
-        fractions: SplitFractions::default(),
-    };
+    let opts = PrepareOptions::new(dir, 11);
     synthetic::prepare(&o, &opts, &|_| {}).unwrap();
 }
 

@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 
 use crossdistil_data::Split;
-use crossdistil_data::SplitFractions;
 use crossdistil_data::prepare::{PrepareOptions, synthetic};
 use crossdistil_train::RunLock;
 use crossdistil_train::{FitOptions, Report, RunConfig, fit};
@@ -19,11 +18,7 @@ fn data(dir: &Path) {
         dense: 2,
         ..Default::default()
     };
-    let opts = PrepareOptions {
-        out: dir.to_path_buf(),
-        seed: 5,
-        fractions: SplitFractions::default(),
-    };
+    let opts = PrepareOptions::new(dir, 5);
     synthetic::prepare(&o, &opts, &|_| {}).unwrap();
 }
 

@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use crossdistil_data::SplitFractions;
 use crossdistil_data::prepare::{PrepareOptions, synthetic};
 use crossdistil_data::{Batch, Dataset, GatherBatch, Split};
 use crossdistil_train::{FitOptions, RunConfig, TrainError, fit};
@@ -16,11 +15,7 @@ fn synthetic_set(dir: &Path, rows: usize) {
         dense: 3,
         ..Default::default()
     };
-    let opts = PrepareOptions {
-        out: dir.to_path_buf(),
-        seed: 11,
-        fractions: SplitFractions::default(),
-    };
+    let opts = PrepareOptions::new(dir, 11);
     synthetic::prepare(&o, &opts, &|_| {}).unwrap();
 }
 

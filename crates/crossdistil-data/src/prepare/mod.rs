@@ -47,6 +47,17 @@ pub struct PrepareOptions {
     pub fractions: SplitFractions,
 }
 
+impl PrepareOptions {
+    /// Options that write into `out`, split with `seed` and the default fractions.
+    pub fn new(out: impl Into<PathBuf>, seed: u64) -> Self {
+        PrepareOptions {
+            out: out.into(),
+            seed,
+            fractions: SplitFractions::default(),
+        }
+    }
+}
+
 /// What was written.
 #[derive(Debug, Clone)]
 pub struct Prepared {
