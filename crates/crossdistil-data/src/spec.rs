@@ -9,6 +9,15 @@
 //! user = "user_id"            # optional: the grouping column for GAUC
 //! footer_crc32 = 1234567890   # written by prepare: the checksum of data.parquet's footer
 //!
+//! # Data in part files instead: `data` names a folder of Parquet files with one schema
+//! # (Spark, DataFusion or Polars write such folders), read in file-name order. `prepare
+//! # --rows-per-file N` writes one and lists its files, with their checksums:
+//! # data = "data"
+//! # [[part]]
+//! # file = "part-00000.parquet"
+//! # rows = 1000000
+//! # footer_crc32 = 1234567890
+//!
 //! [[label]]                   # the tasks, in priority order
 //! name = "income"
 //! description = "income > 50K"
@@ -16,6 +25,8 @@
 //! [[sparse]]
 //! name = "workclass"
 //! min_count = 1               # values seen fewer times in train map to the OOV id 0
+//! # max_size = 1000000        # optional: keep at most this many values, the most frequent
+//! # hash_buckets = 1048576    # optional, instead of a vocabulary: ids from a hash of the value
 //!
 //! [[multi]]
 //! name = "genres"
@@ -61,6 +72,14 @@ pub struct SparseSpec {
     /// Values seen fewer times than this in the train split map to the out-of-vocabulary id 0.
     #[serde(default = "one")]
     pub min_count: u32,
+    /// At most this many values are kept, the most frequent in train (see `vocab.rs` for how
+    /// a streaming fit counts with bounded memory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<usize>,
+    /// Instead of a fitted vocabulary: the id of a value is `1 + hash(value) mod
+    /// hash_buckets`, with no fitting pass and collisions allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_buckets: Option<u32>,
 }
 
 /// A multi-valued categorical feature (a list of values per row, mean-pooled by the model).
@@ -72,6 +91,34 @@ pub struct MultiSpec {
     /// Items seen fewer times than this in the train split map to the out-of-vocabulary id 0.
     #[serde(default = "one")]
     pub min_count: u32,
+    /// At most this many items are kept, the most frequent in train.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<usize>,
+    /// Instead of a fitted vocabulary: ids from a hash of the item (see [`SparseSpec`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_buckets: Option<u32>,
+}
+
+/// One Parquet file of a data set stored as part files (`[[part]]` in `dataset.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartSpec {
+    /// The file name, inside the folder that `data` names.
+    pub file: String,
+    /// Its number of rows.
+    pub rows: u64,
+    /// The CRC32 of its Parquet footer, checked by every reader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub footer_crc32: Option<u32>,
+}
+
+/// One Parquet file of a data set, as readers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataFile {
+    /// Its path.
+    pub path: PathBuf,
+    /// The CRC32 of its footer, when `prepare` recorded it.
+    pub footer_crc32: Option<u32>,
 }
 
 /// A numeric feature.
@@ -121,7 +168,8 @@ pub struct DatasetSpec {
     /// The source it was prepared from (`adult`, `movielens-100k`, `synthetic`, ...).
     #[serde(default)]
     pub source: String,
-    /// The Parquet file, relative to the folder of `dataset.toml`.
+    /// The Parquet file, or the folder of Parquet part files, relative to the folder of
+    /// `dataset.toml`.
     #[serde(default = "default_data")]
     pub data: String,
     /// A unique u64 per row, kept in predictions.
@@ -153,6 +201,10 @@ pub struct DatasetSpec {
     /// checked by the loader; absent in data prepared before checksums existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub footer_crc32: Option<u32>,
+    /// The part files when `data` is a folder written by `prepare` (with their checksums); empty
+    /// for one file, or for a folder written by another tool, whose files are then listed.
+    #[serde(default, rename = "part", skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartSpec>,
 }
 
 impl DatasetSpec {
@@ -170,6 +222,56 @@ impl DatasetSpec {
     /// The Parquet file of a data set whose `dataset.toml` is in `dir`.
     pub fn data_path(&self, dir: &Path) -> PathBuf {
         dir.join(&self.data)
+    }
+
+    /// The Parquet files of the data set whose `dataset.toml` is in `dir`, in reading order:
+    /// the one file `data` names; or the `[[part]]` files of the folder it names; or, for a
+    /// folder written by another tool, its `*.parquet` files in name order (names starting with
+    /// `_` or `.`, such as Spark's `_SUCCESS`, are skipped). A folder without Parquet files is an
+    /// error naming it.
+    pub fn data_files(&self, dir: &Path) -> Result<Vec<DataFile>> {
+        let data = self.data_path(dir);
+        if !self.parts.is_empty() {
+            return Ok(self
+                .parts
+                .iter()
+                .map(|p| DataFile {
+                    path: data.join(&p.file),
+                    footer_crc32: p.footer_crc32,
+                })
+                .collect());
+        }
+        if !data.is_dir() {
+            return Ok(vec![DataFile {
+                path: data,
+                footer_crc32: self.footer_crc32,
+            }]);
+        }
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&data)
+            .map_err(|e| DataError::io(&data, "cannot list", e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                p.is_file()
+                    && name.ends_with(".parquet")
+                    && !name.starts_with('_')
+                    && !name.starts_with('.')
+            })
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(DataError::file(
+                &data,
+                "holds no .parquet file: the data of a data set is one Parquet file or a folder of them",
+            ));
+        }
+        Ok(files
+            .into_iter()
+            .map(|path| DataFile {
+                path,
+                footer_crc32: None,
+            })
+            .collect())
     }
 
     /// The task names, in priority order.
@@ -217,9 +319,11 @@ impl DatasetSpec {
         }
         for c in &self.sparse {
             claim(&c.name, "sparse")?;
+            check_vocab(&c.name, c.min_count, c.max_size, c.hash_buckets)?;
         }
         for c in &self.multi {
             claim(&c.name, "multi")?;
+            check_vocab(&c.name, c.min_count, c.max_size, c.hash_buckets)?;
         }
         for c in &self.dense {
             claim(&c.name, "dense")?;
@@ -243,6 +347,12 @@ impl DatasetSpec {
         Ok(())
     }
 
+    /// Whether any categorical feature is fitted (has no `hash_buckets`).
+    pub fn has_fitted_vocab(&self) -> bool {
+        self.sparse.iter().any(|c| c.hash_buckets.is_none())
+            || self.multi.iter().any(|c| c.hash_buckets.is_none())
+    }
+
     /// Writes `DIR/dataset.toml` atomically.
     pub fn write(&self, dir: &Path) -> Result<()> {
         let path = dir.join(SPEC_FILE);
@@ -250,6 +360,35 @@ impl DatasetSpec {
             toml::to_string_pretty(self).map_err(|e| DataError::config(&path, e.to_string()))?;
         crate::atomic::write_atomic(&path, text.as_bytes())
     }
+}
+
+/// The largest `hash_buckets`: ids stay far below `u32::MAX`, which marks null in the fit.
+pub const MAX_HASH_BUCKETS: u32 = 1 << 30;
+
+/// A categorical feature is either fitted (`min_count`, `max_size`) or hashed (`hash_buckets`).
+fn check_vocab(
+    name: &str,
+    min_count: u32,
+    max_size: Option<usize>,
+    hash_buckets: Option<u32>,
+) -> std::result::Result<(), String> {
+    if max_size == Some(0) {
+        return Err(format!("`{name}`: max_size must be at least 1"));
+    }
+    if let Some(b) = hash_buckets {
+        if b == 0 || b > MAX_HASH_BUCKETS {
+            return Err(format!(
+                "`{name}`: hash_buckets = {b} must be in 1..={MAX_HASH_BUCKETS}"
+            ));
+        }
+        if min_count != 1 || max_size.is_some() {
+            return Err(format!(
+                "`{name}`: hash_buckets replaces the fitted vocabulary, so min_count and max_size \
+                 do not apply; remove them or remove hash_buckets"
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -39,16 +39,22 @@ pub fn spec() -> DatasetSpec {
         .map(|(_, n)| SparseSpec {
             name: n.to_string(),
             min_count: 1,
+            max_size: None,
+            hash_buckets: None,
         })
         .collect();
     // Bucketised copies of two numeric columns, as a one-hot model would see them.
     sparse.push(SparseSpec {
         name: "age_bucket".into(),
         min_count: 1,
+        max_size: None,
+        hash_buckets: None,
     });
     sparse.push(SparseSpec {
         name: "hours_bucket".into(),
         min_count: 1,
+        max_size: None,
+        hash_buckets: None,
     });
     DatasetSpec {
         name: "adult".into(),
@@ -78,6 +84,7 @@ pub fn spec() -> DatasetSpec {
             .collect(),
         extra: vec![],
         footer_crc32: None,
+        parts: vec![],
     }
 }
 

@@ -49,6 +49,8 @@ pub(crate) fn spec_for_header(file: &Path, header: &[String]) -> Result<DatasetS
             .map(|h| SparseSpec {
                 name: h.to_string(),
                 min_count: 1,
+                max_size: None,
+                hash_buckets: None,
             })
             .collect(),
         multi: vec![],
@@ -62,6 +64,7 @@ pub(crate) fn spec_for_header(file: &Path, header: &[String]) -> Result<DatasetS
             .collect(),
         extra: vec![],
         footer_crc32: None,
+        parts: vec![],
     })
 }
 

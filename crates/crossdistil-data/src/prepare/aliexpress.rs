@@ -37,6 +37,8 @@ pub fn spec() -> DatasetSpec {
             .map(|i| SparseSpec {
                 name: format!("categorical_{i}"),
                 min_count: 1,
+                max_size: None,
+                hash_buckets: None,
             })
             .collect(),
         multi: vec![],
@@ -48,6 +50,7 @@ pub fn spec() -> DatasetSpec {
             .collect(),
         extra: vec![],
         footer_crc32: None,
+        parts: vec![],
     }
 }
 

@@ -145,6 +145,8 @@ impl CustomConfig {
                 .map(|m| MultiSpec {
                     name: m.name.clone(),
                     min_count: m.min_count,
+                    max_size: None,
+                    hash_buckets: None,
                 })
                 .collect(),
             dense: self
@@ -157,6 +159,7 @@ impl CustomConfig {
                 .collect(),
             extra: vec![],
             footer_crc32: None,
+            parts: vec![],
         }
     }
 }

@@ -75,15 +75,20 @@ pub fn spec() -> DatasetSpec {
             .map(|n| SparseSpec {
                 name: n.to_string(),
                 min_count: 1,
+                max_size: None,
+                hash_buckets: None,
             })
             .collect(),
         multi: vec![MultiSpec {
             name: "genres".into(),
             min_count: 1,
+            max_size: None,
+            hash_buckets: None,
         }],
         dense: vec![],
         extra: vec![],
         footer_crc32: None,
+        parts: vec![],
     }
 }
 

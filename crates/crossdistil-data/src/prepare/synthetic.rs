@@ -102,6 +102,8 @@ pub fn spec(o: &SyntheticOptions) -> DatasetSpec {
             .map(|f| SparseSpec {
                 name: format!("f{f}"),
                 min_count: 1,
+                max_size: None,
+                hash_buckets: None,
             })
             .collect(),
         multi: vec![],
@@ -115,6 +117,7 @@ pub fn spec(o: &SyntheticOptions) -> DatasetSpec {
             .map(|k| format!("p_{}", task_name(k)))
             .collect(),
         footer_crc32: None,
+        parts: vec![],
     }
 }
 

@@ -60,6 +60,8 @@ pub fn spec() -> DatasetSpec {
             .map(|n| SparseSpec {
                 name: n.to_string(),
                 min_count: 1,
+                max_size: None,
+                hash_buckets: None,
             })
             .collect(),
         multi: vec![],
@@ -69,6 +71,7 @@ pub fn spec() -> DatasetSpec {
         }],
         extra: vec![],
         footer_crc32: None,
+        parts: vec![],
     }
 }
 
