@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's automation, in Rust rather than shell scripts.
 //!
-//! - `cargo xtask prepare <source> --out DIR`: a supported source into the canonical layout.
+//! - `cargo xtask prepare <source> --out DIR [--rows-per-file N]`: a supported source into the
+//!   canonical layout (one data file, or part files of at most N rows).
 //! - `cargo xtask experiment ...`: `crossdistil experiment ...` (a grid of runs), built first.
 //! - `cargo xtask load-speed --data DIR`: how fast a prepared set loads.
 //! - `cargo xtask bench [--quick] [--peer]`: training speed, memory, and the PyTorch peer (the
@@ -54,7 +55,8 @@ enum Source {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Prepare a source into DIR/data.parquet and DIR/dataset.toml, with a seeded split.
+    /// Prepare a source into DIR/data.parquet (or part files DIR/data/part-*.parquet, with
+    /// --rows-per-file) and DIR/dataset.toml, with a seeded split.
     Prepare {
         source: Source,
         /// The output folder.
@@ -72,6 +74,11 @@ enum Command {
         /// Fraction of rows for test.
         #[arg(long, default_value_t = 0.1)]
         test: f64,
+        /// Write the data as part files DIR/data/part-00000.parquet, part-00001.parquet, ...
+        /// of at most N rows each, listed in dataset.toml with their checksums, instead of one
+        /// DIR/data.parquet. The rows and their splits are the same either way.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        rows_per_file: Option<u64>,
         /// Synthetic: number of rows.
         #[arg(long, default_value_t = 100_000)]
         rows: usize,
@@ -176,6 +183,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             seed,
             valid,
             test,
+            rows_per_file,
             rows,
             fields,
             vocab,
@@ -186,6 +194,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 out,
                 seed,
                 fractions: SplitFractions { valid, test },
+                rows_per_file: rows_per_file.map(|n| n as usize),
             };
             let started = Instant::now();
             let prepared = prepare_source(

@@ -34,4 +34,4 @@ pub use split::{Split, SplitFractions};
 pub use summary::{Combination, FeatureSummary, PerSplit, Summary, TaskSummary};
 pub use table::{ColumnData, Table};
 pub use vocab::{OOV, Vocab, VocabKeys};
-pub use writer::write_dataset;
+pub use writer::{write_dataset, write_dataset_parts};

@@ -1,8 +1,8 @@
 //! The train / valid / test split of every row, fixed once by `prepare` so that every model is
 //! evaluated on the same rows.
 
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -111,6 +111,59 @@ pub(crate) fn assign_splits(n: usize, fractions: SplitFractions, seed: u64) -> V
     out
 }
 
+/// The split of `n` rows drawn one row at a time, in O(1) memory, for sources streamed in chunks:
+/// exactly `round(n * test)` test rows and `round(n * valid)` validation rows, as
+/// [`assign_splits`] gives, but by sequential selection sampling (Knuth's Algorithm S, with three
+/// outcomes): with `r` rows left, of which `t` must still go to test and `v` to validation, one
+/// seeded draw `u` uniform in `0..r` sends the row to test when `u < t`, to validation when
+/// `t <= u < t + v`, and to train otherwise. Every assignment with those counts is equally
+/// likely, the counts are exact (when `t = r` every remaining row goes to test), and the same
+/// `n`, fractions and seed always give the same sequence, whatever the chunking.
+#[derive(Debug, Clone)]
+pub(crate) struct SplitSampler {
+    rng: ChaCha8Rng,
+    rows_left: u64,
+    test_left: u64,
+    valid_left: u64,
+}
+
+impl SplitSampler {
+    /// The sampler of `n` rows with these fractions and this seed.
+    pub(crate) fn new(n: u64, fractions: SplitFractions, seed: u64) -> Self {
+        let n_test = (n as f64 * fractions.test).round() as u64;
+        let n_valid = (n as f64 * fractions.valid).round() as u64;
+        SplitSampler {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            rows_left: n,
+            test_left: n_test.min(n),
+            valid_left: n_valid.min(n - n_test.min(n)),
+        }
+    }
+
+    /// The rows not drawn yet.
+    pub(crate) fn rows_left(&self) -> u64 {
+        self.rows_left
+    }
+
+    /// The split of the next row; `None` once all `n` rows are drawn.
+    pub(crate) fn next_split(&mut self) -> Option<Split> {
+        if self.rows_left == 0 {
+            return None;
+        }
+        let u = self.rng.random_range(0..self.rows_left);
+        self.rows_left -= 1;
+        Some(if u < self.test_left {
+            self.test_left -= 1;
+            Split::Test
+        } else if u < self.test_left + self.valid_left {
+            self.valid_left -= 1;
+            Split::Valid
+        } else {
+            Split::Train
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +178,55 @@ mod tests {
         );
         assert_eq!(a, assign_splits(1000, SplitFractions::default(), 7));
         assert_ne!(a, assign_splits(1000, SplitFractions::default(), 8));
+    }
+
+    fn sampled(n: u64, f: SplitFractions, seed: u64) -> Vec<Split> {
+        let mut s = SplitSampler::new(n, f, seed);
+        let out: Vec<Split> = std::iter::from_fn(|| s.next_split()).collect();
+        assert_eq!(s.rows_left(), 0);
+        out
+    }
+
+    #[test]
+    fn the_sampler_gives_exact_counts_and_is_reproducible() {
+        let f = SplitFractions {
+            valid: 0.15,
+            test: 0.05,
+        };
+        for n in [0u64, 1, 2, 3, 10, 999, 1000, 12_345] {
+            for seed in 0..5 {
+                let a = sampled(n, f, seed);
+                assert_eq!(a.len() as u64, n);
+                let count = |s| a.iter().filter(|&&x| x == s).count() as u64;
+                let (t, v) = (
+                    (n as f64 * 0.05).round() as u64,
+                    (n as f64 * 0.15).round() as u64,
+                );
+                assert_eq!((count(Split::Test), count(Split::Valid)), (t, v), "n={n}");
+                assert_eq!(count(Split::Train), n - t - v);
+                assert_eq!(a, sampled(n, f, seed));
+            }
+        }
+        assert_ne!(
+            sampled(1000, SplitFractions::default(), 1),
+            sampled(1000, SplitFractions::default(), 2)
+        );
+    }
+
+    #[test]
+    fn the_sampler_spreads_each_split_evenly() {
+        // Each row is test with probability 0.1: over 2000 seeds the share of test among the
+        // first and the last ten rows of 100 is near 0.1 (and no position is favoured).
+        let (mut first, mut last) = (0usize, 0usize);
+        for seed in 0..2000 {
+            let a = sampled(100, SplitFractions::default(), seed);
+            first += a[..10].iter().filter(|&&s| s == Split::Test).count();
+            last += a[90..].iter().filter(|&&s| s == Split::Test).count();
+        }
+        for c in [first, last] {
+            let share = c as f64 / 20_000.0;
+            assert!((share - 0.1).abs() < 0.01, "{share}");
+        }
     }
 
     #[test]

@@ -2,11 +2,20 @@
 //! `click, purchase`, then the sparse feature ids named by their field number (`101` is the user
 //! id, `109_14`, ...), then dense features whose names start with `D`. Tasks: `click`,
 //! `purchase`; `101` groups rows by user for GAUC.
+//!
+//! Streamed: a counting pass, then the files are read, split and written in chunks of
+//! [`CHUNK_ROWS`](super::CHUNK_ROWS) rows, so memory does not grow with the number of rows. This
+//! layout has the common features (the user's and the context's, `101` to `301` and the `D`
+//! columns) already joined into every row, so no dictionary is held: were the raw Taobao layout
+//! (a `common_features` file keyed by `common_feature_index`) read instead, the join would hold
+//! that dictionary only, its memory proportional to the distinct common feature sets and not to
+//! the rows.
 
 use std::path::Path;
 
-use super::delimited::{self, Field, Layout, Parse};
-use super::{PrepareOptions, Prepared, concat_columns, finish, input_files, table_of};
+use super::delimited::{Field, Layout, Parse};
+use super::stream::prepare_delimited;
+use super::{PrepareOptions, Prepared, input_files};
 use crate::error::{DataError, Result};
 use crate::spec::{DatasetSpec, DenseSpec, LabelSpec, Norm, SparseSpec};
 
@@ -89,10 +98,5 @@ pub fn prepare(raw: &Path, opts: &PrepareOptions) -> Result<Prepared> {
         .collect();
     fields.extend(s.dense.iter().map(|c| Field::same(&c.name, Parse::Float)));
     fields.extend(s.labels.iter().map(|c| Field::same(&c.name, Parse::Label)));
-    let layout = Layout::csv();
-    let mut columns = Vec::new();
-    for file in &files {
-        concat_columns(&mut columns, delimited::read(file, layout, &fields)?, file)?;
-    }
-    finish(raw, table_of(columns), s, opts)
+    prepare_delimited(raw, &files, Layout::csv(), &fields, s, opts)
 }

@@ -1,11 +1,15 @@
 //! AliExpress search logs (the public CSV layout): `search_id, categorical_1..16,
 //! numerical_1..63, click, conversion`. Tasks: `click`, `conversion`. Rows are grouped by
 //! `search_id` for GAUC (the data carries no user id).
+//!
+//! Streamed: a counting pass, then the files are read, split and written in chunks of
+//! [`CHUNK_ROWS`](super::CHUNK_ROWS) rows, so memory does not grow with the number of rows.
 
 use std::path::Path;
 
-use super::delimited::{self, Field, Layout, Parse};
-use super::{PrepareOptions, Prepared, concat_columns, finish, input_files, table_of};
+use super::delimited::{Field, Layout, Parse};
+use super::stream::prepare_delimited;
+use super::{PrepareOptions, Prepared, input_files};
 use crate::error::Result;
 use crate::spec::{DatasetSpec, DenseSpec, LabelSpec, Norm, SparseSpec};
 
@@ -61,14 +65,6 @@ pub fn prepare(raw: &Path, opts: &PrepareOptions) -> Result<Prepared> {
     fields.extend(s.sparse.iter().map(|c| Field::same(&c.name, Parse::Cat)));
     fields.extend(s.dense.iter().map(|c| Field::same(&c.name, Parse::Float)));
     fields.extend(s.labels.iter().map(|c| Field::same(&c.name, Parse::Label)));
-    let layout = Layout::csv();
-    let mut columns = Vec::new();
-    for file in input_files(raw, &["csv"])? {
-        concat_columns(
-            &mut columns,
-            delimited::read(&file, layout, &fields)?,
-            &file,
-        )?;
-    }
-    finish(raw, table_of(columns), s, opts)
+    let files = input_files(raw, &["csv"])?;
+    prepare_delimited(raw, &files, Layout::csv(), &fields, s, opts)
 }

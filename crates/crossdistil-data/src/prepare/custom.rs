@@ -27,16 +27,24 @@
 //! column = "watch_seconds"    # derived: 1 when watch_seconds >= 30
 //! threshold = 30.0
 //! ```
+//!
+//! Streamed: a counting pass (for a Parquet input, the footer's row count and a pass over the
+//! categorical columns, to learn whether each is integers or text and has nulls), then the
+//! input is read, split and written in chunks of [`CHUNK_ROWS`] rows, so memory does not grow
+//! with the number of rows.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use arrow_array::RecordBatch;
+
 use super::delimited::{self, Field, Layout, Parse};
-use super::{PrepareOptions, Prepared, finish, table_of};
+use super::parquet_chunks::{ParquetChunks, shift_row};
+use super::stream::{CHUNK_ROWS, Sink, prepare_delimited};
+use super::{PrepareOptions, Prepared, table_of};
 use crate::column::{Chunks, KeyArray, KeyRef};
 use crate::error::{DataError, Result, echo};
-use crate::parquet_io::read_columns_named;
 use crate::spec::{DatasetSpec, DenseSpec, LabelSpec, MultiSpec, Norm, SparseSpec};
 use crate::table::ColumnData;
 
@@ -175,33 +183,32 @@ pub fn prepare(config: &Path, opts: &PrepareOptions) -> Result<Prepared> {
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let columns = if ext == "parquet" {
-        read_parquet(&cfg, config)?
-    } else {
-        let delimiter = match (&cfg.delimiter, ext.as_str()) {
-            (Some(d), _) if d == "\\t" || d == "tab" => b'\t',
-            (Some(d), _) if d.len() == 1 => d.as_bytes()[0],
-            (Some(d), _) => {
-                return Err(DataError::config(
-                    config,
-                    format!("delimiter `{}` is not one byte", echo(d)),
-                ));
-            }
-            (None, "tsv" | "txt") => b'\t',
-            (None, _) => b',',
-        };
-        let layout = Layout {
-            delimiter,
-            header: cfg.header,
-            quoting: true,
-        };
-        let fields = fields(&cfg);
-        if layout.header {
-            check_header(&cfg.input, layout, &fields, config)?;
+    if ext == "parquet" {
+        return prepare_parquet(&cfg, config, spec, opts);
+    }
+    let delimiter = match (&cfg.delimiter, ext.as_str()) {
+        (Some(d), _) if d == "\\t" || d == "tab" => b'\t',
+        (Some(d), _) if d.len() == 1 => d.as_bytes()[0],
+        (Some(d), _) => {
+            return Err(DataError::config(
+                config,
+                format!("delimiter `{}` is not one byte", echo(d)),
+            ));
         }
-        delimited::read(&cfg.input, layout, &fields)?
+        (None, "tsv" | "txt") => b'\t',
+        (None, _) => b',',
     };
-    finish(&cfg.input, table_of(columns), spec, opts)
+    let layout = Layout {
+        delimiter,
+        header: cfg.header,
+        quoting: true,
+    };
+    let fields = fields(&cfg);
+    if layout.header {
+        check_header(&cfg.input, layout, &fields, config)?;
+    }
+    let files = [cfg.input.clone()];
+    prepare_delimited(&cfg.input, &files, layout, &fields, spec, opts)
 }
 
 /// Every field the TOML names is in the header of its delimited input; a missing one is an
@@ -247,30 +254,113 @@ fn fields(cfg: &CustomConfig) -> Vec<Field> {
     f
 }
 
-/// Reads the columns `cfg` names from its Parquet input; a column missing from the file is an
-/// error that names `config`, where the name comes from.
-fn read_parquet(cfg: &CustomConfig, config: &Path) -> Result<Vec<(String, ColumnData)>> {
+/// Prepares the columns `cfg` names from its Parquet input, streamed: a column missing from the
+/// file is an error that names `config`, where the name comes from.
+fn prepare_parquet(
+    cfg: &CustomConfig,
+    config: &Path,
+    spec: DatasetSpec,
+    opts: &PrepareOptions,
+) -> Result<Prepared> {
+    opts.fractions
+        .check()
+        .map_err(|m| DataError::config(&opts.out, m))?;
     let file = cfg.input.as_path();
     let wanted = fields(cfg);
+    let named_in = config.display().to_string();
     let mut names: Vec<&str> = wanted.iter().map(|f| f.source.as_str()).collect();
     names.sort_unstable();
     names.dedup();
-    let batches = read_columns_named(file, &names, &config.display().to_string())?;
-    let col = |name: &'_ str| -> Chunks<'_> {
-        Chunks {
-            file,
-            name: names.iter().find(|n| **n == name).copied().unwrap_or("?"),
-            arrays: batches
-                .iter()
-                .map(|b| b.column_by_name(name).expect("projected").as_ref())
-                .collect(),
+    let input = ParquetChunks::open(file, &names, &named_in)?;
+    let kinds = categorical_kinds(file, &wanted, &named_in)?;
+    let mut sink = Sink::create(file, spec, input.rows(), opts)?;
+    input.for_each_batch(CHUNK_ROWS, &mut |first_row, batch| {
+        let columns =
+            convert(file, &names, &wanted, &kinds, &batch).map_err(|e| shift_row(e, first_row))?;
+        sink.push(table_of(columns))
+    })?;
+    sink.finish()
+}
+
+/// What the whole of a categorical column holds, decided before streaming so that every chunk
+/// is written with one type: integers while every value is one, and whether it has nulls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CatKind {
+    all_int: bool,
+    nulls: bool,
+}
+
+/// The [`CatKind`] of every categorical field of `wanted` (`None` for the others), from a pass
+/// over those columns only, a batch at a time.
+fn categorical_kinds(
+    file: &Path,
+    wanted: &[Field],
+    named_in: &str,
+) -> Result<Vec<Option<CatKind>>> {
+    let is_cat = |f: &Field| matches!(f.parse, Parse::Cat | Parse::Text);
+    let mut names: Vec<&str> = wanted
+        .iter()
+        .filter(|f| is_cat(f))
+        .map(|f| f.source.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut kinds: Vec<Option<CatKind>> = wanted
+        .iter()
+        .map(|f| {
+            is_cat(f).then_some(CatKind {
+                all_int: true,
+                nulls: false,
+            })
+        })
+        .collect();
+    if names.is_empty() {
+        return Ok(kinds);
+    }
+    let input = ParquetChunks::open(file, &names, named_in)?;
+    input.for_each_batch(CHUNK_ROWS, &mut |first_row, batch| {
+        for (f, kind) in wanted.iter().zip(kinds.iter_mut()) {
+            let Some(kind) = kind else { continue };
+            let c = chunk_of(file, &names, &batch, &f.source);
+            c.for_each_key(|_, k| match k {
+                None => kind.nulls = true,
+                Some(KeyRef::Str(_)) => kind.all_int = false,
+                Some(KeyRef::Int(_)) => {}
+            })
+            .map_err(|e| shift_row(e, first_row))?;
         }
-    };
+        Ok(())
+    })?;
+    Ok(kinds)
+}
+
+/// The column `name` of `batch`, as typed access names it.
+fn chunk_of<'a>(
+    file: &'a Path,
+    names: &[&'a str],
+    batch: &'a RecordBatch,
+    name: &str,
+) -> Chunks<'a> {
+    Chunks {
+        file,
+        name: names.iter().find(|n| **n == name).copied().unwrap_or("?"),
+        arrays: vec![batch.column_by_name(name).expect("projected").as_ref()],
+    }
+}
+
+/// The output columns of one batch of the Parquet input; rows in errors count from the batch.
+fn convert(
+    file: &Path,
+    names: &[&str],
+    wanted: &[Field],
+    kinds: &[Option<CatKind>],
+    batch: &RecordBatch,
+) -> Result<Vec<(String, ColumnData)>> {
     let mut out = Vec::new();
-    for f in &wanted {
-        let c = col(&f.source);
+    for (f, kind) in wanted.iter().zip(kinds) {
+        let c = chunk_of(file, names, batch, &f.source);
         let data = match &f.parse {
-            Parse::Cat | Parse::Text => categorical(&c)?,
+            Parse::Cat | Parse::Text => categorical(&c, kind.expect("a categorical field"))?,
             Parse::Float => ColumnData::Float(c.dense()?),
             Parse::Label => ColumnData::Label(c.labels()?),
             Parse::Threshold(t) => {
@@ -299,22 +389,18 @@ fn key_string(k: Option<KeyRef<'_>>) -> String {
     }
 }
 
-/// A categorical column: integers while every value is one, text otherwise; with nulls, the
-/// nullable form of either, so that a null stays null (the null category) and never becomes an
-/// empty string.
-fn categorical(c: &Chunks<'_>) -> Result<ColumnData> {
+/// A categorical column: integers while every value of the whole column is one, text otherwise;
+/// with nulls anywhere in it, the nullable form of either, so that a null stays null (the null
+/// category) and never becomes an empty string. `kind` is what the whole column holds.
+fn categorical(c: &Chunks<'_>, kind: CatKind) -> Result<ColumnData> {
     let mut keys: Vec<Option<KeyRef<'_>>> = Vec::with_capacity(c.len());
     c.for_each_key(|_, k| keys.push(k))?;
-    let all_int = keys
-        .iter()
-        .all(|k| matches!(k, None | Some(KeyRef::Int(_))));
-    let nulls = keys.iter().any(Option::is_none);
     let int = |k: &Option<KeyRef<'_>>| match k {
         Some(KeyRef::Int(i)) => Some(*i),
         _ => None,
     };
     let text = |k: &Option<KeyRef<'_>>| k.map(|k| key_string(Some(k)));
-    Ok(match (all_int, nulls) {
+    Ok(match (kind.all_int, kind.nulls) {
         (true, false) => ColumnData::Int(keys.iter().filter_map(int).collect()),
         (true, true) => ColumnData::OptInt(keys.iter().map(int).collect()),
         (false, false) => ColumnData::Str(keys.iter().filter_map(text).collect()),

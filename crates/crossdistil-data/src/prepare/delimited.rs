@@ -85,8 +85,10 @@ enum Acc {
 }
 
 impl Acc {
-    fn new(p: &Parse) -> Acc {
+    /// The accumulator of a field; `text`: a categorical field is text from the first row.
+    fn new(p: &Parse, text: bool) -> Acc {
         match p {
+            Parse::Cat if text => Acc::CatStr(Vec::new()),
             Parse::Cat => Acc::CatInt(Vec::new()),
             Parse::Text => Acc::Text(Vec::new()),
             Parse::Float => Acc::Float(Vec::new()),
@@ -200,8 +202,135 @@ pub(crate) fn read(
     layout: Layout,
     fields: &[Field],
 ) -> Result<Vec<(String, ColumnData)>> {
+    let mut out = Vec::new();
+    read_chunks(path, layout, fields, None, usize::MAX, &mut |c| {
+        out = c;
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// What a counting pass over delimited files found: enough to stream them with one schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Scan {
+    /// The number of data rows.
+    pub rows: u64,
+    /// Per field: whether a categorical field ([`Parse::Cat`]) holds a value that is not an
+    /// integer, so that it is text in every chunk (`false` for the other fields).
+    pub text: Vec<bool>,
+}
+
+/// The counting pass of a streamed source: the rows of every file of `paths` and which
+/// categorical fields are text, in O(fields) memory. Malformed records and missing header fields
+/// are refused here, as the reading pass would; the values themselves are checked by the
+/// reading pass.
+pub(crate) fn scan(paths: &[impl AsRef<Path>], layout: Layout, fields: &[Field]) -> Result<Scan> {
+    let mut scan = Scan {
+        rows: 0,
+        text: vec![false; fields.len()],
+    };
+    for path in paths {
+        let path = path.as_ref();
+        let (mut rdr, index) = open(path, layout, fields)?;
+        let mut record = csv::ByteRecord::new();
+        while next_record(path, &mut rdr, &mut record)? {
+            scan.rows += 1;
+            for ((f, &i), text) in fields.iter().zip(&index).zip(scan.text.iter_mut()) {
+                if *text || f.parse != Parse::Cat {
+                    continue;
+                }
+                let int = record
+                    .get(i)
+                    .and_then(|raw| std::str::from_utf8(raw).ok())
+                    .is_some_and(|c| c.trim().parse::<i64>().is_ok());
+                *text = !int;
+            }
+        }
+    }
+    Ok(scan)
+}
+
+/// Reads `fields` from every record of a delimited file in chunks of at most `chunk_rows` rows,
+/// calling `each` on every chunk in file order (once, with no rows, for a file without records).
+/// `text`, from [`scan`]: per field, whether a categorical field is text from its first row;
+/// `None` decides per file (integers while every value is one). The fields read must be UTF-8
+/// (a byte sequence that is not is an error naming the cell: replacing it would merge distinct
+/// values); other fields are not looked at. A field named twice in the header is an error. Rows
+/// in errors count from the start of the file, whatever the chunk.
+pub(crate) fn read_chunks(
+    path: &Path,
+    layout: Layout,
+    fields: &[Field],
+    text: Option<&[bool]>,
+    chunk_rows: usize,
+    each: &mut dyn FnMut(Vec<(String, ColumnData)>) -> Result<()>,
+) -> Result<()> {
+    let (mut rdr, index) = open(path, layout, fields)?;
+    let new_accs = || -> Vec<Acc> {
+        fields
+            .iter()
+            .enumerate()
+            .map(|(k, f)| Acc::new(&f.parse, text.is_some_and(|t| t[k])))
+            .collect()
+    };
+    let finish = |accs: Vec<Acc>| -> Vec<(String, ColumnData)> {
+        fields
+            .iter()
+            .map(|f| f.name.clone())
+            .zip(accs.into_iter().map(Acc::finish))
+            .collect()
+    };
+    let mut accs = new_accs();
+    let mut record = csv::ByteRecord::new();
+    let mut row = 0usize;
+    let mut in_chunk = 0usize;
+    while next_record(path, &mut rdr, &mut record)? {
+        row += 1;
+        for ((f, &i), acc) in fields.iter().zip(&index).zip(accs.iter_mut()) {
+            let raw = record.get(i).ok_or_else(|| {
+                DataError::cell(
+                    path,
+                    &f.source,
+                    row,
+                    format!("the record has {} fields", record.len()),
+                )
+            })?;
+            let cell = std::str::from_utf8(raw).map_err(|e| {
+                DataError::cell(
+                    path,
+                    &f.source,
+                    row,
+                    format!(
+                        "is not valid UTF-8 (at byte {} of `{}`)",
+                        e.valid_up_to() + 1,
+                        echo(&String::from_utf8_lossy(raw))
+                    ),
+                )
+            })?;
+            acc.push(cell.trim(), &f.parse)
+                .map_err(|m| DataError::cell(path, &f.source, row, m))?;
+        }
+        in_chunk += 1;
+        if in_chunk == chunk_rows {
+            each(finish(std::mem::replace(&mut accs, new_accs())))?;
+            in_chunk = 0;
+        }
+    }
+    tracing::debug!(rows = row, "read {}", path.display());
+    if in_chunk > 0 || row == 0 {
+        each(finish(accs))?;
+    }
+    Ok(())
+}
+
+/// The file's reader, with the record index of every field.
+fn open(
+    path: &Path,
+    layout: Layout,
+    fields: &[Field],
+) -> Result<(csv::Reader<std::io::BufReader<std::fs::File>>, Vec<usize>)> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, "cannot open", e))?;
-    read_from(
+    reader(
         path,
         std::io::BufReader::with_capacity(1 << 20, file),
         layout,
@@ -209,15 +338,15 @@ pub(crate) fn read(
     )
 }
 
-/// As [`read`], from any reader. The fields read must be UTF-8 (a byte sequence that is not is
-/// an error naming the cell: replacing it would merge distinct values); other fields are not
-/// looked at. A field named twice in the header is an error.
-pub(crate) fn read_from(
+/// A CSV reader of `input`, with the record index of every field: from the header (a field
+/// missing from it, or named in it twice, is an error naming it), or from the `#N` names of a
+/// file without one.
+fn reader<R: std::io::Read>(
     path: &Path,
-    input: impl std::io::Read,
+    input: R,
     layout: Layout,
     fields: &[Field],
-) -> Result<Vec<(String, ColumnData)>> {
+) -> Result<(csv::Reader<R>, Vec<usize>)> {
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(layout.delimiter)
         .has_headers(layout.header)
@@ -254,53 +383,20 @@ pub(crate) fn read_from(
             })
             .collect::<Result<_>>()?
     };
-    let mut accs: Vec<Acc> = fields.iter().map(|f| Acc::new(&f.parse)).collect();
-    let mut record = csv::ByteRecord::new();
-    let mut row = 0usize;
-    loop {
-        match rdr.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                let at = e.position().map(|p| p.line()).unwrap_or(0);
-                return Err(DataError::file(
-                    path,
-                    format!("malformed record near line {at}: {e}"),
-                ));
-            }
-        }
-        row += 1;
-        for ((f, &i), acc) in fields.iter().zip(&index).zip(accs.iter_mut()) {
-            let raw = record.get(i).ok_or_else(|| {
-                DataError::cell(
-                    path,
-                    &f.source,
-                    row,
-                    format!("the record has {} fields", record.len()),
-                )
-            })?;
-            let cell = std::str::from_utf8(raw).map_err(|e| {
-                DataError::cell(
-                    path,
-                    &f.source,
-                    row,
-                    format!(
-                        "is not valid UTF-8 (at byte {} of `{}`)",
-                        e.valid_up_to() + 1,
-                        echo(&String::from_utf8_lossy(raw))
-                    ),
-                )
-            })?;
-            acc.push(cell.trim(), &f.parse)
-                .map_err(|m| DataError::cell(path, &f.source, row, m))?;
-        }
-    }
-    tracing::debug!(rows = row, "read {}", path.display());
-    Ok(fields
-        .iter()
-        .map(|f| f.name.clone())
-        .zip(accs.into_iter().map(Acc::finish))
-        .collect())
+    Ok((rdr, index))
+}
+
+/// Reads the next record into `record`; `false` at the end. A malformed record is an error
+/// naming the file and the line.
+fn next_record<R: std::io::Read>(
+    path: &Path,
+    rdr: &mut csv::Reader<R>,
+    record: &mut csv::ByteRecord,
+) -> Result<bool> {
+    rdr.read_byte_record(record).map_err(|e| {
+        let at = e.position().map(|p| p.line()).unwrap_or(0);
+        DataError::file(path, format!("malformed record near line {at}: {e}"))
+    })
 }
 
 /// The index of the header field `name`: an error naming it when it is missing, or present more

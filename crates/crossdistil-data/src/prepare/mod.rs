@@ -2,19 +2,26 @@
 //! with a `row_id` column and a seeded `split` column (see the crate's documentation).
 //!
 //! One module per source, each with a `prepare` function taking the raw input and the shared
-//! [`PrepareOptions`] (output folder, seed, split fractions) and returning what was written
-//! ([`Prepared`]); the sources of a fixed layout also have a `spec` function giving the
-//! `dataset.toml` they write:
+//! [`PrepareOptions`] (output folder, seed, split fractions, `rows_per_file`) and returning what
+//! was written ([`Prepared`]); the sources of a fixed layout also have a `spec` function giving
+//! the `dataset.toml` they write. Every source honours `rows_per_file: Some(n)`: the data is then
+//! written as part files `DIR/data/part-00000.parquet`, ... of at most `n` rows each, listed in
+//! `dataset.toml` (`data = "data"` and one `[[part]]` per file, with its rows and checksum).
 //!
-//! | module | `cargo xtask prepare` | raw input | tasks |
-//! |---|---|---|---|
-//! | [`adult`] | `adult` | the bundled Parquet file | `income`, `never_married` |
-//! | [`movielens`] | `movielens-100k` | a RecBole or GroupLens folder | `like`, `above_mean`, `love` |
-//! | [`tiktok`] | `tiktok-icme2019` | a tab-separated file or a folder of them | `finish`, `like` |
-//! | [`aliexpress`] | `aliexpress` | a CSV file or a folder of them | `click`, `conversion` |
-//! | [`ali_ccp`] | `ali-ccp` | a CSV file or a folder of them | `click`, `purchase` |
-//! | [`custom`] | `custom` | a TOML naming a CSV/TSV/Parquet file and its columns | yours |
-//! | [`synthetic`] | `synthetic` | none: [`synthetic::SyntheticOptions`] | `task0`, `task1`, ... |
+//! | module | `cargo xtask prepare` | raw input | tasks | memory |
+//! |---|---|---|---|---|
+//! | [`adult`] | `adult` | the bundled Parquet file | `income`, `never_married` | the table |
+//! | [`movielens`] | `movielens-100k` | a RecBole or GroupLens folder | `like`, `above_mean`, `love` | the table |
+//! | [`tiktok`] | `tiktok-icme2019` | a tab-separated file or a folder of them | `finish`, `like` | a chunk |
+//! | [`aliexpress`] | `aliexpress` | a CSV file or a folder of them | `click`, `conversion` | a chunk |
+//! | [`ali_ccp`] | `ali-ccp` | a CSV file or a folder of them | `click`, `purchase` | a chunk |
+//! | [`custom`] | `custom` | a TOML naming a CSV/TSV/Parquet file and its columns | yours | a chunk |
+//! | [`synthetic`] | `synthetic` | none: [`synthetic::SyntheticOptions`] | `task0`, `task1`, ... | a chunk |
+//!
+//! "A chunk": the source is read, split and written [`CHUNK_ROWS`] rows at a time, so memory does
+//! not grow with the number of rows. Its split is drawn row by row with exact counts (sequential
+//! selection sampling, after a counting pass over delimited and Parquet inputs), where Adult and
+//! MovieLens, small fixed inputs, keep their split from a seeded permutation of all rows.
 //!
 //! The sources stay in modules of their own rather than flat at the crate root: their functions
 //! share names (`prepare`, `spec`), and each module's documentation describes its raw layout.
@@ -25,7 +32,7 @@ use crate::error::{DataError, Result};
 use crate::spec::DatasetSpec;
 use crate::split::{Split, SplitFractions, assign_splits};
 use crate::table::{ColumnData, Table};
-use crate::writer::write_dataset;
+use crate::writer::CanonicalWriter;
 
 pub mod adult;
 pub mod ali_ccp;
@@ -33,8 +40,12 @@ pub mod aliexpress;
 pub mod custom;
 mod delimited;
 pub mod movielens;
+mod parquet_chunks;
+mod stream;
 pub mod synthetic;
 pub mod tiktok;
+
+pub use stream::CHUNK_ROWS;
 
 /// What every source shares.
 #[derive(Debug, Clone)]
@@ -45,16 +56,28 @@ pub struct PrepareOptions {
     pub seed: u64,
     /// The shares of rows that go to validation and test.
     pub fractions: SplitFractions,
+    /// `None`: one data file, `DIR/data.parquet`. `Some(n)`: part files
+    /// `DIR/data/part-00000.parquet`, ... of at most `n` rows each (`n >= 1`), listed with their
+    /// rows and checksums in `dataset.toml`. The rows, their order and their splits are the same
+    /// either way.
+    pub rows_per_file: Option<usize>,
 }
 
 impl PrepareOptions {
-    /// Options that write into `out`, split with `seed` and the default fractions.
+    /// Options that write into `out` as one file, split with `seed` and the default fractions.
     pub fn new(out: impl Into<PathBuf>, seed: u64) -> Self {
         PrepareOptions {
             out: out.into(),
             seed,
             fractions: SplitFractions::default(),
+            rows_per_file: None,
         }
+    }
+
+    /// The same options, writing part files of at most `rows_per_file` rows when it is `Some`.
+    pub fn with_rows_per_file(mut self, rows_per_file: Option<usize>) -> Self {
+        self.rows_per_file = rows_per_file;
+        self
     }
 }
 
@@ -115,10 +138,13 @@ pub(crate) fn finish(
     write(table, spec, opts)
 }
 
-/// Writes a table that already has its row id and split columns.
+/// Writes a table that already has its row id and split columns, as one file or as part files
+/// (`opts.rows_per_file`).
 pub(crate) fn write(table: Table, spec: DatasetSpec, opts: &PrepareOptions) -> Result<Prepared> {
     let rows = table.rows();
-    write_dataset(&opts.out, spec.clone(), &table)?;
+    let mut writer = CanonicalWriter::create(&opts.out, spec, opts.rows_per_file)?;
+    writer.write(&table)?;
+    let spec = writer.finish()?;
     tracing::info!(rows, out = %opts.out.display(), "prepared {}", spec.name);
     Ok(Prepared {
         dir: opts.out.clone(),
@@ -151,44 +177,6 @@ pub(crate) fn input_files(raw: &Path, extensions: &[&str]) -> Result<Vec<PathBuf
         ));
     }
     Ok(files)
-}
-
-/// Appends the columns of `more` to those of `acc` (same names, same kinds).
-pub(crate) fn concat_columns(
-    acc: &mut Vec<(String, ColumnData)>,
-    more: Vec<(String, ColumnData)>,
-    file: &Path,
-) -> Result<()> {
-    if acc.is_empty() {
-        *acc = more;
-        return Ok(());
-    }
-    for ((name, a), (_, b)) in acc.iter_mut().zip(more) {
-        match (a, b) {
-            (ColumnData::Str(x), ColumnData::Str(y)) => x.extend(y),
-            (ColumnData::Int(x), ColumnData::Int(y)) => x.extend(y),
-            (ColumnData::Float(x), ColumnData::Float(y)) => x.extend(y),
-            (ColumnData::Label(x), ColumnData::Label(y)) => x.extend(y),
-            (ColumnData::List(x), ColumnData::List(y)) => x.extend(y),
-            (a @ ColumnData::Int(_), ColumnData::Str(y)) => {
-                let ColumnData::Int(x) = a else {
-                    unreachable!()
-                };
-                let mut s: Vec<String> = x.iter().map(i64::to_string).collect();
-                s.extend(y);
-                *a = ColumnData::Str(s);
-            }
-            (ColumnData::Str(x), ColumnData::Int(y)) => x.extend(y.iter().map(i64::to_string)),
-            _ => {
-                return Err(DataError::column(
-                    file,
-                    name,
-                    "holds a different kind of value than in the files before it",
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Table from named columns.

@@ -13,18 +13,22 @@
 //! effects `u_k, v_k`, and `y_k ~ Bernoulli(sigmoid(logit_k))`. The tasks are therefore
 //! correlated through `s`, and the true probability of every task is stored in the column
 //! `p_<task>` (listed as `extra` in `dataset.toml`): the within-label order is known.
+//!
+//! Streamed: rows are generated in chunks of [`ROW_GROUP_ROWS`] (each from its own seeded stream,
+//! a few in parallel), each row's split is drawn as it is written (sequential selection sampling
+//! with exact counts), and memory does not grow with the number of rows.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal, Zipf};
 use rayon::prelude::*;
 
+use super::stream::Sink;
 use super::{PrepareOptions, Prepared};
 use crate::error::{DataError, Result};
 use crate::spec::{DatasetSpec, DenseSpec, LabelSpec, Norm, SparseSpec};
-use crate::split::assign_splits;
 use crate::table::{ColumnData, Table};
-use crate::writer::{CanonicalWriter, ROW_GROUP_ROWS};
+use crate::writer::ROW_GROUP_ROWS;
 
 /// The shape of a synthetic set.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -125,8 +129,9 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// One chunk of rows, from its own ChaCha8 stream: the result does not depend on threads.
-fn chunk(o: &SyntheticOptions, seed: u64, index: usize, start: usize, len: usize) -> Table {
+/// One chunk of rows (without row ids and splits), from its own ChaCha8 stream: the result does
+/// not depend on threads.
+fn chunk(o: &SyntheticOptions, seed: u64, index: usize, len: usize) -> Table {
     let mut rng =
         ChaCha8Rng::seed_from_u64(seed ^ (index as u64 + 1).wrapping_mul(0xA076_1D64_78BD_642F));
     let zipf = Zipf::new(o.vocab as f64, o.zipf).expect("vocab >= 1 and exponent > 0");
@@ -168,10 +173,6 @@ fn chunk(o: &SyntheticOptions, seed: u64, index: usize, start: usize, len: usize
         }
     }
     let mut t = Table::new();
-    t.push(
-        "row_id",
-        ColumnData::RowId((start as u64..(start + len) as u64).collect()),
-    );
     for (f, col) in sparse.into_iter().enumerate() {
         t.push(format!("f{f}"), ColumnData::Int(col));
     }
@@ -204,42 +205,24 @@ pub fn prepare(
     opts.fractions
         .check()
         .map_err(|m| DataError::config(&opts.out, m))?;
-    let spec = spec(o);
-    let splits = assign_splits(o.rows, opts.fractions, opts.seed);
-    let mut writer = CanonicalWriter::create(&opts.out, spec.clone())?;
+    let mut sink = Sink::create(&opts.out, spec(o), o.rows as u64, opts)?;
     let chunks: Vec<(usize, usize)> = (0..o.rows)
         .step_by(ROW_GROUP_ROWS)
         .map(|s| (s, ROW_GROUP_ROWS.min(o.rows - s)))
         .collect();
     // Generate a few chunks in parallel, write them in order.
     let parallel = rayon::current_num_threads().max(1) * 2;
-    for group in chunks
-        .chunks(parallel)
-        .enumerate()
-        .map(|(g, c)| (g * parallel, c))
-    {
-        let (first, group) = group;
+    for (g, group) in chunks.chunks(parallel).enumerate() {
+        let first = g * parallel;
         let tables: Vec<Table> = group
             .par_iter()
             .enumerate()
-            .map(|(i, &(start, len))| chunk(o, opts.seed, first + i, start, len))
+            .map(|(i, &(_, len))| chunk(o, opts.seed, first + i, len))
             .collect();
-        for (mut t, &(start, len)) in tables.into_iter().zip(group) {
-            let split = splits[start..start + len]
-                .iter()
-                .map(|s| s.as_str().to_string())
-                .collect();
-            t.columns
-                .insert(1, ("split".into(), ColumnData::Str(split)));
-            writer.write(&t)?;
+        for (t, &(start, len)) in tables.into_iter().zip(group) {
+            sink.push(t)?;
             progress(start + len);
         }
     }
-    let rows = writer.rows();
-    writer.finish()?;
-    Ok(Prepared {
-        dir: opts.out.clone(),
-        rows,
-        spec,
-    })
+    sink.finish()
 }

@@ -1,11 +1,15 @@
 //! TikTok (ByteDance) ICME 2019 short-video challenge: tab-separated, no header, twelve fields
 //! `uid user_city item_id author_id item_city channel finish like music_id device time
 //! duration_time`. Tasks: `finish`, `like`. The grouping column for GAUC is `uid`.
+//!
+//! Streamed: a counting pass, then the files are read, split and written in chunks of
+//! [`CHUNK_ROWS`](super::CHUNK_ROWS) rows, so memory does not grow with the number of rows.
 
 use std::path::Path;
 
-use super::delimited::{self, Field, Layout, Parse};
-use super::{PrepareOptions, Prepared, concat_columns, finish, input_files, table_of};
+use super::delimited::{Field, Layout, Parse};
+use super::stream::prepare_delimited;
+use super::{PrepareOptions, Prepared, input_files};
 use crate::error::Result;
 use crate::spec::{DatasetSpec, DenseSpec, LabelSpec, Norm, SparseSpec};
 
@@ -94,14 +98,6 @@ pub fn prepare(raw: &Path, opts: &PrepareOptions) -> Result<Prepared> {
     ));
     fields.push(Field::new(index("finish"), "finish", Parse::Label));
     fields.push(Field::new(index("like"), "like", Parse::Label));
-    let layout = Layout::tsv(false);
-    let mut columns = Vec::new();
-    for file in input_files(raw, &["txt", "tsv"])? {
-        concat_columns(
-            &mut columns,
-            delimited::read(&file, layout, &fields)?,
-            &file,
-        )?;
-    }
-    finish(raw, table_of(columns), spec(), opts)
+    let files = input_files(raw, &["txt", "tsv"])?;
+    prepare_delimited(raw, &files, Layout::tsv(false), &fields, spec(), opts)
 }

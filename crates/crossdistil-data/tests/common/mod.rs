@@ -40,6 +40,7 @@ pub fn opts(out: &Path, seed: u64) -> PrepareOptions {
         out: out.to_path_buf(),
         seed,
         fractions: SplitFractions::default(),
+        rows_per_file: None,
     }
 }
 
