@@ -414,6 +414,33 @@ fn prepare_source(
 mod tests {
     use super::*;
 
+    /// `prepare --rows-per-file N` reaches the options; 0 is refused by the parser.
+    #[test]
+    fn prepare_takes_rows_per_file() {
+        let parse = |extra: &[&str]| {
+            Cli::try_parse_from(
+                ["xtask", "prepare", "synthetic", "--out", "x"]
+                    .into_iter()
+                    .chain(extra.iter().copied()),
+            )
+        };
+        let Ok(Cli {
+            command: Command::Prepare { rows_per_file, .. },
+        }) = parse(&["--rows-per-file", "1000000"])
+        else {
+            panic!("did not parse");
+        };
+        assert_eq!(rows_per_file, Some(1_000_000));
+        let Ok(Cli {
+            command: Command::Prepare { rows_per_file, .. },
+        }) = parse(&[])
+        else {
+            panic!("did not parse");
+        };
+        assert_eq!(rows_per_file, None);
+        assert!(parse(&["--rows-per-file", "0"]).is_err());
+    }
+
     /// `experiment` keeps every argument for the CLI, `--help` and unknown options included.
     #[test]
     fn experiment_passes_its_arguments_untouched() {

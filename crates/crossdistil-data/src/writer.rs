@@ -14,6 +14,12 @@
 //! of an earlier prepare into the same folder stays as it was, and a writer dropped without
 //! `finish` (an error, a panic) removes its temporary files. After the commit, the part files
 //! (and temporary files of part files) that the new `dataset.toml` does not list are removed.
+//!
+//! Part files keep their names from one prepare to the next, so the renames of `finish` replace
+//! those of an earlier part-file set: a crash in the moment between those renames and the
+//! commit leaves the earlier `dataset.toml` naming files whose footers no longer match the
+//! checksums it lists, which the loader refuses (naming the file) until a prepare is rerun; it
+//! never reads them silently.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
