@@ -125,7 +125,7 @@ fn same_as_one_file(
     assert_eq!(spec.data, "data");
     let sizes: Vec<u64> = spec.parts.iter().map(|p| p.rows).collect();
     let mut want = vec![per_file as u64; a.rows / per_file];
-    if a.rows % per_file > 0 {
+    if !a.rows.is_multiple_of(per_file) {
         want.push((a.rows % per_file) as u64);
     }
     assert_eq!(sizes, want);
