@@ -193,10 +193,13 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
             "training ended without a validation, so without a best model",
         )
     })?;
-    let tensors = folder
-        .load_best()?
-        .expect("the manifest names a best checkpoint");
+    // The trainer's optimiser state is dropped before the best weights are read, one tensor
+    // at a time: the reload does not raise the peak memory of training.
     let mut model = trainer.into_model();
+    model.input_mut().clear_optimizer_state();
+    let tensors = folder
+        .load_best_weights()?
+        .expect("the manifest names a best checkpoint");
     set_weights(&mut model, &tensors, &run.dir.join(&best.file))?;
     drop(tensors);
     let valid = validations.metrics(&model, Split::Valid)?;

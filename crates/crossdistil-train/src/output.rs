@@ -12,7 +12,7 @@ use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
 use crate::evaluate::SplitMetrics;
 use crate::fit::{BuiltModel, build_model_for, set_weights};
-use crate::run::{RunDir, load_verified, read_verified_config, read_verified_encoders};
+use crate::run::{RunDir, load_verified_weights, read_verified_config, read_verified_encoders};
 use crate::run_data::{RunData, Scored};
 
 /// A trained run's best model, with the data encoded by the run's own encoders.
@@ -53,7 +53,7 @@ pub fn open_run_with(run: &Path, data: &Path, stream: bool) -> Result<OpenRun> {
     // newer manifest's best is read instead.
     let mut best = best;
     let tensors = loop {
-        match load_verified(&dir, &best) {
+        match load_verified_weights(&dir, &best) {
             Ok(t) => break t,
             Err(e) => match dir.manifest().ok().and_then(|m| m.best) {
                 Some(newer) if newer != best && same_run(&manifest, &dir) => best = newer,
