@@ -610,12 +610,12 @@ fn fit_sparse(c: &Chunks<'_>, train: &[bool], min_count: u32) -> Result<(Vocab, 
             let fitted = match RangeFitter::new(lo, hi, c.len()) {
                 Some(mut fitter) => {
                     c.for_each_int(|row, k| prov.push(fitter.add(k, train[row])))?;
-                    fitter.finish(min_count)
+                    fitter.finish(min_count, None)
                 }
                 None => {
                     let mut fitter = Fitter::<i64>::default();
                     c.for_each_int(|row, k| prov.push(fitter.add(k, train[row])))?;
-                    fitter.finish(min_count)
+                    fitter.finish(min_count, None)
                 }
             };
             let keys = VocabKeys::Int(fitted.keys.clone());
@@ -630,7 +630,7 @@ fn fit_sparse(c: &Chunks<'_>, train: &[bool], min_count: u32) -> Result<(Vocab, 
                 });
                 prov.push(fitter.add(k, train[row]))
             })?;
-            let fitted = fitter.finish(min_count);
+            let fitted = fitter.finish(min_count, None);
             let keys = VocabKeys::Str(fitted.keys.iter().map(|s| s.to_string()).collect());
             (keys, FittedIds::of(fitted))
         }
@@ -689,7 +689,7 @@ fn fit_multi(
         }
         offsets.push(prov.len() as u32);
     })?;
-    let fitted = fitter.finish(min_count);
+    let fitted = fitter.finish(min_count, None);
     let keys = match kind {
         KeyKind::Int => VocabKeys::Int(
             fitted
