@@ -419,7 +419,12 @@ pub(crate) fn encode(
                                             (vocab.size(), ids, None)
                                         }
                                         None => {
-                                            let (vocab, ids) = fit_sparse(&c, &train, s.min_count)?;
+                                            let (vocab, ids) = match s.hash_buckets {
+                                                Some(b) => hashed_ids(&c, b)?,
+                                                None => {
+                                                    fit_sparse(&c, &train, s.min_count, s.max_size)?
+                                                }
+                                            };
                                             (vocab.size(), ids, Some(vocab))
                                         }
                                     };
@@ -456,8 +461,12 @@ pub(crate) fn encode(
                                             (vocab.size(), offsets, ids, None)
                                         }
                                         None => {
-                                            let (vocab, offsets, ids) =
-                                                fit_multi(&c, &train, m.min_count)?;
+                                            let (vocab, offsets, ids) = match m.hash_buckets {
+                                                Some(b) => hashed_lists(&c, b)?,
+                                                None => {
+                                                    fit_multi(&c, &train, m.min_count, m.max_size)?
+                                                }
+                                            };
                                             (vocab.size(), offsets, ids, Some(vocab))
                                         }
                                     };
@@ -478,7 +487,7 @@ pub(crate) fn encode(
                             };
                             let c = chunks(path, first_row, batches, user);
                             let everyone = vec![true; n];
-                            Ok(Some(fit_sparse(&c, &everyone, 1)?.1))
+                            Ok(Some(fit_sparse(&c, &everyone, 1, None)?.1))
                         },
                     )
                 },
@@ -596,7 +605,12 @@ pub(crate) fn parse_splits(c: &Chunks<'_>) -> Result<Vec<Split>> {
 }
 
 /// Fits a vocabulary on the train rows and encodes every row, in one pass over the column.
-fn fit_sparse(c: &Chunks<'_>, train: &[bool], min_count: u32) -> Result<(Vocab, Vec<u32>)> {
+fn fit_sparse(
+    c: &Chunks<'_>,
+    train: &[bool],
+    min_count: u32,
+    max_size: Option<usize>,
+) -> Result<(Vocab, Vec<u32>)> {
     let mut prov = Vec::with_capacity(c.len());
     let (keys, fitted) = match c.key_kind()? {
         KeyKind::Int => {
@@ -610,12 +624,12 @@ fn fit_sparse(c: &Chunks<'_>, train: &[bool], min_count: u32) -> Result<(Vocab, 
             let fitted = match RangeFitter::new(lo, hi, c.len()) {
                 Some(mut fitter) => {
                     c.for_each_int(|row, k| prov.push(fitter.add(k, train[row])))?;
-                    fitter.finish(min_count, None)
+                    fitter.finish(min_count, max_size)
                 }
                 None => {
                     let mut fitter = Fitter::<i64>::default();
                     c.for_each_int(|row, k| prov.push(fitter.add(k, train[row])))?;
-                    fitter.finish(min_count, None)
+                    fitter.finish(min_count, max_size)
                 }
             };
             let keys = VocabKeys::Int(fitted.keys.clone());
@@ -630,7 +644,7 @@ fn fit_sparse(c: &Chunks<'_>, train: &[bool], min_count: u32) -> Result<(Vocab, 
                 });
                 prov.push(fitter.add(k, train[row]))
             })?;
-            let fitted = fitter.finish(min_count, None);
+            let fitted = fitter.finish(min_count, max_size);
             let keys = VocabKeys::Str(fitted.keys.iter().map(|s| s.to_string()).collect());
             (keys, FittedIds::of(fitted))
         }
@@ -673,6 +687,7 @@ fn fit_multi(
     c: &Chunks<'_>,
     train: &[bool],
     min_count: u32,
+    max_size: Option<usize>,
 ) -> Result<(Vocab, Vec<u32>, Vec<u32>)> {
     let mut fitter = Fitter::<KeyRef<'_>>::default();
     let mut offsets = Vec::with_capacity(c.len() + 1);
@@ -689,7 +704,7 @@ fn fit_multi(
         }
         offsets.push(prov.len() as u32);
     })?;
-    let fitted = fitter.finish(min_count, None);
+    let fitted = fitter.finish(min_count, max_size);
     let keys = match kind {
         KeyKind::Int => VocabKeys::Int(
             fitted
@@ -716,8 +731,29 @@ fn fit_multi(
     Ok((Vocab::new(keys, fitted.null), offsets, ids))
 }
 
+/// A hashed vocabulary of `buckets` and the ids of a single-valued column.
+fn hashed_ids(c: &Chunks<'_>, buckets: u32) -> Result<(Vocab, Vec<u32>)> {
+    let vocab = Vocab::hashed(buckets);
+    let mut ids = Vec::with_capacity(c.len());
+    c.for_each_key(|_, k| ids.push(vocab.id(k)))?;
+    Ok((vocab, ids))
+}
+
+/// A hashed vocabulary of `buckets`, the offsets and the ids of a list column.
+fn hashed_lists(c: &Chunks<'_>, buckets: u32) -> Result<(Vocab, Vec<u32>, Vec<u32>)> {
+    let vocab = Vocab::hashed(buckets);
+    let mut offsets = Vec::with_capacity(c.len() + 1);
+    offsets.push(0u32);
+    let mut ids = Vec::new();
+    c.for_each_list(|_, keys, range| {
+        ids.extend(range.map(|j| vocab.id(keys.get(j))));
+        offsets.push(ids.len() as u32);
+    })?;
+    Ok((vocab, offsets, ids))
+}
+
 fn check_kind(c: &Chunks<'_>, vocab: &Vocab) -> Result<()> {
-    if c.key_kind()? != vocab.kind() {
+    if !vocab.accepts(c.key_kind()?) {
         return Err(DataError::column(
             c.file,
             c.name,

@@ -26,7 +26,7 @@ use crate::normalize::NormFit;
 use crate::parquet_io::ParquetFile;
 use crate::spec::{DatasetSpec, SPEC_FILE};
 use crate::split::Split;
-use crate::vocab::{Vocab, VocabKeys};
+use crate::vocab::{Vocab, VocabCounter};
 
 /// One row group of one data file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,7 +343,9 @@ fn check_same_columns(files: &[ParquetFile]) -> Result<()> {
 
 /// The fit of one categorical feature over the units: counted, or hashed.
 enum FieldFit {
-    Counted(Counter),
+    /// Not yet seen a unit: the key kind comes from the column's type on the first one.
+    Start(u32, Option<usize>),
+    Counted(VocabCounter),
     Hashed(u32),
 }
 
@@ -351,13 +353,25 @@ impl FieldFit {
     fn new(min_count: u32, max_size: Option<usize>, hash_buckets: Option<u32>) -> Self {
         match hash_buckets {
             Some(b) => FieldFit::Hashed(b),
-            None => FieldFit::Counted(Counter::new(min_count, max_size)),
+            None => FieldFit::Start(min_count, max_size),
         }
+    }
+
+    /// The counter, started with the kind of `c` on the first unit.
+    fn counter(&mut self, c: &crate::column::Chunks<'_>) -> Result<Option<&mut VocabCounter>> {
+        if let FieldFit::Start(min_count, max_size) = *self {
+            *self =
+                FieldFit::Counted(VocabCounter::new(min_count, max_size).with_kind(c.key_kind()?));
+        }
+        Ok(match self {
+            FieldFit::Counted(counter) => Some(counter),
+            _ => None,
+        })
     }
 
     /// Counts the values of the train rows of a single-valued column.
     fn add_single(&mut self, c: &crate::column::Chunks<'_>, train: &[bool]) -> Result<()> {
-        if let FieldFit::Counted(counter) = self {
+        if let Some(counter) = self.counter(c)? {
             c.for_each_key(|row, k| {
                 if train[row] {
                     counter.add(k)
@@ -367,8 +381,12 @@ impl FieldFit {
         Ok(())
     }
 
-    /// Counts the items of the train rows of a list column.
+    /// Counts the items of the train rows of a list column (fitted as text when no item is an
+    /// integer, as the in-memory fit does).
     fn add_lists(&mut self, c: &crate::column::Chunks<'_>, train: &[bool]) -> Result<()> {
+        if let FieldFit::Start(min_count, max_size) = *self {
+            *self = FieldFit::Counted(VocabCounter::new(min_count, max_size));
+        }
         if let FieldFit::Counted(counter) = self {
             c.for_each_list(|row, keys, range| {
                 if train[row] {
@@ -384,56 +402,8 @@ impl FieldFit {
     fn finish(self) -> Vocab {
         match self {
             FieldFit::Counted(c) => c.finish(),
-            FieldFit::Hashed(b) => Vocab::new(VocabKeys::Int(Vec::new()), b == 0),
+            FieldFit::Start(..) => VocabCounter::new(1, None).finish(),
+            FieldFit::Hashed(b) => Vocab::hashed(b),
         }
-    }
-}
-
-/// Exact counts of owned values.
-struct Counter {
-    min_count: u32,
-    max_size: Option<usize>,
-    text: FxHashMap<String, u32>,
-    ints: FxHashMap<i64, u32>,
-    nulls: u32,
-}
-
-impl Counter {
-    fn new(min_count: u32, max_size: Option<usize>) -> Self {
-        Counter {
-            min_count: min_count.max(1),
-            max_size,
-            text: FxHashMap::default(),
-            ints: FxHashMap::default(),
-            nulls: 0,
-        }
-    }
-
-    fn add(&mut self, key: Option<KeyRef<'_>>) {
-        match key {
-            None => self.nulls += 1,
-            Some(KeyRef::Int(i)) => *self.ints.entry(i).or_insert(0) += 1,
-            Some(KeyRef::Str(s)) => match self.text.get_mut(s) {
-                Some(n) => *n += 1,
-                None => {
-                    self.text.insert(s.to_string(), 1);
-                }
-            },
-        }
-    }
-
-    fn finish(self) -> Vocab {
-        fn ranked<K: Ord>(counts: FxHashMap<K, u32>, min: u32, max: Option<usize>) -> Vec<K> {
-            let mut kept: Vec<(K, u32)> = counts.into_iter().filter(|(_, n)| *n >= min).collect();
-            kept.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            kept.truncate(max.unwrap_or(usize::MAX));
-            kept.into_iter().map(|(k, _)| k).collect()
-        }
-        let keys = if self.ints.is_empty() {
-            VocabKeys::Str(ranked(self.text, self.min_count, self.max_size))
-        } else {
-            VocabKeys::Int(ranked(self.ints, self.min_count, self.max_size))
-        };
-        Vocab::new(keys, self.nulls >= self.min_count)
     }
 }

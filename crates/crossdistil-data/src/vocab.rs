@@ -31,7 +31,6 @@ use serde::{Deserialize, Serialize};
 use crate::column::{KeyKind, KeyRef};
 use crate::spec::MAX_HASH_BUCKETS;
 
-#[allow(unused_imports, reason = "the API of the streaming fit")]
 pub(crate) use counter::VocabCounter;
 
 /// The out-of-vocabulary id.
@@ -371,7 +370,6 @@ impl Vocab {
 
     /// Whether a column of keys of `kind` can be encoded with this vocabulary: a fitted one
     /// takes the kind it was fitted on, a hashed one either.
-    #[cfg_attr(not(test), allow(dead_code, reason = "the kind check of encoding"))]
     pub(crate) fn accepts(&self, kind: KeyKind) -> bool {
         self.is_hashed() || self.kind() == kind
     }

@@ -17,7 +17,8 @@ use crossdistil_data::{DataSource, Dataset, DatasetSpec, dense_groups, read_colu
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 
-/// A small synthetic set in `dir`, with `f0` as the user column.
+/// A small synthetic set in `dir`, with `f0` as the user column, `f2` cut to its 20 most
+/// frequent values and `f3` hashed into 16 buckets.
 fn prepared(dir: &Path) -> DatasetSpec {
     let o = SyntheticOptions {
         rows: 3000,
@@ -30,6 +31,8 @@ fn prepared(dir: &Path) -> DatasetSpec {
     synthetic::prepare(&o, &opts(dir, 11), &|_| {}).unwrap();
     let mut spec = DatasetSpec::read(dir).unwrap();
     spec.user = Some("f0".into());
+    spec.sparse[2].max_size = Some(20);
+    spec.sparse[3].hash_buckets = Some(16);
     spec.write(dir).unwrap();
     spec
 }
@@ -102,6 +105,9 @@ fn a_folder_of_part_files_loads_like_one_file() {
     let a = Dataset::load(&one).unwrap();
     let b = Dataset::load(&parts).unwrap();
     assert_eq!(a.encoders, b.encoders);
+    assert_eq!(a.sparse[2].vocab_size, 21, "20 values and the OOV id");
+    assert!(a.encoders.sparse[3].is_hashed());
+    assert_eq!(a.sparse[3].vocab_size, 18, "16 buckets, OOV and null");
     assert_eq!(fingerprint(&a), fingerprint(&b));
 
     // The streaming fit gives the in-memory encoders, and the chunks hold the same rows.

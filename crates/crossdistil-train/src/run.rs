@@ -662,10 +662,13 @@ pub fn load_tensors_where(
     let len = u64::from_le_bytes(len);
     let size = file.metadata().map_err(|e| bad(e.to_string()))?.len();
     if len > size.saturating_sub(8) {
-        return Err(bad(format!("its header claims {len} bytes of a {size}-byte file")));
+        return Err(bad(format!(
+            "its header claims {len} bytes of a {size}-byte file"
+        )));
     }
     let mut header = vec![0u8; len as usize];
-    file.read_exact(&mut header).map_err(|e| bad(e.to_string()))?;
+    file.read_exact(&mut header)
+        .map_err(|e| bad(e.to_string()))?;
     let header: HashMap<String, serde_json::Value> =
         serde_json::from_slice(&header).map_err(|e| bad(format!("its header: {e}")))?;
     let mut out = HashMap::new();
@@ -676,7 +679,9 @@ pub fn load_tensors_where(
         let field = |k: &str| info.get(k).ok_or_else(|| bad(format!("{name} has no {k}")));
         let dtype = field("dtype")?.as_str().unwrap_or("");
         if dtype != "F32" {
-            return Err(bad(format!("{name} is {dtype}, the model's tensors are F32")));
+            return Err(bad(format!(
+                "{name} is {dtype}, the model's tensors are F32"
+            )));
         }
         let shape: Vec<usize> = serde_json::from_value(field("shape")?.clone())
             .map_err(|e| bad(format!("{name}'s shape: {e}")))?;
@@ -684,7 +689,9 @@ pub fn load_tensors_where(
             .map_err(|e| bad(format!("{name}'s offsets: {e}")))?;
         let n: usize = shape.iter().product();
         if end < begin || end - begin != 4 * n as u64 || 8 + len + end > size {
-            return Err(bad(format!("{name}'s offsets do not fit its shape or the file")));
+            return Err(bad(format!(
+                "{name}'s offsets do not fit its shape or the file"
+            )));
         }
         file.seek(SeekFrom::Start(8 + len + begin))
             .map_err(|e| bad(e.to_string()))?;

@@ -52,8 +52,6 @@
 //! Null is counted apart, exactly, and is not one of the `m` values (it gets its own id after
 //! them, as in the in-memory fit).
 
-#![cfg_attr(not(test), allow(dead_code, reason = "the API of the streaming fit"))]
-
 use rustc_hash::FxHashMap;
 
 use super::{Vocab, VocabKeys};
