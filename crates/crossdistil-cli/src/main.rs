@@ -255,6 +255,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 overwrite,
                 progress: std::io::stderr().is_terminal(),
                 stop_after_epochs: None,
+                stop_after_steps: None,
             };
             let report = crossdistil_train::fit(&data, &cfg, &out, &opts)?;
             if json {

@@ -101,6 +101,10 @@ pub struct TrainSettings {
     pub shuffle_buffer: usize,
     /// With `stream`: threads that read and decode row groups ahead of training.
     pub readers: usize,
+    /// Also commit a checkpoint every this many steps inside an epoch (the position in the
+    /// epoch is part of it, so a resumed run continues exactly); 0 commits at the end of each
+    /// epoch only. For long epochs, streamed ones above all.
+    pub checkpoint_every: usize,
 }
 
 /// The most data-parallel workers a run accepts.
@@ -138,6 +142,7 @@ impl Default for TrainSettings {
             stream: false,
             shuffle_buffer: 1_000_000,
             readers: 2,
+            checkpoint_every: 0,
         }
     }
 }

@@ -17,7 +17,8 @@ use crate::evaluate::SplitMetrics;
 use crate::optimizer::model_tensors;
 use crate::report::Report;
 use crate::run::{
-    RunDir, RunFolder, TrainState, load_tensors, read_verified_config, read_verified_encoders,
+    EpochLosses, RunDir, RunFolder, TrainState, WithinEpoch, load_tensors, read_verified_config,
+    read_verified_encoders,
 };
 use crate::run_data::{RunData, Scored};
 use crate::step::LossParts;
@@ -34,6 +35,9 @@ pub struct FitOptions {
     pub progress: bool,
     /// Stop (as if interrupted) after this many epochs in this call; used to test `--resume`.
     pub stop_after_epochs: Option<usize>,
+    /// Stop (as if interrupted) after the first commit inside an epoch that follows this many
+    /// steps of this call (`train.checkpoint_every`); used to test `--resume` inside an epoch.
+    pub stop_after_steps: Option<u64>,
 }
 
 /// A model built for a data set: the model and the data set's label columns of its tasks.
@@ -140,8 +144,15 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
                 .restore(&tensors, state.step)
                 .map_err(|e| TrainError::run(&path, format!("does not fit the model: {e}")))?;
         }
+        if let Some(w) = &state.within_epoch {
+            trainer.resume_within_epoch(w.position.clone());
+        }
         tracing::info!(
             epochs_done = state.epochs_done,
+            batches_into_epoch = state
+                .within_epoch
+                .as_ref()
+                .map_or(0, |w| w.position.batches),
             step = state.step,
             generation = folder.manifest().generation,
             "resuming {}",
@@ -173,7 +184,11 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
         parts: EpochParts::new(tasks.len()),
         epoch_start: Instant::now(),
         epochs_this_call: 0,
+        steps_this_call: 0,
+        resumed: None,
+        epoch_batches: 0,
     };
+    hooks.resumed = hooks.state.within_epoch.clone();
     if !hooks.state.stopped_early {
         let first = hooks.state.epochs_done;
         trainer.fit(source.as_ref(), first..t.epochs.max(first), &mut hooks)?;
@@ -226,6 +241,11 @@ struct RunHooks<'a> {
     parts: EpochParts,
     epoch_start: Instant,
     epochs_this_call: usize,
+    steps_this_call: u64,
+    /// The epoch in progress that this call resumes, consumed by its first `before_epoch`.
+    resumed: Option<WithinEpoch>,
+    /// Batches trained in the current epoch.
+    epoch_batches: u64,
 }
 
 impl Hooks for RunHooks<'_> {
@@ -235,6 +255,13 @@ impl Hooks for RunHooks<'_> {
         self.epoch_start = Instant::now();
         self.parts = EpochParts::new(trainer.model().n_tasks());
         self.guard.start_epoch(self.batches);
+        self.epoch_batches = 0;
+        if let Some(w) = self.resumed.take() {
+            self.parts = w.losses;
+            self.guard.restore_recent(w.recent_losses, w.recent_sum);
+            self.epoch_batches = w.position.batches;
+            self.bar.inc(w.position.batches);
+        }
         Ok(())
     }
 
@@ -251,6 +278,8 @@ impl Hooks for RunHooks<'_> {
         self.guard.observe(loss.total, state.step)?;
         state.early_loss = self.guard.early();
         state.rows_seen += batch.size() as u64;
+        self.epoch_batches += 1;
+        self.steps_this_call += 1;
         self.bar.inc(1);
         self.bar.set_message(format!(
             "loss {:.4}  {:.0} rows/s",
@@ -267,12 +296,19 @@ impl Hooks for RunHooks<'_> {
                 return Ok(Control::Stop);
             }
         }
+        if t.checkpoint_every > 0
+            && state.step.is_multiple_of(t.checkpoint_every as u64)
+            && (self.epoch_batches as usize) < self.batches
+        {
+            self.commit_within_epoch(trainer)?;
+        }
         Ok(Control::Continue)
     }
 
     fn after_epoch(&mut self, trainer: &mut Trainer, epoch: usize) -> Result<Control> {
         self.bar.finish_and_clear();
         self.state.epochs_done += 1;
+        self.state.within_epoch = None;
         self.epochs_this_call += 1;
         let v = self.validations;
         if self.refit_calibrators && trainer.model().has_teachers() {
@@ -310,6 +346,35 @@ impl Hooks for RunHooks<'_> {
         } else {
             Control::Continue
         })
+    }
+}
+
+impl RunHooks<'_> {
+    /// Commits the run inside an epoch: the state with where the epoch stands, and a last
+    /// checkpoint.
+    fn commit_within_epoch(&mut self, trainer: &Trainer) -> Result<()> {
+        let v = self.validations;
+        let (recent_losses, recent_sum) = self.guard.recent();
+        self.state.within_epoch = Some(WithinEpoch {
+            position: trainer.position(self.epoch_batches),
+            losses: self.parts.clone(),
+            recent_losses,
+            recent_sum,
+        });
+        self.state.train_seconds = v.seconds_before + v.started.elapsed().as_secs_f64();
+        self.folder
+            .commit(&self.state, Some(&trainer.checkpoint()?))?;
+        if self
+            .opts
+            .stop_after_steps
+            .is_some_and(|n| self.steps_this_call >= n)
+        {
+            return Err(TrainError::run(
+                self.out,
+                format!("stopped after {} steps as asked", self.steps_this_call),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -360,20 +425,12 @@ fn refit_calibrators(model: &MultiTaskModel, scored: &Scored, tasks: &[usize]) -
     Ok(())
 }
 
-/// Sums of the loss parts over an epoch.
-struct EpochParts {
-    n: usize,
-    total: f64,
-    bce: f64,
-    kd: f64,
-    rank: f64,
-    cal: f64,
-    kd_gap: Vec<f64>,
-}
+/// Sums of the loss parts over an epoch (saved in a commit inside an epoch).
+type EpochParts = EpochLosses;
 
-impl EpochParts {
+impl EpochLosses {
     fn new(tasks: usize) -> Self {
-        EpochParts {
+        EpochLosses {
             n: 0,
             total: 0.0,
             bce: 0.0,

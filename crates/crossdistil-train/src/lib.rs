@@ -58,11 +58,13 @@ pub use output::{OpenRun, check_scores_path, open_run, open_run_with};
 pub use predict::{Predictions, predict, predict_all, predict_all_on};
 pub use report::Report;
 pub use run::{
-    RunDir, TrainState, load_tensors, load_tensors_where, load_weights_only, save_tensors,
+    EpochLosses, RunDir, TrainState, WithinEpoch, load_tensors, load_tensors_where,
+    load_weights_only, save_tensors,
 };
 pub use run_data::{RunData, Scored};
 pub use step::{Gradients, LossParts, label_rows};
 pub use stream::{StreamedRows, read_ahead};
 pub use trainer::{
-    BatchSource, BoxedBatches, Control, Hooks, ShuffledRows, Trainer, stream_seed, worker_rngs,
+    BatchSource, BoxedBatches, Control, EpochPosition, Hooks, ShuffledRows, Trainer, stream_seed,
+    worker_rngs,
 };

@@ -109,6 +109,42 @@ pub struct TrainState {
     /// (`crate::divergence`).
     #[serde(default)]
     pub early_loss: Option<f64>,
+    /// Set when the commit was taken inside an epoch (`train.checkpoint_every`): where the
+    /// epoch stands, so that a resumed run continues it exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_epoch: Option<WithinEpoch>,
+}
+
+/// An epoch in progress, as a commit inside it records it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WithinEpoch {
+    /// The batches trained and the workers' random streams.
+    pub position: crate::trainer::EpochPosition,
+    /// The sums of the loss parts over those batches (for the epoch's means in metrics.csv).
+    pub losses: EpochLosses,
+    /// The divergence guard's window of recent losses and their running sum.
+    pub recent_losses: Vec<f64>,
+    /// The running sum of `recent_losses`, as the guard keeps it.
+    pub recent_sum: f64,
+}
+
+/// Sums of the loss parts over the steps of an epoch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochLosses {
+    /// Steps summed.
+    pub n: usize,
+    /// The weighted objective.
+    pub total: f64,
+    /// Its binary cross-entropy part.
+    pub bce: f64,
+    /// Its distillation part.
+    pub kd: f64,
+    /// Its ranking part.
+    pub rank: f64,
+    /// Its calibration part.
+    pub cal: f64,
+    /// The size of the distillation gradient per task.
+    pub kd_gap: Vec<f64>,
 }
 
 /// The paths of a run folder.
@@ -389,15 +425,6 @@ impl RunFolder {
             .as_ref()
             .or(self.manifest.best.as_ref())
             .map(|e| load_verified_weights(&self.run, e))
-            .transpose()
-    }
-
-    /// Reads the best checkpoint (written since the last commit, else the committed one).
-    pub fn load_best(&self) -> Result<Option<HashMap<String, Tensor>>> {
-        self.pending_best
-            .as_ref()
-            .or(self.manifest.best.as_ref())
-            .map(|e| load_verified(&self.run, e))
             .transpose()
     }
 

@@ -6,7 +6,7 @@
 //! asked for ([`read_ahead`]). At most `2 * readers` chunks are in flight.
 //!
 //! Shuffling ([`StreamedRows`]): epoch `e` reads the units in a seeded order
-//! (`stream_seed(seed, e, 2)`), or in file order when the buffer holds the whole split. It keeps
+//! (`stream_seed(seed, e, 3)`), or in file order when the buffer holds the whole split. It keeps
 //! the rows of its split, fills the buffer with whole units until it holds `shuffle_buffer`
 //! rows, shuffles them (fill 0 with `stream_seed(seed, e, 1)`, the in-memory path's stream) and
 //! cuts full batches; the rows short of a full batch go to the front of the next fill, so only
@@ -124,7 +124,7 @@ impl StreamedRows {
             .collect();
         if self.rows() > self.buffer_rows {
             units.shuffle(&mut ChaCha8Rng::seed_from_u64(stream_seed(
-                self.seed, epoch, 2,
+                self.seed, epoch, 3,
             )));
         }
         units

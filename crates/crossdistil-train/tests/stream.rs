@@ -229,3 +229,64 @@ fn streamed_eval_and_predict_match_the_loaded_ones_and_write_one_file_per_part()
         .write_scores(&folder, Some(Split::Test), true)
         .unwrap();
 }
+
+#[test]
+fn a_run_resumed_inside_an_epoch_ends_with_the_uninterrupted_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, parts) = data(tmp.path());
+    // ~25 batches an epoch, a commit every 7 steps; dropout and CrossDistil's ranking loss
+    // draw from the workers' streams, which the commit must carry.
+    let extra = "checkpoint_every = 7\nworkers = 2";
+    for (name, stream) in [
+        ("memory", ""),
+        ("stream", "\nstream = true\nshuffle_buffer = 900"),
+    ] {
+        let text = CONFIG.replace("[train]\n", &format!("[train]\n{extra}{stream}\n"))
+            + "[distill]\nmode = \"crossdistil\"\n";
+        let cfg = RunConfig::from_toml(&text).unwrap();
+        let whole = fit(
+            &parts,
+            &cfg,
+            &tmp.path().join(format!("{name}-whole")),
+            &quiet(),
+        )
+        .unwrap();
+        let run = tmp.path().join(format!("{name}-cut"));
+        let mut stops = 0;
+        let mut opts = FitOptions {
+            stop_after_steps: Some(10),
+            ..quiet()
+        };
+        let resumed = loop {
+            match fit(&parts, &cfg, &run, &opts) {
+                Ok(report) => break report,
+                Err(e) => assert!(e.to_string().contains("as asked"), "{e}"),
+            }
+            stops += 1;
+            opts.resume = true;
+            assert!(stops < 20, "{name}: the run never finished");
+        };
+        assert!(stops >= 5, "{name}: stopped {stops} times, inside epochs");
+        assert_eq!(resumed.valid, whole.valid, "{name}");
+        assert_eq!(resumed.test, whole.test, "{name}");
+        assert_eq!(resumed.steps, whole.steps, "{name}");
+        let metrics = |r: &str| {
+            std::fs::read_to_string(tmp.path().join(r).join("metrics.csv"))
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    l.split(',')
+                        .enumerate()
+                        .filter(|(i, _)| *i != 2)
+                        .map(|(_, c)| c.to_string())
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            metrics(&format!("{name}-cut")),
+            metrics(&format!("{name}-whole")),
+            "{name}: metrics.csv, seconds aside"
+        );
+    }
+}
