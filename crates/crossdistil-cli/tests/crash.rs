@@ -12,8 +12,8 @@ use crossdistil_train::ABORT_POINTS;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// Several epochs, validations within them (`eval_every`), some improving and some not, and
-/// early stopping within the last epoch.
+/// Several epochs, validations within them (`eval_every`), some improving and some not, commits
+/// inside them (`checkpoint_every`), and early stopping within the last epoch.
 const CONFIG: &str = r#"
 [model]
 embedding_dim = 4
@@ -28,6 +28,7 @@ epochs = 4
 batch_size = 64
 lr = 0.05
 eval_every = 7
+checkpoint_every = 5
 patience = 2
 seed = 7
 "#;

@@ -54,6 +54,17 @@ impl DivergenceGuard {
         self.early
     }
 
+    /// The window of recent losses and their running sum, to be saved inside an epoch.
+    pub fn recent(&self) -> (Vec<f64>, f64) {
+        (self.recent.iter().copied().collect(), self.recent_sum)
+    }
+
+    /// Restores a window saved by [`DivergenceGuard::recent`] (after `start_epoch`).
+    pub fn restore_recent(&mut self, losses: Vec<f64>, sum: f64) {
+        self.recent = losses.into_iter().collect();
+        self.recent_sum = sum;
+    }
+
     /// Starts an epoch of `steps` steps: the recent window is emptied.
     pub fn start_epoch(&mut self, steps: usize) {
         self.recent.clear();

@@ -157,6 +157,20 @@ pub struct Trainer {
     n_labels: usize,
     weights: Vec<f32>,
     rngs: Vec<ChaCha8Rng>,
+    /// Where the next epoch resumes, when a run is resumed inside an epoch.
+    resume: Option<EpochPosition>,
+}
+
+/// A place inside an epoch: the batches already trained, and the position of each worker's
+/// random stream after them (ChaCha8 word positions, as two halves `[high, low]`). A run
+/// resumed there skips those batches and continues the streams where they were, so it trains
+/// what the uninterrupted run trained.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EpochPosition {
+    /// Batches of the epoch already trained.
+    pub batches: u64,
+    /// Each worker's random stream position, `[high 64 bits, low 64 bits]` of the word position.
+    pub rng_words: Vec<[u64; 2]>,
 }
 
 impl Trainer {
@@ -173,7 +187,30 @@ impl Trainer {
             cfg: cfg.clone(),
             tasks,
             n_labels,
+            resume: None,
         }
+    }
+
+    /// Where the trainer stands after `batches` batches of the current epoch.
+    pub fn position(&self, batches: u64) -> EpochPosition {
+        EpochPosition {
+            batches,
+            rng_words: self
+                .rngs
+                .iter()
+                .map(|r| {
+                    let w = r.get_word_pos();
+                    [(w >> 64) as u64, w as u64]
+                })
+                .collect(),
+        }
+    }
+
+    /// Makes the next epoch [`Trainer::run_epoch`] runs start at `position` (taken by
+    /// [`Trainer::position`] in the same epoch of an earlier run): its first batches are skipped
+    /// and the workers' random streams continue from where they were.
+    pub fn resume_within_epoch(&mut self, position: EpochPosition) {
+        self.resume = Some(position);
     }
 
     /// The model.
@@ -247,7 +284,8 @@ impl Trainer {
     }
 
     /// One epoch: every batch of `source.epoch(epoch)`, each assembled on a second thread while
-    /// the previous one trains, with the hooks around them.
+    /// the previous one trains, with the hooks around them (after
+    /// [`Trainer::resume_within_epoch`], from the position it was given).
     pub fn run_epoch(
         &mut self,
         source: &dyn BatchSource,
@@ -255,9 +293,16 @@ impl Trainer {
         hooks: &mut dyn Hooks,
     ) -> Result<Control> {
         self.start_epoch(epoch);
+        let mut skip = 0;
+        if let Some(p) = self.resume.take() {
+            for (rng, w) in self.rngs.iter_mut().zip(&p.rng_words) {
+                rng.set_word_pos((u128::from(w[0]) << 64) | u128::from(w[1]));
+            }
+            skip = p.batches as usize;
+        }
         hooks.before_epoch(self, epoch)?;
         let mut control = Control::Continue;
-        for_each_prefetched(source.epoch(epoch)?, |batch| {
+        for_each_prefetched(source.epoch(epoch)?.skip(skip), |batch| {
             let loss = self.step(&batch)?;
             control = hooks.after_step(self, &batch, &loss)?;
             Ok(control == Control::Continue)

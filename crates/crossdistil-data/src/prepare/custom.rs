@@ -343,6 +343,8 @@ fn chunk_of<'a>(
 ) -> Chunks<'a> {
     Chunks {
         file,
+        // Rows in errors count from the batch; the caller moves them on to the file's row.
+        first_row: 0,
         name: names.iter().find(|n| **n == name).copied().unwrap_or("?"),
         arrays: vec![batch.column_by_name(name).expect("projected").as_ref()],
     }
