@@ -18,6 +18,6 @@ pub(crate) fn build(a: &ChildArgs, ds: &Dataset) -> anyhow::Result<(RunConfig, B
             *v = big;
         }
     }
-    let built = build_model_for(&cfg, ds, &schema)?;
+    let built = build_model_for(&cfg, &ds.spec, &schema)?;
     Ok((cfg, built))
 }

@@ -81,13 +81,18 @@ enum Command {
         /// The split to evaluate.
         #[arg(long, default_value = "test")]
         split: Split,
+        /// Read the data a row group at a time (bounded memory), as a run trained with
+        /// `train.stream = true` always does.
+        #[arg(long)]
+        stream: bool,
         /// Print the metrics as JSON instead of a table.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
         threads: Threads,
     },
-    /// Write one probability column per task (with row_id and split) to a Parquet file.
+    /// Write one probability column per task (with row_id and split) to a Parquet file, or,
+    /// for data streamed from several part files, to a folder of one scores file per part.
     Predict {
         /// A run folder written by `crossdistil train`.
         #[arg(long)]
@@ -95,12 +100,17 @@ enum Command {
         /// A prepared data set folder; its features are matched to the run's by name.
         #[arg(long)]
         data: PathBuf,
-        /// The scores file to write (Parquet).
+        /// The scores file to write (Parquet); a folder when the data is streamed from several
+        /// part files (one scores file per part, under the part's name).
         #[arg(long)]
         out: PathBuf,
         /// Only the rows of this split (default: every row).
         #[arg(long)]
         split: Option<Split>,
+        /// Read the data a row group at a time (bounded memory), as a run trained with
+        /// `train.stream = true` always does.
+        #[arg(long)]
+        stream: bool,
         /// Replace --out if it exists.
         #[arg(long)]
         overwrite: bool,
@@ -258,10 +268,11 @@ fn run(command: Command) -> anyhow::Result<()> {
             run,
             data,
             split,
+            stream,
             json,
             ..
         } => {
-            let opened = crossdistil_train::open_run(&run, &data)?;
+            let opened = crossdistil_train::open_run_with(&run, &data, stream)?;
             let metrics = opened.evaluate(split)?;
             let path = run.join(format!("eval-{split}.json"));
             let text = serde_json::to_string_pretty(&metrics)?;
@@ -286,18 +297,17 @@ fn run(command: Command) -> anyhow::Result<()> {
             out,
             split,
             overwrite,
+            stream,
             ..
         } => {
-            crossdistil_train::check_scores_path(&out, overwrite)?;
-            let opened = crossdistil_train::open_run(&run, &data)?;
-            let rows: Vec<u32> = match split {
-                Some(s) => opened.ds.split_rows(s),
-                None => (0..opened.ds.rows() as u32).collect(),
-            };
-            opened.write_scores(&out, &rows, overwrite)?;
+            if !out.is_dir() {
+                crossdistil_train::check_scores_path(&out, overwrite)?;
+            }
+            let opened = crossdistil_train::open_run_with(&run, &data, stream)?;
+            let rows = opened.write_scores(&out, split, overwrite)?;
             println!(
                 "wrote {} rows x {} tasks to {}",
-                rows.len(),
+                rows,
                 opened.trained.task_names.len(),
                 out.display()
             );

@@ -69,6 +69,14 @@ pub enum Order {
     Shuffled(u64),
 }
 
+/// `rows` in the order of a seeded ChaCha8 shuffle: what [`Order::Shuffled`]`(seed)` visits. The
+/// permutation depends on the seed and the number of rows only, not on their values.
+pub fn shuffled(rows: &[u32], seed: u64) -> Vec<u32> {
+    let mut order = rows.to_vec();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    order
+}
+
 /// The batches of one pass over `rows`: an iterator of `Batch`.
 pub struct Batches<'a> {
     ds: &'a Dataset,
@@ -80,10 +88,10 @@ pub struct Batches<'a> {
 impl<'a> Batches<'a> {
     /// Batches of `batch_size` rows (the last one may be smaller).
     pub fn new(ds: &'a Dataset, rows: &[u32], batch_size: usize, order: Order) -> Self {
-        let mut order_rows = rows.to_vec();
-        if let Order::Shuffled(seed) = order {
-            order_rows.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-        }
+        let order_rows = match order {
+            Order::Sequential => rows.to_vec(),
+            Order::Shuffled(seed) => shuffled(rows, seed),
+        };
         Batches {
             ds,
             order: order_rows,

@@ -16,6 +16,8 @@ use crate::error::{DataError, Result};
 /// One column as the Arrow arrays of consecutive record batches.
 pub(crate) struct Chunks<'a> {
     pub file: &'a Path,
+    /// The 0-based row of the file where these chunks start (errors name the file's row).
+    pub first_row: usize,
     pub name: &'a str,
     pub arrays: Vec<&'a dyn Array>,
 }
@@ -69,7 +71,7 @@ impl<'a> Chunks<'a> {
     }
 
     fn cell_error(&self, row0: usize, message: impl Into<String>) -> DataError {
-        DataError::cell(self.file, self.name, row0 + 1, message)
+        DataError::cell(self.file, self.name, self.first_row + row0 + 1, message)
     }
 
     /// Calls `f(row, value)` for every row, `row` 0-based, with every numeric type read as f64.

@@ -69,7 +69,7 @@ pub struct LabelColumn {
 /// What is fitted on the train split: one vocabulary per sparse and multi-valued field and the
 /// statistics of every dense feature, with the features' names. Saved with a model so that new
 /// data is encoded the same way; [`Dataset::load_with`] matches the features by name.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Encoders {
     /// One vocabulary per single-valued categorical feature, in the order of [`Dataset::sparse`].
     pub sparse: Vec<Vocab>,
@@ -162,6 +162,138 @@ impl Dataset {
         self.spec.data_path(&self.dir)
     }
 
+    /// The rows of `parts` one after the other, as one data set (the chunks of a streamed set
+    /// in a shuffle buffer, for one). The folder, spec and encoders are the first part's; the
+    /// parts must have the same columns (chunks of one [`DataSource`](crate::DataSource)).
+    /// An empty list gives an empty data set.
+    pub fn concat<'a>(parts: impl IntoIterator<Item = &'a Dataset>) -> Dataset {
+        let mut parts = parts.into_iter();
+        let Some(first) = parts.next() else {
+            return Dataset::empty_like_default();
+        };
+        let mut out = first.clone();
+        for p in parts {
+            out.append(p);
+        }
+        out
+    }
+
+    /// Appends the rows of `other`, which has the same columns.
+    pub fn append(&mut self, other: &Dataset) {
+        self.row_ids.extend_from_slice(&other.row_ids);
+        self.splits.extend_from_slice(&other.splits);
+        for (a, b) in self.sparse.iter_mut().zip(&other.sparse) {
+            a.ids.extend_from_slice(&b.ids);
+            a.nulls += b.nulls;
+        }
+        for (a, b) in self.multi.iter_mut().zip(&other.multi) {
+            let base = a.ids.len() as u32;
+            a.ids.extend_from_slice(&b.ids);
+            a.offsets.extend(b.offsets[1..].iter().map(|&o| base + o));
+            a.nulls += b.nulls;
+        }
+        for (a, b) in self.dense.iter_mut().zip(&other.dense) {
+            a.values.extend_from_slice(&b.values);
+        }
+        for (a, b) in self.labels.iter_mut().zip(&other.labels) {
+            a.values.extend_from_slice(&b.values);
+        }
+        match (&mut self.users, &other.users) {
+            (Some(a), Some(b)) => a.extend_from_slice(b),
+            (a, _) => *a = None,
+        }
+    }
+
+    /// The rows `rows` (indices into this data set), in that order, as a data set of their own
+    /// with the same spec and encoders. Null counts are those of the selected rows.
+    pub fn select(&self, rows: &[u32]) -> Dataset {
+        let pick = |v: &[u32]| rows.iter().map(|&r| v[r as usize]).collect::<Vec<_>>();
+        Dataset {
+            dir: self.dir.clone(),
+            spec: self.spec.clone(),
+            encoders: self.encoders.clone(),
+            row_ids: rows.iter().map(|&r| self.row_ids[r as usize]).collect(),
+            splits: rows.iter().map(|&r| self.splits[r as usize]).collect(),
+            sparse: self
+                .sparse
+                .iter()
+                .map(|c| SparseColumn {
+                    name: c.name.clone(),
+                    ids: pick(&c.ids),
+                    vocab_size: c.vocab_size,
+                    nulls: 0,
+                })
+                .collect(),
+            multi: self
+                .multi
+                .iter()
+                .map(|c| {
+                    let mut offsets = Vec::with_capacity(rows.len() + 1);
+                    offsets.push(0u32);
+                    let mut ids = Vec::new();
+                    for &r in rows {
+                        let (lo, hi) = (c.offsets[r as usize], c.offsets[r as usize + 1]);
+                        ids.extend_from_slice(&c.ids[lo as usize..hi as usize]);
+                        offsets.push(ids.len() as u32);
+                    }
+                    MultiColumn {
+                        name: c.name.clone(),
+                        offsets,
+                        ids,
+                        vocab_size: c.vocab_size,
+                        nulls: 0,
+                    }
+                })
+                .collect(),
+            dense: self
+                .dense
+                .iter()
+                .map(|c| DenseColumn {
+                    name: c.name.clone(),
+                    values: rows.iter().map(|&r| c.values[r as usize]).collect(),
+                })
+                .collect(),
+            labels: self
+                .labels
+                .iter()
+                .map(|c| LabelColumn {
+                    name: c.name.clone(),
+                    values: rows.iter().map(|&r| c.values[r as usize]).collect(),
+                })
+                .collect(),
+            users: self.users.as_ref().map(|u| pick(u)),
+        }
+    }
+
+    fn empty_like_default() -> Dataset {
+        Dataset {
+            dir: PathBuf::new(),
+            spec: DatasetSpec {
+                name: String::new(),
+                source: String::new(),
+                data: String::new(),
+                row_id: String::new(),
+                split: String::new(),
+                user: None,
+                labels: vec![],
+                sparse: vec![],
+                multi: vec![],
+                dense: vec![],
+                extra: vec![],
+                footer_crc32: None,
+                parts: vec![],
+            },
+            encoders: Encoders::default(),
+            row_ids: vec![],
+            splits: vec![],
+            sparse: vec![],
+            multi: vec![],
+            dense: vec![],
+            labels: vec![],
+            users: None,
+        }
+    }
+
     /// Number of distinct users (groups), if any.
     pub fn n_users(&self) -> Option<usize> {
         self.users
@@ -172,32 +304,70 @@ impl Dataset {
 
 fn load(dir: &Path, fitted: Option<&Encoders>) -> Result<Dataset> {
     let mut spec = DatasetSpec::read(dir)?;
-    let path = spec.data_path(dir);
     if let Some(enc) = fitted {
         let counts = [enc.sparse.len(), enc.multi.len(), enc.dense.len()];
         align(&mut spec, &enc.names, counts, &dir.join(SPEC_FILE))?;
     }
     let started = std::time::Instant::now();
-    if let Some(expected) = spec.footer_crc32 {
-        check_footer(&path, expected)?;
-    }
-    let batches = read_columns_named(&path, &spec.input_columns(), SPEC_FILE)?;
-    let read_seconds = started.elapsed().as_secs_f64();
+    let files = spec.data_files(dir)?;
+    let ds = if files.len() == 1 {
+        let path = files[0].path.clone();
+        if let Some(expected) = files[0].footer_crc32 {
+            check_footer(&path, expected)?;
+        }
+        let batches = read_columns_named(&path, &spec.input_columns(), SPEC_FILE)?;
+        let mut ds = encode(dir, spec, &path, 0, &batches, fitted)?;
+        if let Some(e) = fitted {
+            ds.encoders = e.clone();
+        }
+        ds
+    } else {
+        let source = crate::source::DataSource::with_spec(dir, spec)?;
+        let fitted_now;
+        let encoders = match fitted {
+            Some(e) => e,
+            None => {
+                fitted_now = source.fit_encoders()?;
+                &fitted_now
+            }
+        };
+        source.load_all(encoders)?
+    };
+    check_splits_and_labels(&ds, &ds.data_path())?;
+    tracing::debug!(
+        rows = ds.rows(),
+        seconds = started.elapsed().as_secs_f64(),
+        "loaded {}",
+        ds.data_path().display()
+    );
+    Ok(ds)
+}
 
-    let splits = parse_splits(&chunks(&path, &batches, &spec.split))?;
+/// Encodes the columns of `batches` (rows `first_row..` of the data file `path`, whose errors
+/// name it): with `fitted`, by those encoders; without, by encoders fitted on the train rows of
+/// `batches`.
+pub(crate) fn encode(
+    dir: &Path,
+    spec: DatasetSpec,
+    path: &Path,
+    first_row: usize,
+    batches: &[arrow_array::RecordBatch],
+    fitted: Option<&Encoders>,
+) -> Result<Dataset> {
+    let splits = parse_splits(&chunks(path, first_row, batches, &spec.split))?;
     let n = splits.len();
     let train: Vec<bool> = splits.iter().map(|&s| s == Split::Train).collect();
 
     let (row_ids_labels, ((dense, sparse), (multi, users))) = rayon::join(
         || -> Result<_> {
-            let row_ids = chunks(&path, &batches, &spec.row_id).row_ids()?;
+            let row_ids = chunks(path, first_row, batches, &spec.row_id).row_ids()?;
             let labels = spec
                 .labels
                 .par_iter()
                 .map(|l| {
                     Ok(LabelColumn {
                         name: l.name.clone(),
-                        values: chunks(&path, &batches, &l.name).labels()?,
+                        values: chunks(path, first_row, batches, &l.name).labels()?,
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -212,7 +382,7 @@ fn load(dir: &Path, fitted: Option<&Encoders>) -> Result<Dataset> {
                                 .par_iter()
                                 .enumerate()
                                 .map(|(i, d)| {
-                                    let raw = chunks(&path, &batches, &d.name).dense()?;
+                                    let raw = chunks(path, first_row, batches, &d.name).dense()?;
                                     let stats = match fitted {
                                         Some(e) => e.dense[i],
                                         None => NormStats::fit(
@@ -234,25 +404,34 @@ fn load(dir: &Path, fitted: Option<&Encoders>) -> Result<Dataset> {
                                 })
                                 .collect()
                         },
-                        || -> Result<Vec<(SparseColumn, Vocab)>> {
+                        || -> Result<Vec<(SparseColumn, Option<Vocab>)>> {
                             spec.sparse
                                 .par_iter()
                                 .enumerate()
                                 .map(|(i, s)| {
-                                    let c = chunks(&path, &batches, &s.name);
-                                    let (vocab, ids) = match fitted {
+                                    let c = chunks(path, first_row, batches, &s.name);
+                                    let (size, ids, vocab) = match fitted {
                                         Some(e) => {
-                                            let vocab = check_kind(&c, e.sparse[i].clone())?;
+                                            let vocab = &e.sparse[i];
+                                            check_kind(&c, vocab)?;
                                             let mut ids = Vec::with_capacity(n);
                                             c.for_each_key(|_, k| ids.push(vocab.id(k)))?;
-                                            (vocab, ids)
+                                            (vocab.size(), ids, None)
                                         }
-                                        None => fit_sparse(&c, &train, s.min_count)?,
+                                        None => {
+                                            let (vocab, ids) = match s.hash_buckets {
+                                                Some(b) => hashed_ids(&c, b)?,
+                                                None => {
+                                                    fit_sparse(&c, &train, s.min_count, s.max_size)?
+                                                }
+                                            };
+                                            (vocab.size(), ids, Some(vocab))
+                                        }
                                     };
                                     let col = SparseColumn {
                                         name: s.name.clone(),
                                         ids,
-                                        vocab_size: vocab.size(),
+                                        vocab_size: size,
                                         nulls: c.null_count(),
                                     };
                                     Ok((col, vocab))
@@ -263,15 +442,15 @@ fn load(dir: &Path, fitted: Option<&Encoders>) -> Result<Dataset> {
                 },
                 || {
                     rayon::join(
-                        || -> Result<Vec<(MultiColumn, Vocab)>> {
+                        || -> Result<Vec<(MultiColumn, Option<Vocab>)>> {
                             spec.multi
                                 .par_iter()
                                 .enumerate()
                                 .map(|(i, m)| {
-                                    let c = chunks(&path, &batches, &m.name);
-                                    let (vocab, offsets, ids) = match fitted {
+                                    let c = chunks(path, first_row, batches, &m.name);
+                                    let (size, offsets, ids, vocab) = match fitted {
                                         Some(e) => {
-                                            let vocab = e.multi[i].clone();
+                                            let vocab = &e.multi[i];
                                             let mut offsets = Vec::with_capacity(n + 1);
                                             offsets.push(0u32);
                                             let mut ids = Vec::new();
@@ -279,15 +458,23 @@ fn load(dir: &Path, fitted: Option<&Encoders>) -> Result<Dataset> {
                                                 ids.extend(range.map(|j| vocab.id(keys.get(j))));
                                                 offsets.push(ids.len() as u32);
                                             })?;
-                                            (vocab, offsets, ids)
+                                            (vocab.size(), offsets, ids, None)
                                         }
-                                        None => fit_multi(&c, &train, m.min_count)?,
+                                        None => {
+                                            let (vocab, offsets, ids) = match m.hash_buckets {
+                                                Some(b) => hashed_lists(&c, b)?,
+                                                None => {
+                                                    fit_multi(&c, &train, m.min_count, m.max_size)?
+                                                }
+                                            };
+                                            (vocab.size(), offsets, ids, Some(vocab))
+                                        }
                                     };
                                     let col = MultiColumn {
                                         name: m.name.clone(),
                                         offsets,
                                         ids,
-                                        vocab_size: vocab.size(),
+                                        vocab_size: size,
                                         nulls: c.list_item_nulls()?,
                                     };
                                     Ok((col, vocab))
@@ -298,9 +485,9 @@ fn load(dir: &Path, fitted: Option<&Encoders>) -> Result<Dataset> {
                             let Some(user) = &spec.user else {
                                 return Ok(None);
                             };
-                            let c = chunks(&path, &batches, user);
+                            let c = chunks(path, first_row, batches, user);
                             let everyone = vec![true; n];
-                            Ok(Some(fit_sparse(&c, &everyone, 1)?.1))
+                            Ok(Some(fit_sparse(&c, &everyone, 1, None)?.1))
                         },
                     )
                 },
@@ -313,14 +500,19 @@ fn load(dir: &Path, fitted: Option<&Encoders>) -> Result<Dataset> {
     let (multi, multi_vocabs): (Vec<_>, Vec<_>) = multi?.into_iter().unzip();
     let users = users?;
 
-    let ds = Dataset {
-        dir: dir.to_path_buf(),
-        encoders: Encoders {
-            sparse: sparse_vocabs,
-            multi: multi_vocabs,
+    // With `fitted`, the caller keeps the encoders (a chunk of a streamed set holds none).
+    let encoders = match fitted {
+        Some(_) => Encoders::default(),
+        None => Encoders {
+            sparse: sparse_vocabs.into_iter().flatten().collect(),
+            multi: multi_vocabs.into_iter().flatten().collect(),
             dense: dense_stats,
             names: FeatureNames::of(&spec),
         },
+    };
+    Ok(Dataset {
+        dir: dir.to_path_buf(),
+        encoders,
         spec,
         row_ids,
         splits,
@@ -329,20 +521,11 @@ fn load(dir: &Path, fitted: Option<&Encoders>) -> Result<Dataset> {
         dense,
         labels,
         users,
-    };
-    check_splits_and_labels(&ds, &path)?;
-    tracing::debug!(
-        rows = n,
-        read_seconds,
-        total_seconds = started.elapsed().as_secs_f64(),
-        "loaded {}",
-        path.display()
-    );
-    Ok(ds)
+    })
 }
 
 /// Checks the data file's footer against the checksum `prepare` wrote into `dataset.toml`.
-fn check_footer(path: &Path, expected: u32) -> Result<()> {
+pub(crate) fn check_footer(path: &Path, expected: u32) -> Result<()> {
     match crate::checksum::check_footer(path, expected) {
         Ok(()) => Ok(()),
         Err(FooterError::Open(e)) => Err(DataError::io(path, "cannot open", e)),
@@ -361,13 +544,15 @@ fn check_footer(path: &Path, expected: u32) -> Result<()> {
     }
 }
 
-fn chunks<'a>(
+pub(crate) fn chunks<'a>(
     path: &'a Path,
+    first_row: usize,
     batches: &'a [arrow_array::RecordBatch],
     name: &'a str,
 ) -> Chunks<'a> {
     Chunks {
         file: path,
+        first_row,
         name,
         arrays: batches
             .iter()
@@ -376,7 +561,7 @@ fn chunks<'a>(
     }
 }
 
-fn parse_splits(c: &Chunks<'_>) -> Result<Vec<Split>> {
+pub(crate) fn parse_splits(c: &Chunks<'_>) -> Result<Vec<Split>> {
     let mut out = Vec::with_capacity(c.len());
     let mut bad: Option<DataError> = None;
     c.for_each_key(|row, k| {
@@ -390,7 +575,7 @@ fn parse_splits(c: &Chunks<'_>) -> Result<Vec<Split>> {
                     bad = Some(DataError::cell(
                         c.file,
                         c.name,
-                        row + 1,
+                        c.first_row + row + 1,
                         format!("`{}` is not train, valid or test", echo(s)),
                     ))
                 }
@@ -399,7 +584,7 @@ fn parse_splits(c: &Chunks<'_>) -> Result<Vec<Split>> {
                 bad = Some(DataError::cell(
                     c.file,
                     c.name,
-                    row + 1,
+                    c.first_row + row + 1,
                     format!("`{i}` is not train, valid or test"),
                 ))
             }
@@ -407,7 +592,7 @@ fn parse_splits(c: &Chunks<'_>) -> Result<Vec<Split>> {
                 bad = Some(DataError::cell(
                     c.file,
                     c.name,
-                    row + 1,
+                    c.first_row + row + 1,
                     "split is missing (null)",
                 ))
             }
@@ -420,7 +605,12 @@ fn parse_splits(c: &Chunks<'_>) -> Result<Vec<Split>> {
 }
 
 /// Fits a vocabulary on the train rows and encodes every row, in one pass over the column.
-fn fit_sparse(c: &Chunks<'_>, train: &[bool], min_count: u32) -> Result<(Vocab, Vec<u32>)> {
+fn fit_sparse(
+    c: &Chunks<'_>,
+    train: &[bool],
+    min_count: u32,
+    max_size: Option<usize>,
+) -> Result<(Vocab, Vec<u32>)> {
     let mut prov = Vec::with_capacity(c.len());
     let (keys, fitted) = match c.key_kind()? {
         KeyKind::Int => {
@@ -434,12 +624,12 @@ fn fit_sparse(c: &Chunks<'_>, train: &[bool], min_count: u32) -> Result<(Vocab, 
             let fitted = match RangeFitter::new(lo, hi, c.len()) {
                 Some(mut fitter) => {
                     c.for_each_int(|row, k| prov.push(fitter.add(k, train[row])))?;
-                    fitter.finish(min_count)
+                    fitter.finish(min_count, max_size)
                 }
                 None => {
                     let mut fitter = Fitter::<i64>::default();
                     c.for_each_int(|row, k| prov.push(fitter.add(k, train[row])))?;
-                    fitter.finish(min_count)
+                    fitter.finish(min_count, max_size)
                 }
             };
             let keys = VocabKeys::Int(fitted.keys.clone());
@@ -454,7 +644,7 @@ fn fit_sparse(c: &Chunks<'_>, train: &[bool], min_count: u32) -> Result<(Vocab, 
                 });
                 prov.push(fitter.add(k, train[row]))
             })?;
-            let fitted = fitter.finish(min_count);
+            let fitted = fitter.finish(min_count, max_size);
             let keys = VocabKeys::Str(fitted.keys.iter().map(|s| s.to_string()).collect());
             (keys, FittedIds::of(fitted))
         }
@@ -497,6 +687,7 @@ fn fit_multi(
     c: &Chunks<'_>,
     train: &[bool],
     min_count: u32,
+    max_size: Option<usize>,
 ) -> Result<(Vocab, Vec<u32>, Vec<u32>)> {
     let mut fitter = Fitter::<KeyRef<'_>>::default();
     let mut offsets = Vec::with_capacity(c.len() + 1);
@@ -513,7 +704,7 @@ fn fit_multi(
         }
         offsets.push(prov.len() as u32);
     })?;
-    let fitted = fitter.finish(min_count);
+    let fitted = fitter.finish(min_count, max_size);
     let keys = match kind {
         KeyKind::Int => VocabKeys::Int(
             fitted
@@ -540,15 +731,36 @@ fn fit_multi(
     Ok((Vocab::new(keys, fitted.null), offsets, ids))
 }
 
-fn check_kind(c: &Chunks<'_>, vocab: Vocab) -> Result<Vocab> {
-    if c.key_kind()? != vocab.kind() {
+/// A hashed vocabulary of `buckets` and the ids of a single-valued column.
+fn hashed_ids(c: &Chunks<'_>, buckets: u32) -> Result<(Vocab, Vec<u32>)> {
+    let vocab = Vocab::hashed(buckets);
+    let mut ids = Vec::with_capacity(c.len());
+    c.for_each_key(|_, k| ids.push(vocab.id(k)))?;
+    Ok((vocab, ids))
+}
+
+/// A hashed vocabulary of `buckets`, the offsets and the ids of a list column.
+fn hashed_lists(c: &Chunks<'_>, buckets: u32) -> Result<(Vocab, Vec<u32>, Vec<u32>)> {
+    let vocab = Vocab::hashed(buckets);
+    let mut offsets = Vec::with_capacity(c.len() + 1);
+    offsets.push(0u32);
+    let mut ids = Vec::new();
+    c.for_each_list(|_, keys, range| {
+        ids.extend(range.map(|j| vocab.id(keys.get(j))));
+        offsets.push(ids.len() as u32);
+    })?;
+    Ok((vocab, offsets, ids))
+}
+
+fn check_kind(c: &Chunks<'_>, vocab: &Vocab) -> Result<()> {
+    if !vocab.accepts(c.key_kind()?) {
         return Err(DataError::column(
             c.file,
             c.name,
             "holds text where the fitted vocabulary holds integers, or the other way round",
         ));
     }
-    Ok(vocab)
+    Ok(())
 }
 
 /// Every split has rows; every task has both classes in train.

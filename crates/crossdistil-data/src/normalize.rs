@@ -28,40 +28,11 @@ pub(crate) fn signed_log1p(x: f64) -> f64 {
 impl NormStats {
     /// Fits on `values` (the train rows). A constant feature gets `std = 1` so it maps to 0.
     pub fn fit(norm: Norm, values: impl Iterator<Item = f32>) -> Self {
-        let (mut n, mut sum, mut sq) = (0usize, 0.0f64, 0.0f64);
-        let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
+        let mut acc = NormFit::new(norm);
         for v in values {
-            let x = v as f64;
-            min = min.min(x);
-            max = max.max(x);
-            let t = if norm == Norm::LogStandard {
-                signed_log1p(x)
-            } else {
-                x
-            };
-            n += 1;
-            sum += t;
-            sq += t * t;
+            acc.add(v);
         }
-        if n == 0 {
-            return NormStats {
-                norm,
-                mean: 0.0,
-                std: 1.0,
-                min: 0.0,
-                max: 1.0,
-            };
-        }
-        let mean = sum / n as f64;
-        let var = (sq / n as f64 - mean * mean).max(0.0);
-        let std = if var.sqrt() > 1e-12 { var.sqrt() } else { 1.0 };
-        NormStats {
-            norm,
-            mean,
-            std,
-            min,
-            max,
-        }
+        acc.finish()
     }
 
     /// The normalised value.
@@ -82,6 +53,79 @@ impl NormStats {
             Norm::None => x,
         };
         y as f32
+    }
+}
+
+/// The sums of a fit of [`NormStats`], fed one train value at a time (over the chunks of a
+/// streamed data set): the same values in the same order give the same bits as
+/// [`NormStats::fit`], which runs on it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NormFit {
+    norm: Norm,
+    n: usize,
+    sum: f64,
+    sq: f64,
+    min: f64,
+    max: f64,
+}
+
+impl NormFit {
+    pub(crate) fn new(norm: Norm) -> Self {
+        NormFit {
+            norm,
+            n: 0,
+            sum: 0.0,
+            sq: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+
+    /// Counts one train value.
+    #[inline]
+    pub(crate) fn add(&mut self, v: f32) {
+        let x = v as f64;
+        self.min = self.min.min(x);
+        self.max = self.max.max(x);
+        let t = if self.norm == Norm::LogStandard {
+            signed_log1p(x)
+        } else {
+            x
+        };
+        self.n += 1;
+        self.sum += t;
+        self.sq += t * t;
+    }
+
+    /// The statistics; a constant feature gets `std = 1`, and no value at all the identity.
+    pub(crate) fn finish(self) -> NormStats {
+        let NormFit {
+            norm,
+            n,
+            sum,
+            sq,
+            min,
+            max,
+        } = self;
+        if n == 0 {
+            return NormStats {
+                norm,
+                mean: 0.0,
+                std: 1.0,
+                min: 0.0,
+                max: 1.0,
+            };
+        }
+        let mean = sum / n as f64;
+        let var = (sq / n as f64 - mean * mean).max(0.0);
+        let std = if var.sqrt() > 1e-12 { var.sqrt() } else { 1.0 };
+        NormStats {
+            norm,
+            mean,
+            std,
+            min,
+            max,
+        }
     }
 }
 

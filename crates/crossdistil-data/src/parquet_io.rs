@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
 use parquet::arrow::ProjectionMask;
@@ -41,33 +41,86 @@ pub(crate) fn read_columns_named(
     columns: &[&str],
     named_in: &str,
 ) -> Result<Vec<RecordBatch>> {
-    let file = File::open(path).map_err(|e| DataError::io(path, "cannot open", e))?;
-    let meta = guard(path, None, || {
-        ArrowReaderMetadata::load(&file, ArrowReaderOptions::default()).map_err(|e| {
-            DataError::file(
-                path,
-                format!("not a readable Parquet file (truncated or corrupt?): {e}"),
-            )
-        })
-    })?;
-    let roots = root_indices(path, &meta, columns, named_in)?;
-    let crcs = stored_crcs(path, &meta)?;
-    let mask = ProjectionMask::roots(meta.parquet_schema(), roots.iter().copied());
-    let groups = meta.metadata().num_row_groups();
-    let parts: Vec<Result<Vec<RecordBatch>>> = (0..groups)
+    let file = ParquetFile::open(path, columns, named_in)?;
+    let parts: Vec<Result<Vec<RecordBatch>>> = (0..file.row_groups())
         .into_par_iter()
-        .map(|g| {
-            if let Some(crcs) = &crcs {
-                verify_group(path, &meta, &roots, g, &crcs[g])?;
-            }
-            guard(path, Some(g), || decode_group(path, &meta, &mask, g))
-        })
+        .map(|g| file.read_group(g))
         .collect();
     let mut batches = Vec::new();
     for p in parts {
         batches.extend(p?);
     }
     Ok(batches)
+}
+
+/// A Parquet file opened for reading some of its columns row group by row group: its parsed
+/// footer, the projection of the columns, and the canonical writer's checksums when it has them.
+#[derive(Clone)]
+pub(crate) struct ParquetFile {
+    pub(crate) path: PathBuf,
+    meta: ArrowReaderMetadata,
+    roots: Vec<usize>,
+    mask: ProjectionMask,
+    crcs: Option<Vec<Vec<u32>>>,
+}
+
+impl ParquetFile {
+    /// Parses the footer of `path` and finds `columns` in it (see [`read_columns_named`] for
+    /// `named_in` and the errors).
+    pub(crate) fn open(path: &Path, columns: &[&str], named_in: &str) -> Result<Self> {
+        let file = File::open(path).map_err(|e| DataError::io(path, "cannot open", e))?;
+        let meta = guard(path, None, || {
+            ArrowReaderMetadata::load(&file, ArrowReaderOptions::default()).map_err(|e| {
+                DataError::file(
+                    path,
+                    format!("not a readable Parquet file (truncated or corrupt?): {e}"),
+                )
+            })
+        })?;
+        let roots = root_indices(path, &meta, columns, named_in)?;
+        let crcs = stored_crcs(path, &meta)?;
+        let mask = ProjectionMask::roots(meta.parquet_schema(), roots.iter().copied());
+        Ok(ParquetFile {
+            path: path.to_path_buf(),
+            meta,
+            roots,
+            mask,
+            crcs,
+        })
+    }
+
+    /// The number of row groups.
+    pub(crate) fn row_groups(&self) -> usize {
+        self.meta.metadata().num_row_groups()
+    }
+
+    /// The number of rows of row group `g`.
+    pub(crate) fn group_rows(&self, g: usize) -> usize {
+        self.meta.metadata().row_group(g).num_rows() as usize
+    }
+
+    /// The Arrow type of every projected column, by name, in the order asked for.
+    pub(crate) fn column_types(&self) -> Vec<(String, arrow_schema::DataType)> {
+        self.roots
+            .iter()
+            .map(|&r| {
+                let f = self.meta.schema().field(r);
+                (f.name().clone(), f.data_type().clone())
+            })
+            .collect()
+    }
+
+    /// The projected columns of row group `g`, after its checksums are verified (when the file
+    /// has them). A panic of the reader on corrupt data becomes an error naming the row group.
+    pub(crate) fn read_group(&self, g: usize) -> Result<Vec<RecordBatch>> {
+        let path = self.path.as_path();
+        if let Some(crcs) = &self.crcs {
+            verify_group(path, &self.meta, &self.roots, g, &crcs[g])?;
+        }
+        guard(path, Some(g), || {
+            decode_group(path, &self.meta, &self.mask, g)
+        })
+    }
 }
 
 /// Runs `f`, turning a panic into an error naming the file (and the 0-based row group `group`).

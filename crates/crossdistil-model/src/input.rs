@@ -103,6 +103,15 @@ impl FeatureInput {
         &self.tables
     }
 
+    /// Frees the tables' row-wise optimiser state (moments or sums, twice the weights for
+    /// Adam): a model that only scores from now on, or that is about to load a checkpoint's
+    /// weights, does not need it. The next optimiser step starts the state again.
+    pub fn clear_optimizer_state(&mut self) {
+        for t in &mut self.tables {
+            t.state = crate::sparse_optim::OptimState::Empty;
+        }
+    }
+
     /// Builds the input of `batch` on `device`.
     pub fn gather(&self, batch: &Batch, device: &Device) -> Result<Gathered> {
         let b = batch.size();

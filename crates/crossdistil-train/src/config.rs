@@ -22,7 +22,7 @@
 use std::path::Path;
 
 use crossdistil_core::ConfigError;
-use crossdistil_data::Dataset;
+use crossdistil_data::DatasetSpec;
 use crossdistil_loss::DistillConfig;
 use crossdistil_model::{ModelConfig, SparseOptimConfig};
 use serde::{Deserialize, Serialize};
@@ -92,6 +92,15 @@ pub struct TrainSettings {
     /// Stop the run as diverged when the mean loss of recent steps exceeds this factor times
     /// the mean loss of the first steps (see `crate::divergence`); 0 turns the check off.
     pub divergence_factor: f64,
+    /// Read the data a row group at a time instead of loading it (see `crate::stream`):
+    /// memory is set by `shuffle_buffer`, not by the number of rows.
+    pub stream: bool,
+    /// With `stream`: rows of the train split shuffled together. Each epoch fills the buffer
+    /// with row groups in a seeded order, shuffles it and trains on it, then fills it again;
+    /// a buffer at least as large as the train split gives the batches of the in-memory path.
+    pub shuffle_buffer: usize,
+    /// With `stream`: threads that read and decode row groups ahead of training.
+    pub readers: usize,
 }
 
 /// The most data-parallel workers a run accepts.
@@ -100,6 +109,10 @@ pub const MAX_WORKERS: usize = 1024;
 pub const MAX_BATCH: usize = 1 << 24;
 /// The most `epochs` a run accepts.
 pub const MAX_EPOCHS: usize = 1_000_000;
+/// The largest `shuffle_buffer` a run accepts, in rows.
+pub const MAX_SHUFFLE_BUFFER: usize = 1 << 32;
+/// The most `readers` a run accepts.
+pub const MAX_READERS: usize = 64;
 
 impl Default for TrainSettings {
     fn default() -> Self {
@@ -122,6 +135,9 @@ impl Default for TrainSettings {
             eval_every: 0,
             workers: 1,
             divergence_factor: 10.0,
+            stream: false,
+            shuffle_buffer: 1_000_000,
+            readers: 2,
         }
     }
 }
@@ -215,6 +231,8 @@ impl TrainSettings {
                 format!("{}; each worker needs rows of a batch", e.problem),
             )
         })?;
+        count("shuffle_buffer", self.shuffle_buffer, MAX_SHUFFLE_BUFFER)?;
+        count("readers", self.readers, MAX_READERS)?;
         rate("lr", self.lr)?;
         if let Some(lr) = self.embedding_lr {
             rate("embedding_lr", lr)?;
@@ -322,8 +340,8 @@ impl RunConfig {
     }
 
     /// The data set's label indices of the configured tasks, in order.
-    pub fn task_indices(&self, ds: &Dataset) -> Result<Vec<usize>> {
-        let names = ds.spec.task_names();
+    pub fn task_indices(&self, spec: &DatasetSpec) -> Result<Vec<usize>> {
+        let names = spec.task_names();
         if self.tasks.is_empty() {
             return Ok((0..names.len()).collect());
         }
@@ -336,7 +354,7 @@ impl RunConfig {
                         "tasks",
                         format!(
                             "names `{t}`, which data set `{}` lacks (its tasks: {})",
-                            ds.spec.name,
+                            spec.name,
                             names.join(", ")
                         ),
                     )

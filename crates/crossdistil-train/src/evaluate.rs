@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crossdistil_data::Dataset;
+use crossdistil_data::{Dataset, dense_groups};
 use crossdistil_metrics as m;
 use serde::{Deserialize, Serialize};
 
@@ -70,27 +70,42 @@ pub fn evaluate(
     tasks: &[usize],
     pred: &Predictions,
 ) -> Result<SplitMetrics, m::MetricError> {
-    let probs = &pred.student;
-    let labels: Vec<Vec<u8>> = tasks
+    let labels: Vec<Vec<u8>> = ds
+        .labels
         .iter()
-        .map(|&t| {
-            rows.iter()
-                .map(|&r| ds.labels[t].values[r as usize])
-                .collect()
-        })
+        .map(|l| rows.iter().map(|&r| l.values[r as usize]).collect())
         .collect();
-    let label_refs: Vec<&[u8]> = labels.iter().map(Vec::as_slice).collect();
     let groups: Option<Vec<u32>> = ds
         .users
         .as_ref()
-        .map(|u| rows.iter().map(|&r| u[r as usize]).collect());
+        .map(|u| dense_groups(rows.iter().map(|&r| u[r as usize] as u64)));
+    let names: Vec<String> = ds.labels.iter().map(|l| l.name.clone()).collect();
+    metrics_of(&names, tasks, &labels, groups.as_deref(), pred)
+}
+
+/// The metrics of predictions `pred` of tasks `tasks` (label indices), given every label
+/// column over the predicted rows (`labels[label][row]`, named `names[label]`) and the rows'
+/// groups for GAUC when there are users. GAUC sums over the groups in the order of their
+/// numbers: groups numbered in order of first appearance
+/// ([`dense_groups`](crossdistil_data::dense_groups)) give the same bits however the rows
+/// were read.
+pub fn metrics_of(
+    names: &[String],
+    tasks: &[usize],
+    labels: &[Vec<u8>],
+    groups: Option<&[u32]>,
+    pred: &Predictions,
+) -> Result<SplitMetrics, m::MetricError> {
+    let probs = &pred.student;
+    let labels: Vec<&Vec<u8>> = tasks.iter().map(|&t| &labels[t]).collect();
+    let label_refs: Vec<&[u8]> = labels.iter().map(|v| v.as_slice()).collect();
     let n_classes = 1u32 << tasks.len();
     let mut out = BTreeMap::new();
     let mut aucs = Vec::new();
     for (k, &t) in tasks.iter().enumerate() {
         let (p, y) = (&probs[k], &labels[k]);
         let auc = m::auc(p, y)?;
-        let g = match &groups {
+        let g = match groups {
             Some(g) => Some(m::gauc(p, y, g)?),
             None => None,
         };
@@ -120,7 +135,7 @@ pub fn evaluate(
             metrics.calibrated_teacher_bins = c.map(|c| c.bins);
         }
         aucs.push(auc.unwrap_or(0.5));
-        out.insert(ds.labels[t].name.clone(), metrics);
+        out.insert(names[t].clone(), metrics);
     }
     let mean_auc = aucs.iter().sum::<f64>() / aucs.len().max(1) as f64;
     Ok(SplitMetrics {

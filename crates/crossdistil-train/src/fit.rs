@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use candle_core::Tensor;
-use crossdistil_data::{Batch, Dataset, InputSchema, Split};
+use crossdistil_data::{Batch, Dataset, DatasetSpec, InputSchema, Split};
 use crossdistil_loss::{CalibratorFit, fit_platt};
 use crossdistil_model::MultiTaskModel;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -13,15 +13,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::config::{RunConfig, TrainSettings};
 use crate::divergence::{DivergenceGuard, check_parameters};
 use crate::error::{Result, TrainError};
-use crate::evaluate::{SplitMetrics, evaluate_model};
+use crate::evaluate::SplitMetrics;
 use crate::optimizer::model_tensors;
-use crate::predict::{Predictions, predict_all_on};
 use crate::report::Report;
 use crate::run::{
     RunDir, RunFolder, TrainState, load_tensors, read_verified_config, read_verified_encoders,
 };
+use crate::run_data::{RunData, Scored};
 use crate::step::LossParts;
-use crate::trainer::{BatchSource, Control, Hooks, ShuffledRows, Trainer};
+use crate::trainer::{Control, Hooks, Trainer};
 
 /// How to run the loop.
 #[derive(Debug, Clone, Default)]
@@ -48,14 +48,18 @@ pub struct BuiltModel {
 
 /// Builds the model a configuration describes, for a loaded data set.
 pub fn build_model(cfg: &RunConfig, ds: &Dataset) -> Result<BuiltModel> {
-    build_model_for(cfg, ds, &ds.input_schema())
+    build_model_for(cfg, &ds.spec, &ds.input_schema())
 }
 
-/// [`build_model`] with the features of `schema` instead of the data set's own (larger tables,
-/// for instance).
-pub fn build_model_for(cfg: &RunConfig, ds: &Dataset, schema: &InputSchema) -> Result<BuiltModel> {
-    let tasks = cfg.task_indices(ds)?;
-    let task_names = tasks.iter().map(|&t| ds.labels[t].name.clone()).collect();
+/// [`build_model`] for the data set of `spec` with the features of `schema` (a streamed data
+/// set's, or larger tables than the data set's own, for instance).
+pub fn build_model_for(
+    cfg: &RunConfig,
+    spec: &DatasetSpec,
+    schema: &InputSchema,
+) -> Result<BuiltModel> {
+    let tasks = cfg.task_indices(spec)?;
+    let task_names = tasks.iter().map(|&t| spec.labels[t].name.clone()).collect();
     let mut model = MultiTaskModel::new(&cfg.model, schema, tasks.len(), cfg.train.seed)?;
     if cfg.distill.needs_teachers() {
         model = model.with_teachers(&cfg.model.teacher, cfg.train.seed)?;
@@ -111,22 +115,19 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
         }
         None => (cfg.clone(), None),
     };
-    let ds = match &saved_encoders {
-        Some(encoders) => Dataset::load_with(data_dir, encoders)?,
-        None => Dataset::load(data_dir)?,
-    };
+    let data = RunData::open(data_dir, &cfg.train, saved_encoders.as_ref())?;
     let BuiltModel {
         model,
         tasks,
         task_names,
-    } = build_model(&cfg, &ds)?;
+    } = build_model_for(&cfg, data.spec(), &data.input_schema())?;
     let mut resolved = cfg.clone();
     resolved.tasks = task_names.clone();
     let t = &cfg.train;
-    let mut trainer = Trainer::new(model, &cfg, tasks.clone(), ds.tasks());
+    let mut trainer = Trainer::new(model, &cfg, tasks.clone(), data.spec().labels.len());
     let folder = match (folder.take(), new_lock) {
         (Some(f), _) => f,
-        (None, Some(lock)) => RunFolder::create(lock, out, &resolved, &ds.encoders)?,
+        (None, Some(lock)) => RunFolder::create(lock, out, &resolved, data.encoders())?,
         (None, None) => unreachable!("a folder is either resumed or created"),
     };
     let state = folder.manifest().state.clone();
@@ -148,19 +149,17 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
         );
     }
 
-    let valid_rows = ds.split_rows(Split::Valid);
     let header = metrics_header(&task_names, trainer.model().has_teachers());
     let validations = Validations {
         header: &header,
         task_names: &task_names,
-        ds: &ds,
-        rows: &valid_rows,
+        data: &data,
         tasks: &tasks,
         cfg: t,
         started: Instant::now(),
         seconds_before: state.train_seconds,
     };
-    let source = ShuffledRows::new(&ds, ds.split_rows(Split::Train), t.batch_size, t.seed);
+    let source = data.train_batches(t)?;
     let mut hooks = RunHooks {
         guard: DivergenceGuard::new(t.divergence_factor, state.early_loss),
         folder,
@@ -177,7 +176,7 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
     };
     if !hooks.state.stopped_early {
         let first = hooks.state.epochs_done;
-        trainer.fit(&source, first..t.epochs.max(first), &mut hooks)?;
+        trainer.fit(source.as_ref(), first..t.epochs.max(first), &mut hooks)?;
     }
     let RunHooks {
         mut folder, state, ..
@@ -194,16 +193,18 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
             "training ended without a validation, so without a best model",
         )
     })?;
-    let tensors = folder
-        .load_best()?
-        .expect("the manifest names a best checkpoint");
+    // The trainer's optimiser state is dropped before the best weights are read, one tensor
+    // at a time: the reload does not raise the peak memory of training.
     let mut model = trainer.into_model();
+    model.input_mut().clear_optimizer_state();
+    let tensors = folder
+        .load_best_weights()?
+        .expect("the manifest names a best checkpoint");
     set_weights(&mut model, &tensors, &run.dir.join(&best.file))?;
     drop(tensors);
-    let test_rows = ds.split_rows(Split::Test);
-    let valid = validations.metrics(&model, &valid_rows)?;
-    let test = validations.metrics(&model, &test_rows)?;
-    let report = Report::new(&ds, &resolved, &task_names, valid, test, &state);
+    let valid = validations.metrics(&model, Split::Valid)?;
+    let test = validations.metrics(&model, Split::Test)?;
+    let report = Report::new(data.dir(), &resolved, &task_names, valid, test, &state);
     folder.finish(&report)?;
     Ok(report)
 }
@@ -275,8 +276,8 @@ impl Hooks for RunHooks<'_> {
         self.epochs_this_call += 1;
         let v = self.validations;
         if self.refit_calibrators && trainer.model().has_teachers() {
-            let pred = v.predict(trainer.model(), v.rows)?;
-            refit_calibrators(trainer.model(), v.ds, v.rows, v.tasks, &pred)?;
+            let scored = v.score(trainer.model())?;
+            refit_calibrators(trainer.model(), &scored, v.tasks)?;
         }
         let m = v.run(
             &mut self.folder,
@@ -345,23 +346,14 @@ fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) -> ProgressBa
     bar
 }
 
-/// Refits every calibrator by maximum-likelihood Platt scaling on the teacher scores of `rows`
-/// (in `pred`, the model's predictions for `rows`).
-fn refit_calibrators(
-    model: &MultiTaskModel,
-    ds: &Dataset,
-    rows: &[u32],
-    tasks: &[usize],
-    pred: &Predictions,
-) -> Result<()> {
-    let Some(scores) = &pred.teacher else {
+/// Refits every calibrator by maximum-likelihood Platt scaling on the teacher scores and labels
+/// of the validation rows (`scored`).
+fn refit_calibrators(model: &MultiTaskModel, scored: &Scored, tasks: &[usize]) -> Result<()> {
+    let Some(scores) = &scored.pred.teacher else {
         return Ok(());
     };
     for (k, &t) in tasks.iter().enumerate() {
-        let y: Vec<f32> = rows
-            .iter()
-            .map(|&r| ds.labels[t].values[r as usize] as f32)
-            .collect();
+        let y: Vec<f32> = scored.labels[t].iter().map(|&v| v as f32).collect();
         let (p, q) = fit_platt(&scores[k], &y);
         model.calibrators()[k].set(p, q)?;
     }
@@ -447,13 +439,12 @@ fn metrics_header(tasks: &[String], teachers: bool) -> Vec<String> {
     h
 }
 
-/// What an evaluation during and after training needs besides the model: the data, where a
-/// validation is recorded, and the validation rows.
+/// What an evaluation during and after training needs besides the model: the data, and where
+/// a validation is recorded.
 struct Validations<'a> {
     header: &'a [String],
     task_names: &'a [String],
-    ds: &'a Dataset,
-    rows: &'a [u32],
+    data: &'a RunData,
     tasks: &'a [usize],
     cfg: &'a TrainSettings,
     /// When this call of `fit` started, and the training seconds of the calls before it.
@@ -462,23 +453,18 @@ struct Validations<'a> {
 }
 
 impl Validations<'_> {
-    /// The model's predictions for `rows`, on the workers' threads.
-    fn predict(&self, model: &MultiTaskModel, rows: &[u32]) -> Result<Predictions> {
+    /// The model's predictions for the validation rows, on the workers' threads.
+    fn score(&self, model: &MultiTaskModel) -> Result<Scored> {
         let t = self.cfg;
-        predict_all_on(model, self.ds, rows, t.eval_batch_size, t.workers)
+        self.data
+            .score(model, Some(Split::Valid), t.eval_batch_size, t.workers)
     }
 
-    /// The model's metrics on `rows`.
-    fn metrics(&self, model: &MultiTaskModel, rows: &[u32]) -> Result<SplitMetrics> {
+    /// The model's metrics on `split`.
+    fn metrics(&self, model: &MultiTaskModel, split: Split) -> Result<SplitMetrics> {
         let t = self.cfg;
-        evaluate_model(
-            model,
-            self.ds,
-            rows,
-            self.tasks,
-            t.eval_batch_size,
-            t.workers,
-        )
+        self.data
+            .evaluate(model, split, self.tasks, t.eval_batch_size, t.workers)
     }
 
     /// Validates `model`, updates the training time, and [`record`]s the result (metrics.csv,
@@ -494,7 +480,7 @@ impl Validations<'_> {
         let t = self.cfg;
         let model = trainer.model();
         check_parameters(model, state.step)?;
-        let m = self.metrics(model, self.rows)?;
+        let m = self.metrics(model, Split::Valid)?;
         state.train_seconds = self.seconds_before + self.started.elapsed().as_secs_f64();
         record(
             folder,

@@ -32,15 +32,21 @@ mod predict;
 mod prefetch;
 mod report;
 mod run;
+mod run_data;
 mod step;
+mod stream;
 mod trainer;
 
 pub use alloc::{peak_rss_bytes, tune_allocator};
-pub use config::{MAX_BATCH, MAX_EPOCHS, MAX_WORKERS, RunConfig, TrainSettings};
+pub use config::{
+    MAX_BATCH, MAX_EPOCHS, MAX_READERS, MAX_SHUFFLE_BUFFER, MAX_WORKERS, RunConfig, TrainSettings,
+};
 pub use crossdistil_core::{Batch, InputSchema};
 pub use divergence::check_parameters;
 pub use error::{Result, TrainError};
-pub use evaluate::{ECE_BINS, SplitMetrics, TaskMetrics, evaluate, evaluate_model, metrics_table};
+pub use evaluate::{
+    ECE_BINS, SplitMetrics, TaskMetrics, evaluate, evaluate_model, metrics_of, metrics_table,
+};
 pub use fit::{
     BuiltModel, FitOptions, build_model, build_model_for, fit, load_weights, set_weights,
 };
@@ -48,11 +54,15 @@ pub use lock::RunLock;
 pub use manifest::ABORT_POINTS;
 pub use optim::{Adam, AdamParams, OptimizerKind};
 pub use optimizer::{Optimizer, OptimizerSettings};
-pub use output::{OpenRun, check_scores_path, open_run};
+pub use output::{OpenRun, check_scores_path, open_run, open_run_with};
 pub use predict::{Predictions, predict, predict_all, predict_all_on};
 pub use report::Report;
-pub use run::{RunDir, TrainState, load_tensors, save_tensors};
+pub use run::{
+    RunDir, TrainState, load_tensors, load_tensors_where, load_weights_only, save_tensors,
+};
+pub use run_data::{RunData, Scored};
 pub use step::{Gradients, LossParts, label_rows};
+pub use stream::{StreamedRows, read_ahead};
 pub use trainer::{
     BatchSource, BoxedBatches, Control, Hooks, ShuffledRows, Trainer, stream_seed, worker_rngs,
 };

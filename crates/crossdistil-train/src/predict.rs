@@ -46,8 +46,9 @@ pub fn predict_all(
     predict_all_on(model, ds, rows, batch_size, 1)
 }
 
-/// [`predict_all`] on `threads` threads, each over a contiguous run of `rows` (the model is
-/// shared, read-only). The predictions come back in `rows` order.
+/// [`predict_all`] on `threads` threads, each over a contiguous run of whole batches of `rows`
+/// (the model is shared, read-only). The batches are `rows` cut every `batch_size` rows,
+/// whatever the number of threads. The predictions come back in `rows` order.
 pub fn predict_all_on(
     model: &MultiTaskModel,
     ds: &Dataset,
@@ -55,11 +56,16 @@ pub fn predict_all_on(
     batch_size: usize,
     threads: usize,
 ) -> Result<Predictions> {
-    let threads = threads.clamp(1, rows.len().max(1));
+    let batch_size = batch_size.max(1);
+    let batches = rows.len().div_ceil(batch_size);
+    let threads = threads.clamp(1, batches.max(1));
     let (student, teacher) = if threads == 1 {
         raw_scores(model, ds, rows, batch_size)?
     } else {
-        let per = rows.len().div_ceil(threads);
+        // Each thread takes a run of whole batches: the batches are those of one thread, so
+        // the scores do not depend on the number of threads, nor on how the rows were cut
+        // before (a streamed data set scores the same rows in the same batches).
+        let per = batches.div_ceil(threads) * batch_size;
         let mut parts: Vec<(&[u32], Option<RawScores>)> =
             rows.chunks(per).map(|part| (part, None)).collect();
         for_each_balanced(

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crossdistil_data::Dataset;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
@@ -46,7 +45,7 @@ pub struct Report {
 impl Report {
     /// The report of a finished run: the final `valid` and `test` metrics, and the state `s`.
     pub fn new(
-        ds: &Dataset,
+        data: &Path,
         cfg: &RunConfig,
         tasks: &[String],
         valid: SplitMetrics,
@@ -54,7 +53,7 @@ impl Report {
         s: &TrainState,
     ) -> Self {
         Report {
-            data: ds.dir.display().to_string(),
+            data: data.display().to_string(),
             tasks: tasks.to_vec(),
             valid_mean_auc: valid.mean_auc,
             test_mean_auc: test.mean_auc,

@@ -233,7 +233,14 @@ pub fn read_verified_encoders(run: &RunDir, m: &Manifest) -> Result<Encoders> {
     run.read_encoders()
 }
 
-/// Loads a checkpoint that `m` references, after checking its size and checksum.
+/// The weights of a checkpoint that a manifest references ([`load_weights_only`]), after
+/// checking its size and checksum.
+pub fn load_verified_weights(run: &RunDir, e: &FileEntry) -> Result<HashMap<String, Tensor>> {
+    let path = verify(&run.dir, e)?;
+    load_weights_only(&path)
+}
+
+/// Checks the checkpoint `e` against the manifest and reads it.
 pub fn load_verified(run: &RunDir, e: &FileEntry) -> Result<HashMap<String, Tensor>> {
     let path = verify(&run.dir, e)?;
     load_tensors(&path)
@@ -375,7 +382,17 @@ impl RunFolder {
             .transpose()
     }
 
-    /// The best checkpoint the next commit will reference, checked.
+    /// The weights of the best checkpoint the next commit will reference, checked
+    /// ([`load_weights_only`]).
+    pub fn load_best_weights(&self) -> Result<Option<HashMap<String, Tensor>>> {
+        self.pending_best
+            .as_ref()
+            .or(self.manifest.best.as_ref())
+            .map(|e| load_verified_weights(&self.run, e))
+            .transpose()
+    }
+
+    /// Reads the best checkpoint (written since the last commit, else the committed one).
     pub fn load_best(&self) -> Result<Option<HashMap<String, Tensor>>> {
         self.pending_best
             .as_ref()
@@ -631,6 +648,81 @@ pub fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()
 }
 
 /// Loads a safetensors checkpoint.
+/// The tensors of the safetensors file at `path` whose names pass `keep`, each read on its
+/// own from the file (never the whole file in memory). F32 only, as every tensor of a model.
+pub fn load_tensors_where(
+    path: &Path,
+    keep: impl Fn(&str) -> bool,
+) -> Result<HashMap<String, Tensor>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let bad = |m: String| TrainError::run(path, format!("cannot read checkpoint: {m}"));
+    let mut file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).map_err(|e| bad(e.to_string()))?;
+    let len = u64::from_le_bytes(len);
+    let size = file.metadata().map_err(|e| bad(e.to_string()))?.len();
+    if len > size.saturating_sub(8) {
+        return Err(bad(format!(
+            "its header claims {len} bytes of a {size}-byte file"
+        )));
+    }
+    let mut header = vec![0u8; len as usize];
+    file.read_exact(&mut header)
+        .map_err(|e| bad(e.to_string()))?;
+    let header: HashMap<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("its header: {e}")))?;
+    let mut out = HashMap::new();
+    for (name, info) in &header {
+        if name == "__metadata__" || !keep(name) {
+            continue;
+        }
+        let field = |k: &str| info.get(k).ok_or_else(|| bad(format!("{name} has no {k}")));
+        let dtype = field("dtype")?.as_str().unwrap_or("");
+        if dtype != "F32" {
+            return Err(bad(format!(
+                "{name} is {dtype}, the model's tensors are F32"
+            )));
+        }
+        let shape: Vec<usize> = serde_json::from_value(field("shape")?.clone())
+            .map_err(|e| bad(format!("{name}'s shape: {e}")))?;
+        let [begin, end]: [u64; 2] = serde_json::from_value(field("data_offsets")?.clone())
+            .map_err(|e| bad(format!("{name}'s offsets: {e}")))?;
+        let n: usize = shape.iter().product();
+        if end < begin || end - begin != 4 * n as u64 || 8 + len + end > size {
+            return Err(bad(format!(
+                "{name}'s offsets do not fit its shape or the file"
+            )));
+        }
+        file.seek(SeekFrom::Start(8 + len + begin))
+            .map_err(|e| bad(e.to_string()))?;
+        let mut values = vec![0f32; n];
+        let mut bytes = [0u8; 4096];
+        for chunk in values.chunks_mut(1024) {
+            let b = &mut bytes[..4 * chunk.len()];
+            file.read_exact(b).map_err(|e| bad(e.to_string()))?;
+            for (v, x) in chunk.iter_mut().zip(b.chunks_exact(4)) {
+                *v = f32::from_le_bytes([x[0], x[1], x[2], x[3]]);
+            }
+        }
+        let t = Tensor::from_vec(values, shape, &Device::Cpu).map_err(|e| bad(e.to_string()))?;
+        out.insert(name.clone(), t);
+    }
+    Ok(out)
+}
+
+/// The tensors of a checkpoint that a model scores with: its weights, without the dense
+/// optimiser's state (`adam.`) nor the tables' row-wise state. Read one tensor at a time, so
+/// memory holds the weights once, not the file.
+pub fn load_weights_only(path: &Path) -> Result<HashMap<String, Tensor>> {
+    load_tensors_where(path, |name| {
+        !name.starts_with(crate::optimizer::OPTIMIZER_PREFIX)
+            && !["adam_m", "adam_v", "adagrad_sum"]
+                .iter()
+                .any(|s| name.ends_with(&format!(".{s}")) && name.starts_with("input."))
+    })
+}
+
+/// Reads every tensor of a safetensors checkpoint.
 pub fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
     candle_core::safetensors::load(path, &Device::Cpu)
         .map_err(|e| TrainError::run(path, format!("cannot read checkpoint: {e}")))

@@ -395,7 +395,7 @@ fn predict_removes_the_temporaries_of_ended_processes() {
         std::fs::write(p, b"partial").unwrap();
     }
     let opened = crossdistil_train::open_run(&run, &d).unwrap();
-    opened.write_scores(&out, &[0, 1, 2], false).unwrap();
+    let rows = opened.write_scores(&out, Some(Split::Test), false).unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
     // A whole, synced Parquet file: footer written, every row there.
@@ -403,7 +403,7 @@ fn predict_removes_the_temporaries_of_ended_processes() {
         parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&out).unwrap())
             .unwrap();
     use parquet::file::reader::FileReader;
-    assert_eq!(reader.metadata().file_metadata().num_rows(), 3);
+    assert_eq!(reader.metadata().file_metadata().num_rows(), rows as i64);
     assert!(!dead.exists(), "the ended process's temporary stays");
     assert!(live.exists(), "a live process's temporary was removed");
     assert!(other.exists(), "another file's temporary was removed");

@@ -162,11 +162,12 @@ fn the_best_checkpoint_reproduces_the_reported_metrics() {
     assert_eq!(test.tasks, report.test);
     // Scores file: one column per task, row ids kept, the same probabilities.
     let scores = tmp.path().join("scores.parquet");
-    let rows = opened.ds.split_rows(Split::Test);
-    opened.write_scores(&scores, &rows, false).unwrap();
+    let written = opened
+        .write_scores(&scores, Some(Split::Test), false)
+        .unwrap();
     let batches = crossdistil_data::read_columns(&scores, &["row_id", "task0", "task1"]).unwrap();
     let n: usize = batches.iter().map(|b| b.num_rows()).sum();
-    assert_eq!(n, rows.len());
+    assert_eq!((n, n), (written, report.test["task0"].rows));
 }
 
 #[test]

@@ -96,6 +96,7 @@ pub fn prepare(raw: &Path, opts: &PrepareOptions) -> Result<Prepared> {
     let batches = read_columns_named(raw, &wanted, "the adult source")?;
     let col = |name: &'static str| Chunks {
         file: raw,
+        first_row: 0,
         name,
         arrays: batches
             .iter()

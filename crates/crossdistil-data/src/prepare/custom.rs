@@ -259,6 +259,7 @@ fn read_parquet(cfg: &CustomConfig, config: &Path) -> Result<Vec<(String, Column
     let col = |name: &'_ str| -> Chunks<'_> {
         Chunks {
             file,
+            first_row: 0,
             name: names.iter().find(|n| **n == name).copied().unwrap_or("?"),
             arrays: batches
                 .iter()
