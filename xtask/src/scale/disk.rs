@@ -26,6 +26,8 @@ pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
+    // The fields' types vary between platforms (32 or 64 bits).
+    #[allow(clippy::useless_conversion)]
     Ok(u64::from(st.f_bavail) * u64::from(st.f_frsize))
 }
 

@@ -118,8 +118,9 @@ impl Plan {
         Ok(path)
     }
 
-    /// Trains one epoch on `data` into a fresh `run` folder and predicts its test split:
-    /// the row of this size (without its prepare phase and disk bytes).
+    /// Trains one epoch on `data` into a fresh `run` folder and predicts its test split
+    /// (`run/scores.parquet`, a folder of one file per part when the data is in parts): the
+    /// row of this size (without its prepare phase and disk bytes).
     fn train_and_predict(
         &self,
         rows: usize,
@@ -151,6 +152,9 @@ impl Plan {
             .arg("--out")
             .arg(run.join("scores.parquet"))
             .args(["--split", "test"]);
+        if stream {
+            c.arg("--stream");
+        }
         let what = format!("predict {rows} ({mode})");
         let m = self.measure(c, &format!("predict-{rows}-{mode}.log"), &what)?;
         Ok(ScaleRow {
