@@ -359,6 +359,29 @@ mod tests {
         Ok((sizes, hash_buckets))
     }
 
+    /// The disk check refuses sizes that do not fit, unless forced, and passes those that do.
+    #[test]
+    fn sizes_that_do_not_fit_are_refused_unless_forced() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = |force| super::Args {
+            out: dir.path().to_path_buf(),
+            sizes: vec![],
+            force,
+            keep: false,
+            in_memory: false,
+            hash_buckets: 1,
+        };
+        // 1 PB per row of data.
+        let est = crossdistil_bench::DiskEstimate::measured(1, 1 << 50, 0, 0);
+        let e = super::check_disk(&est, &[1, 1_000], 0, &args(false), dir.path()).unwrap_err();
+        assert!(e.to_string().contains("not enough disk"), "{e}");
+        assert!(e.to_string().contains("--force"), "{e}");
+        super::check_disk(&est, &[1, 1_000], 0, &args(true), dir.path()).unwrap();
+        let small = crossdistil_bench::DiskEstimate::measured(1_000, 1_000, 0, 0);
+        super::check_disk(&small, &[2_000], 0, &args(false), dir.path()).unwrap();
+        super::check_disk(&est, &[], 0, &args(false), dir.path()).unwrap();
+    }
+
     #[test]
     fn sizes_on_the_command_line() {
         assert_eq!(
