@@ -6,8 +6,11 @@
 //! - `cargo xtask load-speed --data DIR`: how fast a prepared set loads.
 //! - `cargo xtask bench [--quick] [--peer]`: training speed, memory, and the PyTorch peer (the
 //!   harness is the crate `crossdistil-bench`).
+//! - `cargo xtask bench --scale [--sizes 1e6,1e7,1e8]`: the same model trained and scored on
+//!   data of growing size, with each child's time and peak memory.
 
 mod bench;
+mod scale;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -127,6 +130,27 @@ enum Command {
         /// 1 with --quick); the table reports the median over the rounds.
         #[arg(long)]
         rounds: Option<usize>,
+        /// Instead: the scale benchmark. For each --sizes, prepare synthetic data, train one
+        /// epoch and predict the test split with `crossdistil` (streamed where the build can),
+        /// the same model and tables at every size, each step timed with its peak memory;
+        /// writes OUT/scale.json and OUT/scale.md.
+        #[arg(long, conflicts_with_all = ["quick", "peer"], help_heading = "Scale benchmark")]
+        scale: bool,
+        /// Rows of each size, comma-separated (`1000000` or `1e6`).
+        #[arg(long, requires = "scale", value_delimiter = ',', value_parser = crossdistil_bench::parse_size, default_values_t = [1_000_000usize, 10_000_000, 100_000_000], help_heading = "Scale benchmark")]
+        sizes: Vec<usize>,
+        /// Run even when the disk estimate (from the first size) says the largest does not fit.
+        #[arg(long, requires = "scale", help_heading = "Scale benchmark")]
+        force: bool,
+        /// Keep each size's data and run folder (in OUT/scale/) instead of deleting them.
+        #[arg(long, requires = "scale", help_heading = "Scale benchmark")]
+        keep: bool,
+        /// Train and predict in memory at every size, even where streaming is available.
+        #[arg(long, requires = "scale", help_heading = "Scale benchmark")]
+        in_memory: bool,
+        /// Ids each sparse field is hashed into: the rows of every table, less one.
+        #[arg(long, requires = "scale", default_value_t = crossdistil_bench::ScaleShape::DEFAULT.hash_buckets, value_parser = clap::value_parser!(u32).range(1..=1 << 30), help_heading = "Scale benchmark")]
+        hash_buckets: u32,
     },
     /// One measurement of `bench` (run by it in a child process).
     #[command(hide = true)]
@@ -230,7 +254,28 @@ fn run(command: Command) -> anyhow::Result<()> {
             workers,
             child_exe,
             rounds,
+            scale,
+            sizes,
+            force,
+            keep,
+            in_memory,
+            hash_buckets,
         } => {
+            if scale {
+                let out = if out.is_absolute() {
+                    out
+                } else {
+                    root().join(out)
+                };
+                return scale::run(&scale::Args {
+                    out,
+                    sizes,
+                    force,
+                    keep,
+                    in_memory,
+                    hash_buckets,
+                });
+            }
             let workers = if workers.is_empty() {
                 let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
                 if cores > 1 { vec![1, cores] } else { vec![1] }

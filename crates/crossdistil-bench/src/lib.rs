@@ -11,6 +11,7 @@ mod median;
 mod model;
 mod parity;
 mod report;
+mod scale;
 mod setup;
 mod shape;
 mod windows;
@@ -24,5 +25,10 @@ pub use measurement::{Measurement, run_child};
 pub use model::{BenchModel, bench_config};
 pub use parity::{PARITY_TOLERANCE, Parity, parity_child};
 pub use report::{Report, Row};
+pub use scale::{
+    DiskEstimate, Phase, ScaleReport, ScaleRow, ScaleShape, SplitRows, best_checkpoint,
+    checkpoint_parameters, hash_tables, parse_size, scale_config, scale_markdown,
+    streaming_supported,
+};
 pub use shape::{DENSE, EMBEDDING_DIM, FIELDS, Shape, TASKS};
 pub use windows::Windows;

@@ -32,7 +32,7 @@ impl BenchModel {
     }
 
     /// The `[model.backbone]` table of the run configuration.
-    fn backbone_toml(self) -> &'static str {
+    pub(crate) fn backbone_toml(self) -> &'static str {
         match self {
             BenchModel::SharedBottom => "type = \"shared-bottom\"\nhidden = [256, 128]",
             BenchModel::Mmoe => "type = \"mmoe\"\nexperts = 4\nhidden = [256, 128]",

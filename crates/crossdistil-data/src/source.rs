@@ -189,7 +189,7 @@ impl DataSource {
             .map(|u| {
                 let f = &files[u.file];
                 let batches = f.read_group(u.group)?;
-                let splits = parse_splits(&chunks(&f.path, u.first_row, &batches, &split[0]))?;
+                let splits = parse_splits(&chunks(&f.path, u.first_row, &batches, split[0]))?;
                 let mut counts = [0usize; 3];
                 for s in splits {
                     counts[s as usize] += 1;

@@ -21,7 +21,7 @@ pub enum RunData {
     /// Every row in memory, with the rows of each split.
     Loaded {
         /// The data set.
-        ds: Dataset,
+        ds: Box<Dataset>,
         /// The rows of train, valid and test, in file order.
         rows: [Vec<u32>; 3],
     },
@@ -62,7 +62,10 @@ impl RunData {
                 None => Dataset::load(dir)?,
             };
             let rows = Split::ALL.map(|s| ds.split_rows(s));
-            return Ok(RunData::Loaded { ds, rows });
+            return Ok(RunData::Loaded {
+                ds: Box::new(ds),
+                rows,
+            });
         }
         let (source, encoders) = match encoders {
             Some(e) => (DataSource::open_with(dir, e)?, e.clone()),
