@@ -355,6 +355,31 @@ fn prepared_parts_load_like_the_one_file_and_a_changed_part_is_refused() {
         assert!(x.values == y.values, "{}", x.name);
     }
     assert!(loaded(&a) == loaded(&b));
+    // A byte of a part's data flipped, its footer intact: refused when its row group is read,
+    // naming the file and the row group, by the loader and by a streaming reader alike.
+    let p2 = parts.join("data/part-00002.parquet");
+    let original = std::fs::read(&p2).unwrap();
+    let mut bytes = original.clone();
+    bytes[100] ^= 0x40;
+    std::fs::write(&p2, &bytes).unwrap();
+    let e = Dataset::load(&parts)
+        .expect_err("a corrupt part")
+        .to_string();
+    assert!(
+        e.contains("part-00002.parquet") && e.contains("row group 1"),
+        "{e}"
+    );
+    let source = crossdistil_data::DataSource::open(&parts).unwrap();
+    let unit = source.units().iter().position(|u| u.file == 2).unwrap();
+    let e = source
+        .chunk(unit, &a.encoders)
+        .expect_err("a corrupt row group")
+        .to_string();
+    assert!(
+        e.contains("part-00002.parquet") && e.contains("row group 1"),
+        "{e}"
+    );
+    std::fs::write(&p2, &original).unwrap();
     // A part replaced by another valid Parquet file: its footer no longer has the listed CRC32.
     let p3 = parts.join("data/part-00003.parquet");
     std::fs::copy(parts.join("data/part-00004.parquet"), &p3).unwrap();
