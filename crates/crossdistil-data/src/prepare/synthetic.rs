@@ -14,7 +14,7 @@
 //! correlated through `s`, and the true probability of every task is stored in the column
 //! `p_<task>` (listed as `extra` in `dataset.toml`): the within-label order is known.
 //!
-//! Streamed: rows are generated in chunks of [`ROW_GROUP_ROWS`] (each from its own seeded stream,
+//! Streamed: rows are generated in chunks of 262,144 rows (each from its own seeded stream,
 //! a few in parallel), each row's split is drawn as it is written (sequential selection sampling
 //! with exact counts), and memory does not grow with the number of rows.
 
