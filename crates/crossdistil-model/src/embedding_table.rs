@@ -104,24 +104,30 @@ impl EmbeddingTable {
     }
 
     /// The table and its optimiser state as CPU tensors `[vocab, dim]`: `<key>.weight` and
-    /// `<key>.adam_m`, `<key>.adam_v` or `<key>.adagrad_sum`.
+    /// `<key>.adam_m`, `<key>.adam_v` or `<key>.adagrad_sum` (copies; [`EmbeddingTable::buffers`]
+    /// borrows them instead).
     pub fn save_tensors(&self, out: &mut HashMap<String, Tensor>) -> Result<()> {
-        let shape = (self.vocab, self.dim);
-        let mut put = |suffix: &str, data: &[f32]| -> Result<()> {
-            let t = Tensor::from_slice(data, shape, &Device::Cpu)?;
-            out.insert(format!("{}.{suffix}", self.key), t);
-            Ok(())
-        };
-        put("weight", &self.weight)?;
+        for (name, data) in self.buffers() {
+            let t = Tensor::from_slice(data, (self.vocab, self.dim), &Device::Cpu)?;
+            out.insert(name, t);
+        }
+        Ok(())
+    }
+
+    /// The buffers [`EmbeddingTable::save_tensors`] saves, borrowed, under the same names: each
+    /// `[vocab, dim]` row-major, for a writer that streams them to a file without a copy.
+    pub fn buffers(&self) -> Vec<(String, &[f32])> {
+        let name = |suffix: &str| format!("{}.{suffix}", self.key);
+        let mut out = vec![(name("weight"), self.weight.as_ref())];
         match &self.state {
             OptimState::Empty => {}
             OptimState::Adam { m, v } => {
-                put("adam_m", m)?;
-                put("adam_v", v)?;
+                out.push((name("adam_m"), m.as_ref()));
+                out.push((name("adam_v"), v.as_ref()));
             }
-            OptimState::Adagrad { sum } => put("adagrad_sum", sum)?,
+            OptimState::Adagrad { sum } => out.push((name("adagrad_sum"), sum.as_ref())),
         }
-        Ok(())
+        out
     }
 
     /// The names, after `<key>.`, of the tensors a table may be saved as.

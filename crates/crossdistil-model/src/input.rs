@@ -324,6 +324,18 @@ impl FeatureInput {
         Ok(out)
     }
 
+    /// Every table's buffers, borrowed ([`EmbeddingTable::buffers`]), with their shape
+    /// `[vocab, dim]`: what [`FeatureInput::save_tensors`] copies.
+    pub fn table_buffers(&self) -> Vec<(String, [usize; 2], &[f32])> {
+        self.tables
+            .iter()
+            .flat_map(|t| {
+                let shape = [t.vocab, t.dim];
+                t.buffers().into_iter().map(move |(n, d)| (n, shape, d))
+            })
+            .collect()
+    }
+
     /// Restores every table from `tensors`, which must hold nothing else. Nothing changes on
     /// error.
     pub fn load_tensors(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {

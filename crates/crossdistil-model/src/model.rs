@@ -276,6 +276,12 @@ impl MultiTaskModel {
         Ok(out)
     }
 
+    /// The dense parameters alone as named tensors: [`MultiTaskModel::save_tensors`] without
+    /// the tables, whose buffers [`FeatureInput::table_buffers`] borrows.
+    pub fn dense_tensors(&self) -> Result<HashMap<String, Tensor>> {
+        self.params.save_tensors()
+    }
+
     /// Restores what [`MultiTaskModel::save_tensors`] wrote. Nothing changes on error.
     pub fn load_tensors(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
         let (input, dense): (HashMap<_, _>, HashMap<_, _>) = tensors

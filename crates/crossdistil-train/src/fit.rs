@@ -330,7 +330,7 @@ impl Hooks for RunHooks<'_> {
             "epoch done"
         );
         self.folder
-            .commit(&self.state, Some(&trainer.checkpoint()?))?;
+            .commit(&self.state, Some(&trainer.checkpoint_view()?))?;
         if self
             .opts
             .stop_after_epochs
@@ -363,7 +363,7 @@ impl RunHooks<'_> {
         });
         self.state.train_seconds = v.seconds_before + v.started.elapsed().as_secs_f64();
         self.folder
-            .commit(&self.state, Some(&trainer.checkpoint()?))?;
+            .commit(&self.state, Some(&trainer.checkpoint_view()?))?;
         if self
             .opts
             .stop_after_steps
@@ -603,7 +603,7 @@ fn record(
         state.best_epoch = Some(epoch);
         state.best_step = Some(state.step);
         state.since_best = 0;
-        folder.save_best(&trainer.checkpoint()?)?;
+        folder.save_best(&trainer.checkpoint_view()?)?;
     } else {
         state.since_best += 1;
         if patience > 0 && state.since_best >= patience {

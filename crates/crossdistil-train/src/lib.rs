@@ -17,6 +17,7 @@
 //! - Processes: [`tune_allocator`] and [`peak_rss_bytes`].
 
 mod alloc;
+mod checkpoint;
 mod config;
 mod divergence;
 mod error;
@@ -38,6 +39,7 @@ mod stream;
 mod trainer;
 
 pub use alloc::{peak_rss_bytes, tune_allocator};
+pub use checkpoint::Checkpoint;
 pub use config::{
     MAX_BATCH, MAX_EPOCHS, MAX_READERS, MAX_SHUFFLE_BUFFER, MAX_WORKERS, RunConfig, TrainSettings,
 };

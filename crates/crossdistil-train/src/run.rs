@@ -74,6 +74,7 @@ use candle_core::{Device, Tensor};
 use crossdistil_data::Encoders;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::Checkpoint;
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
 use crate::lock::LOCK_FILE;
@@ -433,9 +434,9 @@ impl RunFolder {
     }
 
     /// Writes a new best checkpoint; the next commit references it.
-    pub fn save_best(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+    pub fn save_best(&mut self, checkpoint: &Checkpoint<'_>) -> Result<()> {
         let name = self.next_name("best");
-        self.pending_best = Some(write_tensors(&self.run.dir, &name, tensors, "best")?);
+        self.pending_best = Some(write_tensors(&self.run.dir, &name, checkpoint, "best")?);
         Ok(())
     }
 
@@ -455,11 +456,7 @@ impl RunFolder {
 
     /// Commits `state` with a new last checkpoint (when given), the best one written since the
     /// last commit (if any), and the metrics rows so far.
-    pub fn commit(
-        &mut self,
-        state: &TrainState,
-        last: Option<&HashMap<String, Tensor>>,
-    ) -> Result<()> {
+    pub fn commit(&mut self, state: &TrainState, last: Option<&Checkpoint<'_>>) -> Result<()> {
         let last = match last {
             Some(t) => Some(write_tensors(
                 &self.run.dir,
@@ -614,7 +611,7 @@ fn remove_logged(path: &Path, why: &str) {
 pub fn write_tensors(
     dir: &Path,
     name: &str,
-    tensors: &HashMap<String, Tensor>,
+    checkpoint: &Checkpoint<'_>,
     point: &str,
 ) -> Result<FileEntry> {
     let path = dir.join(name);
@@ -625,7 +622,7 @@ pub fn write_tensors(
             std::fs::remove_dir_all(&stage).map_err(|e| e.to_string())?;
         }
         std::fs::create_dir(&stage).map_err(|e| e.to_string())?;
-        candle_core::safetensors::save(tensors, &tmp).map_err(|e| e.to_string())?;
+        checkpoint.write(&tmp).map_err(|e| e.to_string())?;
         readable_like_other_files(&tmp).map_err(|e| e.to_string())?;
         std::fs::File::open(&tmp)
             .and_then(|f| f.sync_all())

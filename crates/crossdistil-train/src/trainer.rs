@@ -22,6 +22,7 @@ use crossdistil_model::MultiTaskModel;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::checkpoint::Checkpoint;
 use crate::config::RunConfig;
 use crate::error::Result;
 use crate::optimizer::{Optimizer, OptimizerSettings, model_tensors};
@@ -328,11 +329,21 @@ impl Trainer {
         Ok(Control::Continue)
     }
 
-    /// The model's tensors and the optimiser's, as one checkpoint.
+    /// The model's tensors and the optimiser's, as one checkpoint, the tables borrowed: what a
+    /// run folder writes, with no copy of the tables.
+    pub fn checkpoint_view(&self) -> Result<Checkpoint<'_>> {
+        let mut tensors = self.model.dense_tensors()?;
+        tensors.extend(self.optimizer.save_tensors()?);
+        Ok(Checkpoint {
+            tensors,
+            buffers: self.model.input().table_buffers(),
+        })
+    }
+
+    /// The model's tensors and the optimiser's, as one checkpoint of owned tensors (the tables
+    /// copied; see [`Trainer::checkpoint_view`]).
     pub fn checkpoint(&self) -> Result<HashMap<String, Tensor>> {
-        let mut t = self.model.save_tensors()?;
-        t.extend(self.optimizer.save_tensors()?);
-        Ok(t)
+        self.checkpoint_view()?.to_tensors()
     }
 
     /// Restores a [`Trainer::checkpoint`] taken after `step` steps.
