@@ -513,8 +513,13 @@ impl Validations<'_> {
     /// The model's predictions for the validation rows, on the workers' threads.
     fn score(&self, model: &MultiTaskModel) -> Result<Scored> {
         let t = self.cfg;
-        self.data
-            .score(model, Some(Split::Valid), t.eval_batch_size, t.workers)
+        self.data.score_with(
+            model,
+            Some(Split::Valid),
+            t.eval_batch_size,
+            t.workers,
+            false,
+        )
     }
 
     /// The model's metrics on `split`.

@@ -1,6 +1,7 @@
 //! The data a run trains and evaluates on: loaded into memory, or streamed a row group at a
 //! time (`[train] stream`), behind one interface.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -45,9 +46,9 @@ pub struct Scored {
     pub labels: Vec<Vec<u8>>,
     /// The rows' groups (users) when the data set has them.
     pub groups: Option<Vec<u32>>,
-    /// The rows' `row_id`s.
+    /// The rows' `row_id`s (empty when scored for metrics alone).
     pub row_ids: Vec<u64>,
-    /// The rows' splits.
+    /// The rows' splits (empty when scored for metrics alone).
     pub splits: Vec<Split>,
 }
 
@@ -168,6 +169,19 @@ impl RunData {
         batch_size: usize,
         threads: usize,
     ) -> Result<Scored> {
+        self.score_with(model, split, batch_size, threads, true)
+    }
+
+    /// [`RunData::score`], with the rows' ids and splits only when `ids` (metrics need neither:
+    /// 9 bytes a row that a validation of a large split does without).
+    pub(crate) fn score_with(
+        &self,
+        model: &MultiTaskModel,
+        split: Option<Split>,
+        batch_size: usize,
+        threads: usize,
+        ids: bool,
+    ) -> Result<Scored> {
         match self {
             RunData::Loaded { ds, rows } => {
                 let all: Vec<u32>;
@@ -178,22 +192,29 @@ impl RunData {
                         &all
                     }
                 };
-                Ok(score_rows(model, ds, rows, batch_size, threads)?)
+                Ok(score_rows(model, ds, rows, batch_size, threads, ids)?)
             }
             RunData::Streamed { source, .. } => {
                 let mut out: Option<Scored> = None;
-                let mut keys: Vec<u64> = Vec::new();
-                self.score_chunks(model, split, batch_size, threads, |_, part, user_keys| {
-                    keys.extend(user_keys.unwrap_or_default());
+                // The users' groups numbered in order of first appearance as the rows come, as
+                // `dense_groups` numbers them: 4 bytes a row and one entry per user.
+                let mut numbers: HashMap<u64, u32> = HashMap::new();
+                let mut groups: Vec<u32> = Vec::new();
+                let each = |_: usize, part: Scored, user_keys: Option<Vec<u64>>| {
+                    for k in user_keys.unwrap_or_default() {
+                        let next = numbers.len() as u32;
+                        groups.push(*numbers.entry(k).or_insert(next));
+                    }
                     match &mut out {
                         Some(all) => all.append(part),
                         None => out = Some(part),
                     }
                     Ok(())
-                })?;
+                };
+                self.chunks_with(model, split, batch_size, threads, ids, each)?;
                 let mut out = out.unwrap_or_else(|| Scored::empty(model, self.spec()));
                 if source.spec().user.is_some() {
-                    out.groups = Some(dense_groups(keys.into_iter()));
+                    out.groups = Some(groups);
                 }
                 Ok(out)
             }
@@ -210,6 +231,19 @@ impl RunData {
         split: Option<Split>,
         batch_size: usize,
         threads: usize,
+        f: impl FnMut(usize, Scored, Option<Vec<u64>>) -> Result<()>,
+    ) -> Result<()> {
+        self.chunks_with(model, split, batch_size, threads, true, f)
+    }
+
+    /// [`RunData::score_chunks`], with the rows' ids and splits only when `ids`.
+    fn chunks_with(
+        &self,
+        model: &MultiTaskModel,
+        split: Option<Split>,
+        batch_size: usize,
+        threads: usize,
+        ids: bool,
         mut f: impl FnMut(usize, Scored, Option<Vec<u64>>) -> Result<()>,
     ) -> Result<()> {
         let RunData::Streamed {
@@ -218,12 +252,19 @@ impl RunData {
             readers,
         } = self
         else {
-            return f(0, self.score(model, split, batch_size, threads)?, None);
+            return f(
+                0,
+                self.score_with(model, split, batch_size, threads, ids)?,
+                None,
+            );
         };
         // The rows of the split are scored in runs of whole batches that cross row groups, so
         // that the batches are those of the loaded data set (see `predict_all_on`).
         let run = batch_size.max(1) * threads.max(1);
-        let mut pending = Pending::default();
+        let mut pending = Pending {
+            ids,
+            ..Pending::default()
+        };
         let units = (0..source.units().len()).collect();
         for chunk in read_ahead(source.clone(), encoders.clone(), units, *readers) {
             let chunk = chunk?;
@@ -254,7 +295,7 @@ impl RunData {
         batch_size: usize,
         threads: usize,
     ) -> Result<SplitMetrics> {
-        let scored = self.score(model, Some(split), batch_size, threads)?;
+        let scored = self.score_with(model, Some(split), batch_size, threads, false)?;
         let names: Vec<String> = self.spec().labels.iter().map(|l| l.name.clone()).collect();
         Ok(metrics_of(
             &names,
@@ -266,14 +307,17 @@ impl RunData {
     }
 }
 
-/// The predictions, labels, groups and row ids of `rows` of `ds`.
+/// The predictions, labels and groups of `rows` of `ds`, with their row ids and splits when
+/// `ids`.
 fn score_rows(
     model: &MultiTaskModel,
     ds: &Dataset,
     rows: &[u32],
     batch_size: usize,
     threads: usize,
+    ids: bool,
 ) -> Result<Scored> {
+    let rows_ids: &[u32] = if ids { rows } else { &[] };
     let pred = predict_all_on(model, ds, rows, batch_size, threads)?;
     Ok(Scored {
         pred,
@@ -286,8 +330,8 @@ fn score_rows(
             .users
             .as_ref()
             .map(|u| dense_groups(rows.iter().map(|&r| u[r as usize] as u64))),
-        row_ids: rows.iter().map(|&r| ds.row_ids[r as usize]).collect(),
-        splits: rows.iter().map(|&r| ds.splits[r as usize]).collect(),
+        row_ids: rows_ids.iter().map(|&r| ds.row_ids[r as usize]).collect(),
+        splits: rows_ids.iter().map(|&r| ds.splits[r as usize]).collect(),
     })
 }
 
@@ -298,6 +342,8 @@ struct Pending {
     parts: Vec<Dataset>,
     files: Vec<usize>,
     keys: Vec<u64>,
+    /// Whether the scored rows keep their ids and splits.
+    ids: bool,
 }
 
 impl Pending {
@@ -325,7 +371,7 @@ impl Pending {
         } else {
             vec![all.select(&rest)]
         };
-        let mut scored = score_rows(model, &all, &head, batch_size, threads)?;
+        let mut scored = score_rows(model, &all, &head, batch_size, threads, self.ids)?;
         drop(all);
         let files: Vec<usize> = self.files.drain(..n).collect();
         let keys: Option<Vec<u64>> =
@@ -381,8 +427,8 @@ impl Scored {
             },
             labels: self.labels.iter_mut().map(|l| l.split_off(at)).collect(),
             groups: self.groups.as_mut().map(|g| g.split_off(at)),
-            row_ids: self.row_ids.split_off(at),
-            splits: self.splits.split_off(at),
+            row_ids: self.row_ids.split_off(at.min(self.row_ids.len())),
+            splits: self.splits.split_off(at.min(self.splits.len())),
         }
     }
 
