@@ -124,7 +124,11 @@ impl ParquetFile {
 }
 
 /// Runs `f`, turning a panic into an error naming the file (and the 0-based row group `group`).
-fn guard<T>(path: &Path, group: Option<usize>, f: impl FnOnce() -> Result<T>) -> Result<T> {
+pub(crate) fn guard<T>(
+    path: &Path,
+    group: Option<usize>,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
         let why = panic
             .downcast_ref::<String>()
@@ -169,7 +173,10 @@ fn root_indices(
 
 /// The column chunk checksums of the canonical writer, `None` for a file without them. A list
 /// that is unreadable or does not fit the file's row groups and columns is an error.
-fn stored_crcs(path: &Path, meta: &ArrowReaderMetadata) -> Result<Option<Vec<Vec<u32>>>> {
+pub(crate) fn stored_crcs(
+    path: &Path,
+    meta: &ArrowReaderMetadata,
+) -> Result<Option<Vec<Vec<u32>>>> {
     let md = meta.metadata();
     let Some(text) = md
         .file_metadata()

@@ -7,7 +7,6 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
@@ -16,8 +15,9 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
 
-use crate::checksum::{self, CHUNK_CRC_KEY};
+use crate::checksum;
 use crate::error::{DataError, Result, unique_position};
+use crate::parquet_io::{guard, stored_crcs};
 
 /// A Parquet file opened for reading some of its columns in batches.
 pub(crate) struct ParquetChunks {
@@ -144,51 +144,6 @@ impl ParquetChunks {
         }
         Ok(())
     }
-}
-
-/// The column chunk checksums of the canonical writer, `None` for a file without them.
-fn stored_crcs(path: &Path, meta: &ArrowReaderMetadata) -> Result<Option<Vec<Vec<u32>>>> {
-    let md = meta.metadata();
-    let Some(text) = md
-        .file_metadata()
-        .key_value_metadata()
-        .and_then(|kv| kv.iter().find(|e| e.key == CHUNK_CRC_KEY))
-        .map(|e| e.value.as_deref().unwrap_or(""))
-    else {
-        return Ok(None);
-    };
-    let bad = || {
-        DataError::file(
-            path,
-            format!("the column checksums in the footer (`{CHUNK_CRC_KEY}`) are corrupt"),
-        )
-    };
-    let crcs = checksum::decode(text).ok_or_else(bad)?;
-    let fits = crcs.len() == md.num_row_groups()
-        && crcs
-            .iter()
-            .zip(md.row_groups())
-            .all(|(c, g)| c.len() == g.num_columns());
-    if !fits {
-        return Err(bad());
-    }
-    Ok(Some(crcs))
-}
-
-/// Runs `f`, turning a panic into an error naming the file (and the 0-based row group `group`).
-fn guard<T>(path: &Path, group: Option<usize>, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
-        let why = panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap_or("no message");
-        let message = format!("the Parquet reader failed on corrupt data ({why})");
-        Err(match group {
-            Some(g) => DataError::row_group(path, g + 1, None, message),
-            None => DataError::file(path, message),
-        })
-    })
 }
 
 /// `e` with its row moved on by `base` rows: a row counted within a batch becomes a row of the
