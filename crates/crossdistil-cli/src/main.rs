@@ -181,9 +181,53 @@ fn grid_folder(grid: &std::path::Path) -> PathBuf {
     }
 }
 
+/// The ranks of `mpirun -np N crossdistil train ...`, joined before anything else runs.
+#[cfg(feature = "mpi")]
+type Ranks = Option<std::sync::Arc<crossdistil_train::dist::MpiComm>>;
+#[cfg(not(feature = "mpi"))]
+type Ranks = Option<std::convert::Infallible>;
+
+/// The number of processes of the MPI job this process was started in, from the launcher's
+/// environment (1 when not started by `mpirun`).
+fn launcher_ranks() -> usize {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Joins the MPI job when `train` was started by `mpirun` with more than one process.
+fn join_ranks(command: &Command) -> anyhow::Result<Ranks> {
+    if !matches!(command, Command::Train { .. }) || launcher_ranks() <= 1 {
+        return Ok(None);
+    }
+    #[cfg(feature = "mpi")]
+    {
+        Ok(Some(std::sync::Arc::new(
+            crossdistil_train::dist::MpiComm::init()?,
+        )))
+    }
+    #[cfg(not(feature = "mpi"))]
+    anyhow::bail!(
+        "started by mpirun with {} processes, but this crossdistil was built without MPI: \
+         build it with `cargo build --release -p crossdistil-cli --features mpi` (needs an MPI \
+         library and libclang, see README.md)",
+        launcher_ranks()
+    )
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(&cli.log);
+    let ranks = match join_ranks(&cli.command) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let rank = rank_of(&ranks);
+    // Rank 0 logs for the run; the others only their errors.
+    init_logs(if rank == 0 { &cli.log } else { "error" });
     crossdistil_train::tune_allocator();
     // Only the commands that compute take a thread count; an experiment leaves it to its runs
     // (each a process of its own).
@@ -199,13 +243,39 @@ fn main() -> ExitCode {
         // SAFETY: set before any other thread of this process exists.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
     }
-    match run(cli.command) {
+    match run(cli.command, &ranks) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(e, &ranks),
     }
+}
+
+#[cfg(feature = "mpi")]
+fn rank_of(ranks: &Ranks) -> usize {
+    use crossdistil_train::dist::Comm;
+    ranks.as_ref().map_or(0, |c| c.rank())
+}
+
+#[cfg(not(feature = "mpi"))]
+fn rank_of(_: &Ranks) -> usize {
+    0
+}
+
+/// Reports `e`; in an MPI job, names the rank and ends every rank (`MPI_Abort`), so that none
+/// waits for ever for this one.
+fn fail(e: anyhow::Error, ranks: &Ranks) -> ExitCode {
+    #[cfg(feature = "mpi")]
+    if let Some(comm) = ranks {
+        use crossdistil_train::dist::Comm;
+        eprintln!(
+            "error: rank {} of {}: {e:#}\nerror: ending every rank of the job",
+            comm.rank(),
+            comm.size()
+        );
+        comm.abort(1);
+    }
+    let _ = ranks;
+    eprintln!("error: {e:#}");
+    ExitCode::FAILURE
 }
 
 fn init_logs(default: &str) {
@@ -217,7 +287,7 @@ fn init_logs(default: &str) {
         .init();
 }
 
-fn run(command: Command) -> anyhow::Result<()> {
+fn run(command: Command, ranks: &Ranks) -> anyhow::Result<()> {
     match command {
         Command::Train {
             data,
@@ -253,11 +323,14 @@ fn run(command: Command) -> anyhow::Result<()> {
             let opts = FitOptions {
                 resume,
                 overwrite,
-                progress: std::io::stderr().is_terminal(),
+                progress: std::io::stderr().is_terminal() && rank_of(ranks) == 0,
                 stop_after_epochs: None,
                 stop_after_steps: None,
             };
-            let report = crossdistil_train::fit(&data, &cfg, &out, &opts)?;
+            let Some(report) = train(&data, &cfg, &out, &opts, ranks)? else {
+                // Ranks other than 0: rank 0 prints the report.
+                return Ok(());
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -365,4 +438,23 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `fit`, on the ranks of an MPI job when there is one (the report on rank 0 only).
+fn train(
+    data: &std::path::Path,
+    cfg: &RunConfig,
+    out: &std::path::Path,
+    opts: &FitOptions,
+    ranks: &Ranks,
+) -> anyhow::Result<Option<crossdistil_train::Report>> {
+    #[cfg(feature = "mpi")]
+    if let Some(comm) = ranks {
+        let comm: std::sync::Arc<dyn crossdistil_train::dist::Comm> = comm.clone();
+        return Ok(crossdistil_train::fit_distributed(
+            data, cfg, out, opts, comm,
+        )?);
+    }
+    let _ = ranks;
+    Ok(Some(crossdistil_train::fit(data, cfg, out, opts)?))
 }

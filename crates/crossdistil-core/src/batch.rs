@@ -33,37 +33,44 @@ impl Batch {
     /// The batch cut into `parts` contiguous shards of rows `[i * n / parts, (i + 1) * n / parts)`
     /// (empty shards are left out), for data-parallel workers.
     pub fn split(&self, parts: usize) -> Vec<Batch> {
-        let n = self.size();
         let parts = parts.max(1);
         if parts == 1 {
             return vec![self.clone()];
         }
+        (0..parts)
+            .map(|i| self.part(i, parts))
+            .filter(|b| b.size() > 0)
+            .collect()
+    }
+
+    /// Shard `i` of [`Batch::split`]`(parts)`: rows `[i * n / parts, (i + 1) * n / parts)`, which
+    /// may be empty (then with an empty offset list per multi-valued field, `[0]`).
+    pub fn part(&self, i: usize, parts: usize) -> Batch {
+        let n = self.size();
+        let parts = parts.max(1);
         let (ns, nd, nt) = (
             self.sparse.len() / n.max(1),
             self.dense.len() / n.max(1),
             self.labels.len() / n.max(1),
         );
-        (0..parts)
-            .map(|i| (i * n / parts, (i + 1) * n / parts))
-            .filter(|(lo, hi)| hi > lo)
-            .map(|(lo, hi)| Batch {
-                rows: self.rows[lo..hi].to_vec(),
-                sparse: self.sparse[lo * ns..hi * ns].to_vec(),
-                dense: self.dense[lo * nd..hi * nd].to_vec(),
-                labels: self.labels[lo * nt..hi * nt].to_vec(),
-                multi: self
-                    .multi
-                    .iter()
-                    .map(|m| {
-                        let (a, b) = (m.offsets[lo], m.offsets[hi]);
-                        MultiBatch {
-                            offsets: m.offsets[lo..=hi].iter().map(|o| o - a).collect(),
-                            ids: m.ids[a as usize..b as usize].to_vec(),
-                        }
-                    })
-                    .collect(),
-            })
-            .collect()
+        let (lo, hi) = (i * n / parts, ((i + 1) * n / parts).max(i * n / parts));
+        Batch {
+            rows: self.rows[lo..hi].to_vec(),
+            sparse: self.sparse[lo * ns..hi * ns].to_vec(),
+            dense: self.dense[lo * nd..hi * nd].to_vec(),
+            labels: self.labels[lo * nt..hi * nt].to_vec(),
+            multi: self
+                .multi
+                .iter()
+                .map(|m| {
+                    let (a, b) = (m.offsets[lo], m.offsets[hi]);
+                    MultiBatch {
+                        offsets: m.offsets[lo..=hi].iter().map(|o| o - a).collect(),
+                        ids: m.ids[a as usize..b as usize].to_vec(),
+                    }
+                })
+                .collect(),
+        }
     }
 }
 

@@ -19,5 +19,8 @@ pub use config::{CalibratorFit, DistillConfig, DistillMode};
 pub use error_correction::{ErrorCorrection, correct};
 pub use kd::{KdSchedule, distill_loss, tempered_distill_loss};
 pub use levels::{graded_levels, graded_levels_in_order};
-pub use objective::{ObjectiveInput, ObjectiveLoss, PlattParams, objective};
+pub use objective::{
+    ObjectiveInput, ObjectiveLoss, PlattParams, objective, objective_without_ranking,
+    ranking_gradient,
+};
 pub use ranking::{LevelPairs, RankingConfig, RankingKind, ranking_loss};

@@ -87,6 +87,78 @@ pub fn objective(
     step: u64,
     rng: &mut ChaCha8Rng,
 ) -> Result<ObjectiveLoss> {
+    objective_of(input, task_weights, cfg, step, rng, true)
+}
+
+/// [`objective`] without the ranking term, for rows that are part of a larger batch whose
+/// ranking loss is computed over the whole batch ([`ranking_gradient`]). The caller adds the
+/// surrogate `sum_{i,k} r_ik g_ik` of its rows (`g` = their rows of `beta dL_rank / dr`,
+/// detached), whose gradient with respect to the teacher scores is that of the whole batch's
+/// ranking loss: data-parallel workers and ranks each do so for their rows, and the ranking
+/// pairs span the whole batch. `rank` is 0; nothing is drawn at random.
+pub fn objective_without_ranking(
+    input: &ObjectiveInput<'_>,
+    task_weights: &[f32],
+    cfg: &DistillConfig,
+    step: u64,
+) -> Result<ObjectiveLoss> {
+    let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+    objective_of(input, task_weights, cfg, step, &mut rng, false)
+}
+
+/// The ranking loss of a whole batch and its gradient: for teacher scores `scores` `[B, T]`
+/// and the row-major labels `label_rows` (`B x T`, 0/1), returns `sum_k L_rank(k)` (before the
+/// weight `beta`) and `beta d(sum_k L_rank(k)) / dr`, `[B, T]`, the `ranking_grad` of
+/// [`objective_given_ranking`]. `None` when the objective has no ranking term.
+pub fn ranking_gradient(
+    scores: &Tensor,
+    label_rows: &[f32],
+    cfg: &DistillConfig,
+    rng: &mut ChaCha8Rng,
+) -> Result<Option<(f64, Tensor)>> {
+    if !cfg.needs_teachers() {
+        return Ok(None);
+    }
+    let (b, n_tasks) = scores.dims2()?;
+    if label_rows.len() != b * n_tasks {
+        candle_core::bail!(
+            "ranking_gradient: {} labels for {b} rows of {n_tasks} tasks",
+            label_rows.len()
+        );
+    }
+    let var = candle_core::Var::from_tensor(&scores.detach())?;
+    let mut value = 0.0;
+    let mut total: Option<Tensor> = None;
+    for k in 0..n_tasks {
+        let levels = graded_levels(label_rows, n_tasks, k);
+        if let Some(rank) = ranking_loss(&column(var.as_tensor(), k)?, &levels, &cfg.ranking, rng)?
+        {
+            value += scalar(&rank)?;
+            let term = rank.affine(cfg.beta, 0.0)?;
+            total = Some(match total {
+                None => term,
+                Some(t) => t.add(&term)?,
+            });
+        }
+    }
+    let grad = match total {
+        Some(t) => t
+            .backward()?
+            .remove(var.as_tensor())
+            .unwrap_or(var.as_tensor().zeros_like()?),
+        None => var.as_tensor().zeros_like()?,
+    };
+    Ok(Some((value, grad)))
+}
+
+fn objective_of(
+    input: &ObjectiveInput<'_>,
+    task_weights: &[f32],
+    cfg: &DistillConfig,
+    step: u64,
+    rng: &mut ChaCha8Rng,
+    with_ranking: bool,
+) -> Result<ObjectiveLoss> {
     check_input(input, task_weights.len(), cfg)?;
     let (bce, _) = weighted_bce_with_logits(input.logits, input.labels, task_weights)?;
     let mut out = ObjectiveLoss {
@@ -102,7 +174,7 @@ pub fn objective(
     }
     let mut total = bce;
     if let (Some(scores), true) = (input.teacher_scores, cfg.needs_teachers()) {
-        total = add_teacher_terms(total, input, scores, cfg, rng, &mut out)?;
+        total = add_teacher_terms(total, input, scores, cfg, rng, with_ranking, &mut out)?;
     }
     if matches!(cfg.mode, DistillMode::Crossdistil | DistillMode::Direct) {
         let alpha = cfg.schedule().weight(cfg.alpha, step);
@@ -165,6 +237,7 @@ fn add_teacher_terms(
     scores: &Tensor,
     cfg: &DistillConfig,
     rng: &mut ChaCha8Rng,
+    with_ranking: bool,
     out: &mut ObjectiveLoss,
 ) -> Result<Tensor> {
     let n_tasks = scores.dim(1)?;
@@ -177,7 +250,11 @@ fn add_teacher_terms(
     for k in 0..n_tasks {
         let r = column(scores, k)?;
         let levels = graded_levels(&label_rows, n_tasks, k);
-        if let Some(rank) = ranking_loss(&r, &levels, &cfg.ranking, rng)? {
+        let rank = match with_ranking {
+            true => ranking_loss(&r, &levels, &cfg.ranking, rng)?,
+            false => None,
+        };
+        if let Some(rank) = rank {
             out.rank += scalar(&rank)?;
             total = total.add(&rank.affine(cfg.beta, 0.0)?)?;
         }

@@ -9,6 +9,12 @@ use crate::init::Init;
 use crate::memory::{AHEAD, large_buffer, prefetch_row};
 use crate::sparse_optim::{AdamStep, OptimState, SparseOptimConfig, adagrad_row};
 
+/// The rows of rank `rank`'s shard of a table of `vocab` rows on `ranks` ranks
+/// ([`EmbeddingTable::new_shard`]): the ids `rank, rank + ranks, ...` below `vocab`.
+pub fn shard_rows(vocab: usize, rank: usize, ranks: usize) -> usize {
+    vocab.saturating_sub(rank).div_ceil(ranks.max(1))
+}
+
 /// A table `[vocab, dim]`, row-major, with its optimiser state. Id 0 (out of vocabulary) is an
 /// ordinary row.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +45,45 @@ impl EmbeddingTable {
         Ok(EmbeddingTable {
             key,
             vocab,
+            dim,
+            weight,
+            state: OptimState::Empty,
+        })
+    }
+
+    /// Rank `rank`'s shard of the table [`EmbeddingTable::new`] draws, of `ranks` ranks: the rows
+    /// of the ids `id` with `id % ranks == rank`, row `id / ranks` of the shard holding id `id`
+    /// (ids come in frequency order from the vocabularies or uniform from hashing, so the
+    /// round robin balances both rows and traffic). The whole table's stream is drawn, a row at
+    /// a time, and only the shard's rows are kept: the shards of all ranks together are the
+    /// table `new` draws, and memory never holds more than the shard.
+    pub fn new_shard(
+        key: String,
+        vocab: usize,
+        dim: usize,
+        std: f32,
+        rng: &mut ChaCha8Rng,
+        rank: usize,
+        ranks: usize,
+    ) -> Result<Self> {
+        let ranks = ranks.max(1);
+        if rank >= ranks {
+            candle_core::bail!("table shard {rank} of {ranks} ranks");
+        }
+        let rows = shard_rows(vocab, rank, ranks);
+        let mut weight = large_buffer(rows * dim);
+        weight.clear();
+        let mut row = Vec::with_capacity(dim);
+        for id in 0..vocab {
+            row.clear();
+            Init::Normal { std }.sample_into(&[1, dim], rng, &mut row)?;
+            if id % ranks == rank {
+                weight.extend_from_slice(&row);
+            }
+        }
+        Ok(EmbeddingTable {
+            key,
+            vocab: rows,
             dim,
             weight,
             state: OptimState::Empty,

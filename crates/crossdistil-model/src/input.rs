@@ -50,6 +50,20 @@ impl FeatureInput {
         init_std: f32,
         rng: &mut ChaCha8Rng,
     ) -> Result<Self> {
+        Self::new_shard(schema, embedding_dim, field_dims, init_std, rng, 0, 1)
+    }
+
+    /// [`FeatureInput::new`] with rank `rank`'s shard of every table of `ranks` ranks
+    /// ([`EmbeddingTable::new_shard`]); `ranks = 1` is `new`.
+    pub fn new_shard(
+        schema: &InputSchema,
+        embedding_dim: usize,
+        field_dims: &BTreeMap<String, usize>,
+        init_std: f32,
+        rng: &mut ChaCha8Rng,
+        rank: usize,
+        ranks: usize,
+    ) -> Result<Self> {
         let names = || schema.sparse.iter().chain(&schema.multi).map(|(n, _)| n);
         if let Some(unknown) = field_dims.keys().find(|k| names().all(|n| n != *k)) {
             candle_core::bail!("model.field_dims.{unknown}: the data set has no such field");
@@ -69,7 +83,11 @@ impl FeatureInput {
                 candle_core::bail!("field {name} has an empty vocabulary");
             }
             let key = format!("input.{kind}.{name}");
-            tables.push(EmbeddingTable::new(key, *vocab, dim, init_std, rng)?);
+            tables.push(if ranks > 1 {
+                EmbeddingTable::new_shard(key, *vocab, dim, init_std, rng, rank, ranks)?
+            } else {
+                EmbeddingTable::new(key, *vocab, dim, init_std, rng)?
+            });
         }
         let width = tables.iter().map(|t| t.dim).sum();
         if width + schema.n_dense == 0 {
@@ -93,6 +111,11 @@ impl FeatureInput {
         self.width
     }
 
+    /// The number of single-valued fields (the first tables).
+    pub fn n_sparse(&self) -> usize {
+        self.n_sparse
+    }
+
     /// The number of dense features, the last columns of `x`.
     pub fn n_dense(&self) -> usize {
         self.n_dense
@@ -101,6 +124,23 @@ impl FeatureInput {
     /// The tables: single-valued fields, then multi-valued fields.
     pub fn tables(&self) -> &[EmbeddingTable] {
         &self.tables
+    }
+
+    /// Puts `tables` in place of the input's tables (same count, keys and dimensions) and
+    /// returns the ones it held: a data-parallel rank swaps in the rows its batch needs, and
+    /// back its shard after the step.
+    pub fn swap_tables(&mut self, tables: Vec<EmbeddingTable>) -> Result<Vec<EmbeddingTable>> {
+        let fits = tables.len() == self.tables.len()
+            && tables
+                .iter()
+                .zip(&self.tables)
+                .all(|(a, b)| a.key == b.key && a.dim == b.dim);
+        if !fits {
+            candle_core::bail!(
+                "swap_tables: the tables do not match the input's keys and dimensions"
+            );
+        }
+        Ok(std::mem::replace(&mut self.tables, tables))
     }
 
     /// Frees the tables' row-wise optimiser state (moments or sums, twice the weights for

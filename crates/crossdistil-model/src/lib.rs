@@ -47,7 +47,7 @@ pub use teacher::{Calibrator, RHO_FOR_UNIT_SLOPE, TeacherHead};
 pub use tower::Tower;
 
 // The feature input: embedding tables, their gather plans, gradients and optimiser state.
-pub use embedding_table::EmbeddingTable;
+pub use embedding_table::{EmbeddingTable, shard_rows};
 pub use gather::{FieldPlan, GatherPlan};
 pub use input::{FeatureInput, Gathered};
 pub use sparse_grads::{FieldGrad, SparseGrads};

@@ -119,6 +119,31 @@ impl MultiTaskModel {
         seed: u64,
         device: &Device,
     ) -> Result<Self> {
+        Self::new_shard_on(cfg, schema, n_tasks, seed, device, 0, 1)
+    }
+
+    /// [`MultiTaskModel::new`] with rank `rank`'s shard of every embedding table of `ranks`
+    /// ranks ([`crate::EmbeddingTable::new_shard`]); the dense parameters are the whole model's.
+    pub fn new_sharded(
+        cfg: &ModelConfig,
+        schema: &InputSchema,
+        n_tasks: usize,
+        seed: u64,
+        rank: usize,
+        ranks: usize,
+    ) -> Result<Self> {
+        Self::new_shard_on(cfg, schema, n_tasks, seed, &Device::Cpu, rank, ranks)
+    }
+
+    fn new_shard_on(
+        cfg: &ModelConfig,
+        schema: &InputSchema,
+        n_tasks: usize,
+        seed: u64,
+        device: &Device,
+        rank: usize,
+        ranks: usize,
+    ) -> Result<Self> {
         ensure_cpu(device.location())?;
         cfg.validate().map_err(to_candle)?;
         if n_tasks == 0 {
@@ -126,12 +151,14 @@ impl MultiTaskModel {
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(1);
-        let input = FeatureInput::new(
+        let input = FeatureInput::new_shard(
             schema,
             cfg.embedding_dim,
             &cfg.field_dims,
             cfg.embedding_init_std,
             &mut rng,
+            rank,
+            ranks,
         )?;
         rng.set_stream(2);
         let mut params = ParamStore::new(device.clone())?;

@@ -105,6 +105,21 @@ pub struct TrainSettings {
     /// epoch is part of it, so a resumed run continues exactly); 0 commits at the end of each
     /// epoch only. For long epochs, streamed ones above all.
     pub checkpoint_every: usize,
+    /// On several ranks (`mpirun`): `sharded` (each rank holds the rows of the ids `id % ranks
+    /// == rank` and their optimiser state, fetched and updated per step) or `replicated`
+    /// (every rank holds every table). One process ignores it.
+    pub tables: TableLayout,
+}
+
+/// How the embedding tables are laid out over the ranks of a distributed run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TableLayout {
+    /// Each rank holds its shard of every table (see [`crate::dist`]).
+    #[default]
+    Sharded,
+    /// Each rank holds every table.
+    Replicated,
 }
 
 /// The most data-parallel workers a run accepts.
@@ -143,6 +158,7 @@ impl Default for TrainSettings {
             shuffle_buffer: 1_000_000,
             readers: 2,
             checkpoint_every: 0,
+            tables: TableLayout::Sharded,
         }
     }
 }

@@ -29,6 +29,10 @@ pub enum TrainError {
     /// message says where.
     #[error("training diverged: {0}")]
     Diverged(String),
+    /// A collective operation between the ranks of a distributed run failed, or the ranks
+    /// disagree; the message names the rank.
+    #[error("distributed: {0}")]
+    Distributed(String),
 }
 
 /// The result of this crate's fallible functions, with [`TrainError`] by default.

@@ -2,6 +2,7 @@
 //! `eval_every` steps), early stopping on the mean validation AUC, checkpoints for `--resume`.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::Tensor;
@@ -10,15 +11,16 @@ use crossdistil_loss::{CalibratorFit, fit_platt};
 use crossdistil_model::MultiTaskModel;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::config::{RunConfig, TrainSettings};
+use crate::config::{RunConfig, TableLayout, TrainSettings};
+use crate::dist::Comm;
 use crate::divergence::{DivergenceGuard, check_parameters};
 use crate::error::{Result, TrainError};
 use crate::evaluate::SplitMetrics;
 use crate::optimizer::model_tensors;
 use crate::report::Report;
 use crate::run::{
-    EpochLosses, RunDir, RunFolder, TrainState, WithinEpoch, load_tensors, read_verified_config,
-    read_verified_encoders,
+    EpochLosses, RunDir, RunFolder, TrainState, WithinEpoch, load_tensors, load_verified,
+    read_verified_config, read_verified_encoders,
 };
 use crate::run_data::{RunData, Scored};
 use crate::step::LossParts;
@@ -75,6 +77,33 @@ pub fn build_model_for(
     })
 }
 
+/// [`build_model_for`] on rank `rank` of `ranks`: with `[train] tables = "sharded"` and more
+/// than one rank, the model holds the rank's shard of every table
+/// ([`MultiTaskModel::new_sharded`]).
+pub fn build_model_for_rank(
+    cfg: &RunConfig,
+    spec: &DatasetSpec,
+    schema: &InputSchema,
+    rank: usize,
+    ranks: usize,
+) -> Result<BuiltModel> {
+    if ranks <= 1 || cfg.train.tables != TableLayout::Sharded {
+        return build_model_for(cfg, spec, schema);
+    }
+    let tasks = cfg.task_indices(spec)?;
+    let task_names = tasks.iter().map(|&t| spec.labels[t].name.clone()).collect();
+    let mut model =
+        MultiTaskModel::new_sharded(&cfg.model, schema, tasks.len(), cfg.train.seed, rank, ranks)?;
+    if cfg.distill.needs_teachers() {
+        model = model.with_teachers(&cfg.model.teacher, cfg.train.seed)?;
+    }
+    Ok(BuiltModel {
+        model,
+        tasks,
+        task_names,
+    })
+}
+
 /// Loads the weights of a checkpoint into a model built from the same configuration.
 pub fn load_weights(model: &mut MultiTaskModel, path: &Path) -> Result<()> {
     let t = load_tensors(path)?;
@@ -94,6 +123,75 @@ pub fn set_weights(
 
 /// Trains on `data_dir` into `out` and returns the final report (best model on valid and test).
 pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> Result<Report> {
+    fit_on(data_dir, cfg, out, opts, None)
+}
+
+/// [`fit`] as one rank of a distributed run: every rank calls it with the same arguments
+/// (`out` on a file system they share). Rank 0 owns the run folder: it locks and writes it,
+/// logs, validates, commits the checkpoints and the report, which it returns. The other ranks
+/// read the run's configuration and encoders from the folder once rank 0 has written them,
+/// train their part of every global batch ([`RunData::train_batches_of_rank`]) and return
+/// `None`. All ranks hold the same weights after every step, so rank 0's checkpoint is the
+/// run's; a resumed run reloads it on every rank.
+pub fn fit_distributed(
+    data_dir: &Path,
+    cfg: &RunConfig,
+    out: &Path,
+    opts: &FitOptions,
+    comm: Arc<dyn Comm>,
+) -> Result<Option<Report>> {
+    if comm.rank() == 0 {
+        fit_on(data_dir, cfg, out, opts, Some(comm)).map(Some)
+    } else {
+        follow(data_dir, out, comm).map(|()| None)
+    }
+}
+
+/// The training of a rank other than 0 (see [`fit_distributed`]).
+fn follow(data_dir: &Path, out: &Path, comm: Arc<dyn Comm>) -> Result<()> {
+    let run = RunDir::new(out);
+    // Rank 0 has created or resumed the folder when it sends this.
+    comm.all_gather(&[])?;
+    let m = run.manifest()?;
+    let cfg = read_verified_config(&run, &m)?;
+    let encoders = read_verified_encoders(&run, &m)?;
+    let data = RunData::open(data_dir, &cfg.train, Some(&encoders))?;
+    let (rank, ranks) = (comm.rank(), comm.size());
+    let sharded = cfg.train.tables == TableLayout::Sharded;
+    let BuiltModel { model, tasks, .. } =
+        build_model_for_rank(&cfg, data.spec(), &data.input_schema(), rank, ranks)?;
+    let n_labels = data.spec().labels.len();
+    let mut trainer = Trainer::new(model, &cfg, tasks, n_labels).with_comm(comm.clone());
+    let state = m.state.clone();
+    if let Some(tensors) = load_last_for(&run, &m, rank, ranks, sharded)? {
+        let last = m.last.as_ref().expect("loaded");
+        trainer.restore(&tensors, state.step).map_err(|e| {
+            TrainError::run(
+                run.dir.join(&last.file),
+                format!("does not fit the model: {e}"),
+            )
+        })?;
+    }
+    if let Some(w) = &state.within_epoch {
+        trainer.resume_within_epoch(w.position.clone());
+    }
+    let t = &cfg.train;
+    let source = data.train_batches_of_rank(t, comm.rank(), comm.size())?;
+    if !state.stopped_early {
+        let first = state.epochs_done;
+        trainer.fit(source.as_ref(), first..t.epochs.max(first), &mut ())?;
+    }
+    trainer.rank_costs()?;
+    Ok(())
+}
+
+fn fit_on(
+    data_dir: &Path,
+    cfg: &RunConfig,
+    out: &Path,
+    opts: &FitOptions,
+    comm: Option<Arc<dyn Comm>>,
+) -> Result<Report> {
     let run = RunDir::new(out);
     // A run stopped before its first commit has trained nothing: resuming it starts it again.
     let resume = opts.resume && !run.uncommitted_start();
@@ -120,15 +218,21 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
         None => (cfg.clone(), None),
     };
     let data = RunData::open(data_dir, &cfg.train, saved_encoders.as_ref())?;
+    let ranks = comm.as_ref().map_or(1, |c| c.size());
+    let sharded = ranks > 1 && cfg.train.tables == TableLayout::Sharded;
     let BuiltModel {
         model,
         tasks,
         task_names,
-    } = build_model_for(&cfg, data.spec(), &data.input_schema())?;
+    } = build_model_for_rank(&cfg, data.spec(), &data.input_schema(), 0, ranks)?;
     let mut resolved = cfg.clone();
     resolved.tasks = task_names.clone();
     let t = &cfg.train;
     let mut trainer = Trainer::new(model, &cfg, tasks.clone(), data.spec().labels.len());
+    let rank = 0;
+    if let Some(c) = &comm {
+        trainer = trainer.with_comm(c.clone());
+    }
     let folder = match (folder.take(), new_lock) {
         (Some(f), _) => f,
         (None, Some(lock)) => RunFolder::create(lock, out, &resolved, data.encoders())?,
@@ -136,7 +240,7 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
     };
     let state = folder.manifest().state.clone();
     if resume {
-        if let Some(tensors) = folder.load_last()? {
+        if let Some(tensors) = load_last_for(&run, folder.manifest(), rank, ranks, sharded)? {
             let path = run
                 .dir
                 .join(&folder.manifest().last.as_ref().expect("loaded").file);
@@ -160,6 +264,17 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
         );
     }
 
+    if let Some(c) = &comm {
+        // The folder is ready: the other ranks may read it.
+        c.all_gather(&[])?;
+        tracing::info!(
+            ranks,
+            workers = t.workers,
+            global_batch = t.batch_size,
+            "training on {ranks} ranks of {} worker(s) each",
+            t.workers
+        );
+    }
     let header = metrics_header(&task_names, trainer.model().has_teachers());
     let validations = Validations {
         header: &header,
@@ -170,7 +285,7 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
         started: Instant::now(),
         seconds_before: state.train_seconds,
     };
-    let source = data.train_batches(t)?;
+    let source = data.train_batches_of_rank(t, rank, ranks)?;
     let mut hooks = RunHooks {
         guard: DivergenceGuard::new(t.divergence_factor, state.early_loss),
         folder,
@@ -193,6 +308,7 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
         let first = hooks.state.epochs_done;
         trainer.fit(source.as_ref(), first..t.epochs.max(first), &mut hooks)?;
     }
+    let costs = trainer.rank_costs()?;
     let RunHooks {
         mut folder, state, ..
     } = hooks;
@@ -210,7 +326,13 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
     })?;
     // The trainer's optimiser state is dropped before the best weights are read, one tensor
     // at a time: the reload does not raise the peak memory of training.
-    let mut model = trainer.into_model();
+    let mut model = if sharded {
+        // Rank 0 holds a shard of the tables: the best model is scored with whole ones.
+        drop(trainer);
+        build_model_for(&cfg, data.spec(), &data.input_schema())?.model
+    } else {
+        trainer.into_model()
+    };
     model.input_mut().clear_optimizer_state();
     let tensors = folder
         .load_best_weights()?
@@ -219,7 +341,8 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
     drop(tensors);
     let valid = validations.metrics(&model, Split::Valid)?;
     let test = validations.metrics(&model, Split::Test)?;
-    let report = Report::new(data.dir(), &resolved, &task_names, valid, test, &state);
+    let mut report = Report::new(data.dir(), &resolved, &task_names, valid, test, &state);
+    report.distributed = costs;
     folder.finish(&report)?;
     Ok(report)
 }
@@ -277,7 +400,9 @@ impl Hooks for RunHooks<'_> {
         state.step = trainer.step_count();
         self.guard.observe(loss.total, state.step)?;
         state.early_loss = self.guard.early();
-        state.rows_seen += batch.size() as u64;
+        // The global batch's rows (this rank's part of it is `batch`).
+        let _ = batch;
+        state.rows_seen += loss.rows as u64;
         self.epoch_batches += 1;
         self.steps_this_call += 1;
         self.bar.inc(1);
@@ -289,8 +414,8 @@ impl Hooks for RunHooks<'_> {
         ));
         if t.eval_every > 0 && state.step.is_multiple_of(t.eval_every as u64) {
             let epoch = state.epochs_done;
-            self.validations
-                .run(&mut self.folder, trainer, state, epoch, &self.parts)?;
+            let (v, folder, parts) = (self.validations, &mut self.folder, &self.parts);
+            trainer.with_full_tables(|trainer| v.run(folder, trainer, state, epoch, parts))?;
             if state.stopped_early {
                 self.bar.finish_and_clear();
                 return Ok(Control::Stop);
@@ -311,17 +436,15 @@ impl Hooks for RunHooks<'_> {
         self.state.within_epoch = None;
         self.epochs_this_call += 1;
         let v = self.validations;
-        if self.refit_calibrators && trainer.model().has_teachers() {
-            let scored = v.score(trainer.model())?;
-            refit_calibrators(trainer.model(), &scored, v.tasks)?;
-        }
-        let m = v.run(
-            &mut self.folder,
-            trainer,
-            &mut self.state,
-            epoch + 1,
-            &self.parts,
-        )?;
+        let refit = self.refit_calibrators;
+        let (folder, state, parts) = (&mut self.folder, &mut self.state, &self.parts);
+        let m = trainer.with_full_tables(|trainer| {
+            if refit && trainer.model().has_teachers() {
+                let scored = v.score(trainer.model())?;
+                refit_calibrators(trainer.model(), &scored, v.tasks)?;
+            }
+            v.run(folder, trainer, state, epoch + 1, parts)
+        })?;
         tracing::info!(
             epoch = epoch + 1,
             train_loss = self.parts.mean(self.parts.total),
@@ -329,8 +452,7 @@ impl Hooks for RunHooks<'_> {
             seconds = self.epoch_start.elapsed().as_secs_f64(),
             "epoch done"
         );
-        self.folder
-            .commit(&self.state, Some(&trainer.checkpoint_view()?))?;
+        commit_last(&mut self.folder, &self.state, trainer)?;
         if self
             .opts
             .stop_after_epochs
@@ -362,8 +484,7 @@ impl RunHooks<'_> {
             recent_sum,
         });
         self.state.train_seconds = v.seconds_before + v.started.elapsed().as_secs_f64();
-        self.folder
-            .commit(&self.state, Some(&trainer.checkpoint_view()?))?;
+        commit_last(&mut self.folder, &self.state, trainer)?;
         if self
             .opts
             .stop_after_steps
@@ -376,6 +497,58 @@ impl RunHooks<'_> {
         }
         Ok(())
     }
+}
+
+/// Commits `state` with the trainer's state as the last checkpoint: one file, or with sharded
+/// tables the dense part from rank 0 and a shard from every rank.
+fn commit_last(folder: &mut RunFolder, state: &TrainState, trainer: &Trainer) -> Result<()> {
+    if trainer.sharded().is_some() {
+        let shards = trainer.write_shards(&folder.run.dir, folder.next_generation())?;
+        return folder.commit_sharded(state, &trainer.dense_checkpoint_view()?, shards);
+    }
+    folder.commit(state, Some(&trainer.checkpoint_view()?))
+}
+
+/// The last checkpoint of a run for rank `rank` of `ranks` (`None` before the first commit):
+/// the one file, or with sharded tables the dense part and the rank's shard, which must have
+/// been written by as many ranks.
+fn load_last_for(
+    run: &RunDir,
+    m: &crate::manifest::Manifest,
+    rank: usize,
+    ranks: usize,
+    sharded: bool,
+) -> Result<Option<std::collections::HashMap<String, Tensor>>> {
+    let Some(last) = &m.last else {
+        return Ok(None);
+    };
+    let written = m.last_shards.len();
+    let with_shards = written > 0;
+    if with_shards != sharded || (with_shards && written != ranks) {
+        let was = if with_shards {
+            format!("tables sharded over {written} ranks")
+        } else {
+            "whole tables".to_string()
+        };
+        let now = if sharded {
+            format!("tables sharded over {ranks} ranks")
+        } else {
+            "whole tables".to_string()
+        };
+        return Err(TrainError::run(
+            run.dir.join(&last.file),
+            format!(
+                "the last checkpoint holds {was}, the resumed run would need {now}: resume with \
+                 the same number of ranks (mpirun -np {}) and the same [train] tables",
+                written.max(1)
+            ),
+        ));
+    }
+    let mut tensors = load_verified(run, last)?;
+    if with_shards {
+        tensors.extend(load_verified(run, &m.last_shards[rank])?);
+    }
+    Ok(Some(tensors))
 }
 
 /// Refuses to resume the run in `run` (saved configuration `saved`) with a configuration that

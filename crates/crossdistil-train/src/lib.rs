@@ -19,6 +19,7 @@
 mod alloc;
 mod checkpoint;
 mod config;
+pub mod dist;
 mod divergence;
 mod error;
 mod evaluate;
@@ -41,7 +42,8 @@ mod trainer;
 pub use alloc::{peak_rss_bytes, tune_allocator};
 pub use checkpoint::Checkpoint;
 pub use config::{
-    MAX_BATCH, MAX_EPOCHS, MAX_READERS, MAX_SHUFFLE_BUFFER, MAX_WORKERS, RunConfig, TrainSettings,
+    MAX_BATCH, MAX_EPOCHS, MAX_READERS, MAX_SHUFFLE_BUFFER, MAX_WORKERS, RunConfig, TableLayout,
+    TrainSettings,
 };
 pub use crossdistil_core::{Batch, InputSchema};
 pub use divergence::check_parameters;
@@ -50,7 +52,8 @@ pub use evaluate::{
     ECE_BINS, SplitMetrics, TaskMetrics, evaluate, evaluate_model, metrics_of, metrics_table,
 };
 pub use fit::{
-    BuiltModel, FitOptions, build_model, build_model_for, fit, load_weights, set_weights,
+    BuiltModel, FitOptions, build_model, build_model_for, build_model_for_rank, fit,
+    fit_distributed, load_weights, set_weights,
 };
 pub use lock::RunLock;
 pub use manifest::ABORT_POINTS;

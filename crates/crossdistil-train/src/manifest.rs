@@ -57,6 +57,10 @@ pub struct Manifest {
     pub encoders: FileEntry,
     /// Model, tables and optimiser state at the end of the last completed epoch.
     pub last: Option<FileEntry>,
+    /// With tables sharded over the ranks of a distributed run: rank `r`'s shard of the tables
+    /// and their optimiser state at `last`, at index `r` (`last` then holds the dense part).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_shards: Vec<FileEntry>,
     /// The same at the best validation so far.
     pub best: Option<FileEntry>,
     pub metrics: MetricsEntry,
@@ -70,6 +74,7 @@ impl Manifest {
     pub fn files(&self) -> Vec<&FileEntry> {
         let mut v = vec![&self.config, &self.encoders];
         v.extend(self.last.iter());
+        v.extend(self.last_shards.iter());
         v.extend(self.best.iter());
         v.extend(self.report.iter());
         v

@@ -122,13 +122,28 @@ impl Optimizer {
         &mut self,
         model: &mut MultiTaskModel,
         dense: Vec<Option<Vec<f32>>>,
+        sparse: SparseGrads,
+        threads: usize,
+    ) -> Result<()> {
+        let norm = sparse.sq_norm();
+        self.step_with_table_norm(model, dense, sparse, threads, norm)
+    }
+
+    /// [`Optimizer::step`] where the tables' part of the squared gradient norm is
+    /// `table_sq_norm` (a rank of sharded tables holds only its shard's rows of the gradient;
+    /// clipping needs the norm of all of them).
+    pub fn step_with_table_norm(
+        &mut self,
+        model: &mut MultiTaskModel,
+        dense: Vec<Option<Vec<f32>>>,
         mut sparse: SparseGrads,
         threads: usize,
+        table_sq_norm: f64,
     ) -> Result<()> {
         let s = &self.settings;
         let mut scale = 1.0;
         if s.grad_clip > 0.0 {
-            scale = clip_factor(flat_sq_norm(&dense) + sparse.sq_norm(), s.grad_clip) as f32;
+            scale = clip_factor(flat_sq_norm(&dense) + table_sq_norm, s.grad_clip) as f32;
             if scale != 1.0 {
                 sparse.scale(scale);
             }

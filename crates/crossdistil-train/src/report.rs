@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
+use crate::dist::RankCosts;
 use crate::error::{Result, TrainError};
 use crate::evaluate::{SplitMetrics, TaskMetrics, metrics_table};
 use crate::run::{TrainState, write_atomic};
@@ -40,6 +41,9 @@ pub struct Report {
     pub train_seconds: f64,
     /// Training throughput, `rows_seen / train_seconds` in rows/s.
     pub rows_per_second: f64,
+    /// On several ranks (`mpirun`): what the steps cost in exchanges between the ranks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distributed: Option<RankCosts>,
 }
 
 impl Report {
@@ -66,6 +70,7 @@ impl Report {
             config: cfg.clone(),
             train_seconds: s.train_seconds,
             rows_per_second: s.rows_seen as f64 / s.train_seconds.max(1e-9),
+            distributed: None,
         }
     }
 
@@ -113,6 +118,17 @@ impl Report {
             self.train_seconds,
             self.rows_per_second
         ));
+        if let Some(d) = &self.distributed {
+            s.push_str(&format!(
+                "on {} ranks x {} workers, {} tables: {:.0} KiB sent per rank and step, {:.1}% of \
+                 the step time in exchanges\n",
+                d.ranks,
+                d.workers,
+                d.tables,
+                d.bytes_sent_per_step / 1024.0,
+                100.0 * d.comm_share
+            ));
+        }
         s
     }
 }

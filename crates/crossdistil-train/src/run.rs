@@ -389,6 +389,7 @@ impl RunFolder {
             config,
             encoders,
             last: None,
+            last_shards: Vec::new(),
             best: None,
             metrics: metrics_entry(""),
             report: None,
@@ -408,15 +409,6 @@ impl RunFolder {
     /// The committed manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
-    }
-
-    /// The committed last checkpoint (`None` at generation 0), checked.
-    pub fn load_last(&self) -> Result<Option<HashMap<String, Tensor>>> {
-        self.manifest
-            .last
-            .as_ref()
-            .map(|e| load_verified(&self.run, e))
-            .transpose()
     }
 
     /// The weights of the best checkpoint the next commit will reference, checked
@@ -470,6 +462,11 @@ impl RunFolder {
         metrics.rows = self.metrics_rows;
         let next = Manifest {
             generation: self.manifest.generation + 1,
+            last_shards: if last.as_ref() == self.manifest.last.as_ref() {
+                self.manifest.last_shards.clone()
+            } else {
+                Vec::new()
+            },
             last,
             best: self.pending_best.take().or(self.manifest.best.clone()),
             metrics,
@@ -478,6 +475,37 @@ impl RunFolder {
             ..self.manifest.clone()
         };
         self.switch(next)
+    }
+
+    /// [`RunFolder::commit`] of a run whose tables are sharded over ranks: `dense` (the dense
+    /// parameters and their optimiser state) becomes `last`, and `shards` (each rank's, already
+    /// written and synced, in rank order) the shards of its tables. Nothing becomes current
+    /// before every shard is on disk: the manifest is written last.
+    pub fn commit_sharded(
+        &mut self,
+        state: &TrainState,
+        dense: &Checkpoint<'_>,
+        shards: Vec<FileEntry>,
+    ) -> Result<()> {
+        let last = write_tensors(&self.run.dir, &self.next_name("last"), dense, "last")?;
+        let mut metrics = metrics_entry(&self.metrics);
+        metrics.rows = self.metrics_rows;
+        let next = Manifest {
+            generation: self.manifest.generation + 1,
+            last: Some(last),
+            last_shards: shards,
+            best: self.pending_best.take().or(self.manifest.best.clone()),
+            metrics,
+            report: None,
+            state: state.clone(),
+            ..self.manifest.clone()
+        };
+        self.switch(next)
+    }
+
+    /// The generation the next commit will have.
+    pub fn next_generation(&self) -> u64 {
+        self.manifest.generation + 1
     }
 
     /// Writes report.json and commits it: the last commit of a finished run.
@@ -645,6 +673,11 @@ pub fn write_tensors(
         size,
         crc32,
     })
+}
+
+/// The file of rank `rank`'s shard of the tables at commit `generation`, of `ranks` ranks.
+pub fn shard_name(generation: u64, rank: usize, ranks: usize) -> String {
+    format!("last-{generation:06}.shard-{rank}-of-{ranks}.safetensors")
 }
 
 /// Gives a file the safetensors writer created (mode 0600, as its temporaries are) the mode of

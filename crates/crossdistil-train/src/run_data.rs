@@ -137,7 +137,43 @@ impl RunData {
     /// The batches of the train split for `t` (`batch_size`, `seed`, and with streaming
     /// `shuffle_buffer`).
     pub fn train_batches(&self, t: &TrainSettings) -> Result<Box<dyn BatchSource + '_>> {
+        self.train_batches_of_rank(t, 0, 1)
+    }
+
+    /// Rank `rank`'s part of the training batches of a run on `ranks` ranks: rows
+    /// `[rank * b / ranks, (rank + 1) * b / ranks)` of every global batch of a loaded data set
+    /// (every rank shuffles the same way), or its share of the row groups of a streamed one with
+    /// its part of `batch_size` ([`StreamedRows::with_rank_share`]).
+    pub fn train_batches_of_rank(
+        &self,
+        t: &TrainSettings,
+        rank: usize,
+        ranks: usize,
+    ) -> Result<Box<dyn BatchSource + '_>> {
+        let ranks = ranks.max(1);
+        let part = (rank + 1) * t.batch_size / ranks - rank * t.batch_size / ranks;
         Ok(match self {
+            RunData::Loaded { .. } if ranks > 1 => Box::new(RankPart {
+                inner: self.train_batches_of_rank(t, 0, 1)?,
+                rank,
+                ranks,
+            }),
+            RunData::Streamed {
+                source,
+                encoders,
+                readers,
+            } if ranks > 1 => Box::new(
+                StreamedRows::new(
+                    source.clone(),
+                    encoders.clone(),
+                    Split::Train,
+                    part.max(1),
+                    t.seed,
+                    t.shuffle_buffer,
+                    *readers,
+                )?
+                .with_rank_share(rank, ranks),
+            ),
             RunData::Loaded { ds, rows } => Box::new(ShuffledRows::new(
                 ds,
                 rows[Split::Train as usize].clone(),
@@ -452,5 +488,25 @@ impl Scored {
         }
         self.row_ids.extend(other.row_ids);
         self.splits.extend(other.splits);
+    }
+}
+
+/// Rank `rank`'s part of each batch of `inner` ([`crate::dist::rank_part`]).
+struct RankPart<'a> {
+    inner: Box<dyn BatchSource + 'a>,
+    rank: usize,
+    ranks: usize,
+}
+
+impl BatchSource for RankPart<'_> {
+    fn epoch(&self, epoch: usize) -> Result<crate::trainer::BoxedBatches<'_>> {
+        let (rank, ranks) = (self.rank, self.ranks);
+        Ok(Box::new(self.inner.epoch(epoch)?.map(move |b| {
+            b.map(|b| crate::dist::rank_part(&b, rank, ranks))
+        })))
+    }
+
+    fn batches_per_epoch(&self) -> Option<usize> {
+        self.inner.batches_per_epoch()
     }
 }

@@ -1,22 +1,36 @@
-//! One optimiser step over a mini-batch, on one core or data-parallel over several.
+//! One optimiser step over a mini-batch, on one core or data-parallel over several threads and
+//! ranks.
 //!
 //! With `workers = N > 1`, the batch is cut into N contiguous shards
 //! ([`crossdistil_data::Batch::split`]); each worker thread runs forward and backward of its shard
 //! on the same (shared, read-only) model, its loss scaled by `shard_rows / batch_rows`, so the
 //! summed gradients are those of the whole batch for every row-wise loss (BCE, distillation,
 //! calibration). The gradients are summed in worker order and applied in one update, so a run is
-//! deterministic for a fixed N. The ranking loss forms its pairs inside each shard, as in
-//! data-parallel training elsewhere, so with CrossDistil N workers are not N-fold the same
-//! computation as one.
+//! deterministic for a fixed N. On several ranks ([`crate::dist`]) the batch is the rank's part
+//! of the global batch, the scale is `shard_rows / global_rows`, and the workers' sums are added
+//! over the ranks in rank order.
+//!
+//! The ranking loss pairs rows across the whole global batch, whatever the split: when the batch
+//! is in more than one part, the workers first run their forward passes, the teacher scores and
+//! labels of every part are gathered (a few bytes a row), the loss and its gradient with respect
+//! to the scores are computed over all of them ([`ranking_gradient`], the same on every rank), and
+//! each worker's backward pass adds the surrogate `sum r g` of its rows. With one part this is
+//! the plain objective.
 
-use candle_core::Tensor;
 use candle_core::backprop::GradStore;
+use candle_core::{DType, Tensor};
 use crossdistil_data::Batch;
-use crossdistil_loss::{ObjectiveInput, PlattParams, objective};
-use crossdistil_model::{Mode, MultiTaskModel, SparseGrads};
+use crossdistil_loss::{
+    ObjectiveInput, ObjectiveLoss, PlattParams, objective, objective_without_ranking,
+    ranking_gradient,
+};
+use crossdistil_model::{FieldGrad, Forward, Mode, MultiTaskModel, SparseGrads};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::RunConfig;
+use crate::dist::{
+    Comm, all_gather_f32, all_gather_f64, all_reduce_in_rank_order, sum_sparse_in_rank_order,
+};
 use crate::error::{Result, TrainError};
 use crate::optim::sum_grads;
 
@@ -47,6 +61,8 @@ pub struct LossParts {
     pub cal: f64,
     /// Per distilled task, the mean `|sigmoid(z_k / T) - t_k|`; empty when nothing is distilled.
     pub kd_gap: Vec<f64>,
+    /// The rows of the (global) batch.
+    pub rows: usize,
 }
 
 /// The batch's labels of the model's tasks, row-major `[b, T]`.
@@ -66,40 +82,51 @@ struct Share {
     parts: LossParts,
 }
 
-/// Forward and backward of one shard at loss scale `scale`.
-fn share(
-    model: &MultiTaskModel,
-    shard: &Batch,
-    scale: f64,
-    setup: &StepSetup<'_>,
-    step: u64,
-    rng: &mut ChaCha8Rng,
-) -> Result<Share> {
-    let n_tasks = setup.tasks.len();
-    let fwd = model.forward(shard, Mode::Train(rng))?;
-    let rows = label_rows(shard, setup.n_labels, setup.tasks);
-    let labels = Tensor::from_slice(&rows, (shard.size(), n_tasks), model.params().device())?;
-    let calibrators: Vec<PlattParams<'_>> = model
+/// The objective's inputs of a forward pass: the labels of the model's tasks and the
+/// calibrators.
+fn objective_input<'a>(
+    fwd: &'a Forward,
+    labels: &'a Tensor,
+    calibrators: &'a [PlattParams<'a>],
+) -> ObjectiveInput<'a> {
+    ObjectiveInput {
+        logits: &fwd.logits,
+        teacher_scores: fwd.teacher_scores.as_ref(),
+        calibrators,
+        labels,
+    }
+}
+
+fn calibrators_of(model: &MultiTaskModel) -> Vec<PlattParams<'_>> {
+    model
         .calibrators()
         .iter()
         .map(|c| PlattParams {
             rho: c.rho.as_tensor(),
             q: c.q.as_tensor(),
         })
-        .collect();
-    let input = ObjectiveInput {
-        logits: &fwd.logits,
-        teacher_scores: fwd.teacher_scores.as_ref(),
-        calibrators: &calibrators,
-        labels: &labels,
-    };
-    let loss = objective(&input, setup.weights, &setup.cfg.distill, step, rng)?;
-    let total = if scale == 1.0 {
-        loss.total
-    } else {
-        loss.total.affine(scale, 0.0)?
-    };
-    let value = total.to_scalar::<f32>()? as f64;
+        .collect()
+}
+
+fn labels_of(model: &MultiTaskModel, shard: &Batch, setup: &StepSetup<'_>) -> Result<Tensor> {
+    let rows = label_rows(shard, setup.n_labels, setup.tasks);
+    Ok(Tensor::from_slice(
+        &rows,
+        (shard.size(), setup.tasks.len()),
+        model.params().device(),
+    )?)
+}
+
+/// Backward of `total` (already scaled) and the loss parts of `loss` at `scale`.
+fn backward(
+    model: &MultiTaskModel,
+    fwd: &Forward,
+    total: Tensor,
+    value: f64,
+    loss: &ObjectiveLoss,
+    scale: f64,
+    step: u64,
+) -> Result<Share> {
     if !value.is_finite() {
         return Err(TrainError::Diverged(format!("loss {value} at step {step}")));
     }
@@ -115,45 +142,185 @@ fn share(
             rank: loss.rank * scale,
             cal: loss.cal * scale,
             kd_gap: loss.kd_gap.iter().map(|g| g * scale).collect(),
+            rows: 0,
         },
     })
 }
 
-/// Runs `share` on every shard, worker 0 on this thread and the others on their own.
-fn shares(
+/// Forward and backward of one shard at loss scale `scale`, the ranking loss over the shard.
+fn share(
     model: &MultiTaskModel,
-    batch: &Batch,
+    shard: &Batch,
+    scale: f64,
     setup: &StepSetup<'_>,
     step: u64,
-    rngs: &mut [ChaCha8Rng],
-) -> Result<Vec<Share>> {
-    if rngs.len() <= 1 || batch.size() < 2 {
-        return Ok(vec![share(model, batch, 1.0, setup, step, &mut rngs[0])?]);
-    }
-    let shards = batch.split(rngs.len());
-    let n = batch.size() as f64;
+    rng: &mut ChaCha8Rng,
+) -> Result<Share> {
+    let fwd = model.forward(shard, Mode::Train(rng))?;
+    let labels = labels_of(model, shard, setup)?;
+    let calibrators = calibrators_of(model);
+    let input = objective_input(&fwd, &labels, &calibrators);
+    let loss = objective(&input, setup.weights, &setup.cfg.distill, step, rng)?;
+    let total = if scale == 1.0 {
+        loss.total.clone()
+    } else {
+        loss.total.affine(scale, 0.0)?
+    };
+    let value = total.to_scalar::<f32>()? as f64;
+    backward(model, &fwd, total, value, &loss, scale, step)
+}
+
+/// Runs `f` on every item, item 0 on this thread and the others on their own, and returns the
+/// results in item order (the first error, or a worker's panic as an error).
+fn on_workers<T: Send, R: Send>(
+    items: Vec<T>,
+    step: u64,
+    f: impl Fn(T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let mut items = items.into_iter();
+    let Some(first) = items.next() else {
+        return Ok(Vec::new());
+    };
+    let f = &f;
     std::thread::scope(|s| {
-        let mut pairs = shards.iter().zip(rngs.iter_mut());
-        let (first, first_rng) = pairs.next().expect("a non-empty batch has a shard");
-        let handles: Vec<_> = pairs
-            .map(|(shard, rng)| {
-                s.spawn(move || share(model, shard, shard.size() as f64 / n, setup, step, rng))
-            })
-            .collect();
-        let mut out = vec![share(
-            model,
-            first,
-            first.size() as f64 / n,
-            setup,
-            step,
-            first_rng,
-        )?];
+        let handles: Vec<_> = items.map(|item| s.spawn(move || f(item))).collect();
+        let mut out = vec![f(first)?];
         for h in handles {
             out.push(h.join().map_err(|_| {
                 TrainError::Diverged(format!("a worker thread panicked at step {step}"))
             })??);
         }
         Ok(out)
+    })
+}
+
+/// Where a step's batch sits in the global batch.
+#[derive(Clone, Copy)]
+pub struct Placement<'a> {
+    /// The ranks, when the batch is this rank's part of a global batch.
+    pub comm: Option<&'a dyn Comm>,
+    /// The stream that draws the ranking loss's pairs of a batch in several parts: the same on
+    /// every rank.
+    pub ranking_rng: Option<&'a std::sync::Mutex<ChaCha8Rng>>,
+    /// Whether the tables' gradient rows stay this rank's (sharded tables, sent to their
+    /// owners afterwards) instead of being summed over the ranks.
+    pub sharded: bool,
+}
+
+/// The workers' shares of one step and, when the ranking loss was taken over the global batch,
+/// its value (added once, after the sums over workers and ranks).
+struct Shares {
+    shares: Vec<Share>,
+    global_rank: Option<f64>,
+    rows: usize,
+}
+
+/// Runs forward and backward on every shard of `batch`, worker 0 on this thread and the others
+/// on their own; with more than one part in the global batch, the ranking loss is taken over
+/// all of them (see the module documentation).
+fn shares(
+    model: &MultiTaskModel,
+    batch: &Batch,
+    setup: &StepSetup<'_>,
+    step: u64,
+    rngs: &mut [ChaCha8Rng],
+    place: Placement<'_>,
+) -> Result<Shares> {
+    let local = batch.size();
+    let sizes: Vec<usize> = match place.comm {
+        Some(c) if c.size() > 1 => all_gather_f64(c, &[local as f64])?
+            .iter()
+            .map(|v| v[0] as usize)
+            .collect(),
+        _ => vec![local],
+    };
+    let global: usize = sizes.iter().sum();
+    let offset: usize = place.comm.map_or(0, |c| sizes[..c.rank()].iter().sum());
+    let shards = if local == 0 {
+        Vec::new()
+    } else if rngs.len() <= 1 || local < 2 {
+        vec![batch.clone()]
+    } else {
+        batch.split(rngs.len())
+    };
+    if sizes.len() == 1 && shards.len() <= 1 {
+        let shares = if local == 0 {
+            Vec::new()
+        } else {
+            vec![share(model, batch, 1.0, setup, step, &mut rngs[0])?]
+        };
+        return Ok(Shares {
+            shares,
+            global_rank: None,
+            rows: global,
+        });
+    }
+    let n = global as f64;
+    // Phase 1: forward passes.
+    let fwds = on_workers(
+        shards.iter().zip(rngs.iter_mut()).collect(),
+        step,
+        |(shard, rng)| {
+            let fwd = model.forward(shard, Mode::Train(rng))?;
+            let labels = labels_of(model, shard, setup)?;
+            Ok((fwd, labels))
+        },
+    )?;
+    // The ranking loss over the global batch.
+    let needs_ranking = setup.cfg.distill.needs_teachers() && model.has_teachers();
+    let mut global_rank = None;
+    let mut grads: Vec<Option<Tensor>> = vec![None; fwds.len()];
+    if needs_ranking {
+        let n_tasks = setup.tasks.len();
+        let mut scores = Vec::with_capacity(local * n_tasks);
+        let mut labels = Vec::with_capacity(local * n_tasks);
+        for (fwd, l) in &fwds {
+            let s = fwd.teacher_scores.as_ref().expect("a model with teachers");
+            scores.extend(s.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?);
+            labels.extend(l.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?);
+        }
+        let (scores, labels) = match place.comm {
+            Some(c) if c.size() > 1 => (
+                all_gather_f32(c, &scores)?.concat(),
+                all_gather_f32(c, &labels)?.concat(),
+            ),
+            _ => (scores, labels),
+        };
+        let device = model.params().device();
+        let all = Tensor::from_vec(scores, (global, n_tasks), device)?;
+        let rng = place.ranking_rng.ok_or_else(|| {
+            TrainError::Distributed("a batch in several parts needs the ranking stream".into())
+        })?;
+        let mut rng = rng.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((value, g)) = ranking_gradient(&all, &labels, &setup.cfg.distill, &mut rng)? {
+            global_rank = Some(value);
+            let mut at = offset;
+            for (k, (fwd, _)) in fwds.iter().enumerate() {
+                let b = fwd.logits.dim(0)?;
+                grads[k] = Some(g.narrow(0, at, b)?);
+                at += b;
+            }
+        }
+    }
+    // Phase 2: backward passes.
+    let items: Vec<_> = fwds.into_iter().zip(grads).zip(&shards).collect();
+    let shares = on_workers(items, step, |(((fwd, labels), g), shard)| {
+        let scale = shard.size() as f64 / n;
+        let calibrators = calibrators_of(model);
+        let input = objective_input(&fwd, &labels, &calibrators);
+        let loss = objective_without_ranking(&input, setup.weights, &setup.cfg.distill, step)?;
+        let total = loss.total.affine(scale, 0.0)?;
+        let value = total.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        let total = match (&g, &fwd.teacher_scores) {
+            (Some(g), Some(r)) => total.add(&r.mul(&g.to_dtype(r.dtype())?)?.sum_all()?)?,
+            _ => total,
+        };
+        backward(model, &fwd, total, value, &loss, scale, step)
+    })?;
+    Ok(Shares {
+        shares,
+        global_rank,
+        rows: global,
     })
 }
 
@@ -175,7 +342,18 @@ struct Summed {
     parts: LossParts,
 }
 
-fn summed(shares: Vec<Share>) -> Summed {
+fn add_parts(p: &mut LossParts, s: &LossParts) {
+    p.total += s.total;
+    p.bce += s.bce;
+    p.kd += s.kd;
+    p.rank += s.rank;
+    p.cal += s.cal;
+    for (a, g) in p.kd_gap.iter_mut().zip(&s.kd_gap) {
+        *a += g;
+    }
+}
+
+fn summed(shares: Vec<Share>, dims: &[usize]) -> Summed {
     let mut dense = Vec::with_capacity(shares.len());
     let mut sparse = Vec::with_capacity(shares.len());
     let mut parts: Option<LossParts> = None;
@@ -184,23 +362,115 @@ fn summed(shares: Vec<Share>) -> Summed {
         sparse.push(s.sparse);
         match &mut parts {
             None => parts = Some(s.parts),
-            Some(p) => {
-                p.total += s.parts.total;
-                p.bce += s.parts.bce;
-                p.kd += s.parts.kd;
-                p.rank += s.parts.rank;
-                p.cal += s.parts.cal;
-                for (a, g) in p.kd_gap.iter_mut().zip(&s.parts.kd_gap) {
-                    *a += g;
-                }
-            }
+            Some(p) => add_parts(p, &s.parts),
         }
+    }
+    let mut sparse = SparseGrads::sum(sparse);
+    if sparse.fields.is_empty() {
+        // A rank without rows this step: no rows of any table.
+        sparse.fields = dims
+            .iter()
+            .map(|&dim| FieldGrad {
+                ids: Vec::new(),
+                dim,
+                grad: Vec::new(),
+            })
+            .collect();
     }
     Summed {
         dense,
-        sparse: SparseGrads::sum(sparse),
+        sparse,
         parts: parts.unwrap_or_default(),
     }
+}
+
+/// The loss parts as numbers, to add over the ranks.
+fn parts_values(p: &LossParts) -> Vec<f64> {
+    let mut v = vec![p.total, p.bce, p.kd, p.rank, p.cal];
+    v.extend(&p.kd_gap);
+    v
+}
+
+/// The sum over the ranks of their loss parts, in rank order (`kd_gap` entries of a rank
+/// without rows are missing and count as 0).
+fn parts_over_ranks(comm: &dyn Comm, mine: &LossParts) -> Result<LossParts> {
+    let all = all_gather_f64(comm, &parts_values(mine))?;
+    let gaps = all
+        .iter()
+        .map(|v| v.len().saturating_sub(5))
+        .max()
+        .unwrap_or(0);
+    let mut out: Option<LossParts> = None;
+    for v in all {
+        let v: Vec<f64> = v
+            .into_iter()
+            .chain(std::iter::repeat(0.0))
+            .take(5 + gaps)
+            .collect();
+        let p = LossParts {
+            total: v[0],
+            bce: v[1],
+            kd: v[2],
+            rank: v[3],
+            cal: v[4],
+            kd_gap: v[5..].to_vec(),
+            rows: 0,
+        };
+        match &mut out {
+            None => out = Some(p),
+            Some(o) => add_parts(o, &p),
+        }
+    }
+    Ok(out.unwrap_or_default())
+}
+
+/// Adds the ranking loss of the global batch, once, to the summed parts.
+fn add_global_rank(parts: &mut LossParts, rank: Option<f64>, beta: f64, rows: usize) {
+    if let Some(v) = rank {
+        parts.rank += v;
+        parts.total += beta * v;
+    }
+    parts.rows = rows;
+}
+
+/// The dense gradients summed over the ranks in rank order: a parameter without a gradient on
+/// a rank counts as zeros there, and stays `None` only where no rank has one.
+fn dense_over_ranks(
+    comm: &dyn Comm,
+    vars: &[(String, candle_core::Var)],
+    mut dense: Vec<Option<Vec<f32>>>,
+) -> Result<Vec<Option<Vec<f32>>>> {
+    let present: Vec<f32> = dense
+        .iter()
+        .map(|g| f32::from(u8::from(g.is_some())))
+        .collect();
+    let any: Vec<bool> =
+        all_gather_f32(comm, &present)?
+            .iter()
+            .fold(vec![false; dense.len()], |mut acc, p| {
+                for (a, &x) in acc.iter_mut().zip(p) {
+                    *a |= x > 0.0;
+                }
+                acc
+            });
+    let mut flat = Vec::new();
+    for ((g, (_, var)), &any) in dense.iter().zip(vars).zip(&any) {
+        match (g, any) {
+            (Some(g), _) => flat.extend_from_slice(g),
+            (None, true) => flat.extend(std::iter::repeat_n(0.0, var.elem_count())),
+            (None, false) => {}
+        }
+    }
+    all_reduce_in_rank_order(comm, &mut flat)?;
+    let mut at = 0;
+    for ((g, (_, var)), &any) in dense.iter_mut().zip(vars).zip(&any) {
+        if any {
+            let n = var.elem_count();
+            *g = Some(flat[at..at + n].to_vec());
+            at += n;
+        }
+    }
+    Ok(dense)
 }
 
 /// The gradient of the loss of `batch` (the mean over its rows), computed by `rngs.len()`
@@ -211,16 +481,16 @@ pub fn gradients(
     setup: &StepSetup<'_>,
     step: u64,
     rngs: &mut [ChaCha8Rng],
+    place: Placement<'_>,
 ) -> Result<Gradients> {
     let vars = model.params().vars();
-    let Summed {
-        dense: stores,
+    let FlatGradients {
+        dense: sums,
         sparse,
         parts,
-    } = summed(shares(model, batch, setup, step, rngs)?);
-    // The sums as `train_step` forms them, put back into the first worker's store.
-    let sums = sum_grads(&vars, &stores, rngs.len())?;
-    let mut dense = stores.into_iter().next().expect("at least one share");
+    } = flat_gradients(model, batch, setup, step, rngs, place)?;
+    // An empty store (candle makes them only through `backward`), filled with the sums.
+    let mut dense = Tensor::new(0f32, model.params().device())?.backward()?;
     for ((_, var), sum) in vars.iter().zip(sums) {
         if let Some(sum) = sum {
             let g = Tensor::from_vec(sum, var.shape(), var.device())?;
@@ -243,24 +513,48 @@ pub struct FlatGradients {
     pub parts: LossParts,
 }
 
-/// The workers' gradients of `batch` ([`gradients`] without putting the sums back into a
-/// store). After the workers' backward passes, the sums of their dense gradients are split
-/// over the workers' threads.
+/// The gradient of the loss of the global batch whose part on this rank is `batch` (the whole
+/// batch without ranks), summed over the workers in worker order, then over the ranks in rank
+/// order. After the workers' backward passes, the sums of their dense gradients are split over
+/// the workers' threads.
 pub fn flat_gradients(
     model: &MultiTaskModel,
     batch: &Batch,
     setup: &StepSetup<'_>,
     step: u64,
     rngs: &mut [ChaCha8Rng],
+    place: Placement<'_>,
 ) -> Result<FlatGradients> {
     let threads = rngs.len();
+    let Shares {
+        shares,
+        global_rank,
+        rows,
+    } = shares(model, batch, setup, step, rngs, place)?;
     let Summed {
         dense,
         sparse,
-        parts,
-    } = summed(shares(model, batch, setup, step, rngs)?);
+        mut parts,
+    } = summed(
+        shares,
+        &model
+            .input()
+            .tables()
+            .iter()
+            .map(|t| t.dim)
+            .collect::<Vec<_>>(),
+    );
     let vars = model.params().vars();
-    let dense = sum_grads(&vars, &dense, threads)?;
+    let mut dense = sum_grads(&vars, &dense, threads)?;
+    let mut sparse = sparse;
+    if let Some(comm) = place.comm.filter(|c| c.size() > 1) {
+        dense = dense_over_ranks(comm, &vars, dense)?;
+        if !place.sharded {
+            sparse = sum_sparse_in_rank_order(comm, sparse)?;
+        }
+        parts = parts_over_ranks(comm, &parts)?;
+    }
+    add_global_rank(&mut parts, global_rank, setup.cfg.distill.beta, rows);
     Ok(FlatGradients {
         dense,
         sparse,

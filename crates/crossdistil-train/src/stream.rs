@@ -81,6 +81,9 @@ pub struct StreamedRows {
     readers: usize,
     /// The rows of `split` in each unit.
     unit_rows: Vec<usize>,
+    /// This rank and the number of ranks: the rank reads every `ranks`-th unit of each epoch's
+    /// order, from the `rank`-th.
+    share: (usize, usize),
 }
 
 impl StreamedRows {
@@ -109,7 +112,16 @@ impl StreamedRows {
             buffer_rows: buffer_rows.max(1),
             readers,
             unit_rows,
+            share: (0, 1),
         })
+    }
+
+    /// The share of rank `rank` of `ranks` in a distributed run: every `ranks`-th unit of each
+    /// epoch's (seeded, common) order, from the `rank`-th, so the ranks read disjoint units that
+    /// cover the split; `batch_size` is then the rank's part of the global batch.
+    pub fn with_rank_share(mut self, rank: usize, ranks: usize) -> Self {
+        self.share = (rank, ranks.max(1));
+        self
     }
 
     /// The rows of the split.
@@ -126,6 +138,10 @@ impl StreamedRows {
             units.shuffle(&mut ChaCha8Rng::seed_from_u64(stream_seed(
                 self.seed, epoch, 3,
             )));
+        }
+        let (rank, ranks) = self.share;
+        if ranks > 1 {
+            units = units.into_iter().skip(rank).step_by(ranks).collect();
         }
         units
     }
@@ -144,7 +160,9 @@ impl BatchSource for StreamedRows {
             split: self.split,
             batch_size: self.batch_size,
             buffer_rows: self.buffer_rows,
-            seed: stream_seed(self.seed, epoch, 1),
+            // Rank 0 shuffles as one process does; the other ranks with their own streams.
+            seed: stream_seed(self.seed, epoch, 1)
+                ^ (self.share.0 as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93),
             fills: 0,
             carry: None,
             current: None,
@@ -153,7 +171,8 @@ impl BatchSource for StreamedRows {
     }
 
     fn batches_per_epoch(&self) -> Option<usize> {
-        Some(self.rows().div_ceil(self.batch_size))
+        // With ranks, an estimate: the rank's shares differ from epoch to epoch.
+        Some((self.rows() / self.share.1).div_ceil(self.batch_size))
     }
 }
 

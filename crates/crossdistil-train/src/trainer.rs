@@ -18,16 +18,27 @@ use std::ops::Range;
 
 use candle_core::Tensor;
 use crossdistil_data::{Batch, Batches, Dataset, Order};
-use crossdistil_model::MultiTaskModel;
+use crossdistil_model::{EmbeddingTable, MultiTaskModel};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::checkpoint::Checkpoint;
 use crate::config::RunConfig;
+use crate::config::TableLayout;
+use crate::dist::{Comm, Metered, RankCosts, Reading, all_gather_f64, stage, to_owners};
 use crate::error::Result;
+use crate::error::TrainError;
+use crate::manifest::FileEntry;
 use crate::optimizer::{Optimizer, OptimizerSettings, model_tensors};
 use crate::prefetch::for_each_prefetched;
-use crate::step::{Gradients, LossParts, StepSetup, flat_gradients, gradients};
+use crate::run::{shard_name, write_tensors};
+use crate::step::{Gradients, LossParts, Placement, StepSetup, flat_gradients, gradients};
+
+/// Rank 0's requests to the other ranks during its hooks: the loop's decision (ends the
+/// requests), the tables for a validation, a shard of a checkpoint.
+const CMD_DONE: u8 = 0;
+const CMD_TABLES: u8 = 1;
+const CMD_SHARD: u8 = 2;
 
 /// Whether the loop goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +146,15 @@ pub fn stream_seed(seed: u64, epoch: usize, purpose: u64) -> u64 {
 /// The random streams of an epoch's workers: worker 0 draws from the epoch's stream (so one
 /// worker is the plain loop), worker `k` from ChaCha8 stream `k` of the same seed.
 pub fn worker_rngs(seed: u64, epoch: usize, workers: usize) -> Vec<ChaCha8Rng> {
-    (0..workers.max(1))
+    rank_worker_rngs(seed, epoch, workers, 0)
+}
+
+/// The random streams of the workers of rank `rank` of a run with `workers` workers per rank:
+/// worker `k` of rank `r` draws from ChaCha8 stream `r * workers + k` of the epoch's seed, so
+/// `N` ranks of one worker draw what one process of `N` workers draws.
+pub fn rank_worker_rngs(seed: u64, epoch: usize, workers: usize, rank: usize) -> Vec<ChaCha8Rng> {
+    let workers = workers.max(1);
+    (rank * workers..(rank + 1) * workers)
         .map(|k| {
             let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(seed, epoch, 2));
             if k > 0 {
@@ -144,6 +163,12 @@ pub fn worker_rngs(seed: u64, epoch: usize, workers: usize) -> Vec<ChaCha8Rng> {
             rng
         })
         .collect()
+}
+
+/// The stream that draws the ranking loss's pairs of epoch `epoch` when a batch is in more
+/// than one part (threads or ranks): the same on every rank.
+pub fn ranking_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(stream_seed(seed, epoch, 4))
 }
 
 /// A model in training: the model, its optimiser, the objective of a run configuration, and the
@@ -158,6 +183,14 @@ pub struct Trainer {
     n_labels: usize,
     weights: Vec<f32>,
     rngs: Vec<ChaCha8Rng>,
+    /// The ranking loss's pair stream of a batch in several parts ([`ranking_rng`]).
+    ranking: std::sync::Mutex<ChaCha8Rng>,
+    /// The ranks, in a distributed run.
+    comm: Option<std::sync::Arc<dyn Comm>>,
+    /// The same, counting what the exchanges cost.
+    meter: Option<std::sync::Arc<Metered>>,
+    /// Steps taken by this trainer on ranks, their seconds and their exchanges.
+    costs: (u64, f64, Reading),
     /// Where the next epoch resumes, when a run is resumed inside an epoch.
     resume: Option<EpochPosition>,
 }
@@ -172,6 +205,9 @@ pub struct EpochPosition {
     pub batches: u64,
     /// Each worker's random stream position, `[high 64 bits, low 64 bits]` of the word position.
     pub rng_words: Vec<[u64; 2]>,
+    /// The ranking loss's pair stream position ([`ranking_rng`]), as `rng_words`.
+    #[serde(default)]
+    pub ranking_words: [u64; 2],
 }
 
 impl Trainer {
@@ -185,6 +221,10 @@ impl Trainer {
             optimizer,
             weights: cfg.task_weights(tasks.len()),
             rngs: worker_rngs(cfg.train.seed, 0, cfg.train.workers),
+            ranking: std::sync::Mutex::new(ranking_rng(cfg.train.seed, 0)),
+            comm: None,
+            meter: None,
+            costs: (0, 0.0, Reading::default()),
             cfg: cfg.clone(),
             tasks,
             n_labels,
@@ -192,18 +232,33 @@ impl Trainer {
         }
     }
 
+    /// The trainer of one rank of a distributed run: each batch it is given is the rank's part
+    /// of a global batch ([`crate::dist::rank_part`]), the gradients are summed over the ranks
+    /// and every rank makes the same update.
+    pub fn with_comm(mut self, comm: std::sync::Arc<dyn Comm>) -> Self {
+        let meter = std::sync::Arc::new(Metered::new(comm));
+        self.meter = Some(meter.clone());
+        self.comm = Some(meter);
+        self.start_epoch(0);
+        self
+    }
+
+    /// The ranks of a distributed run, if any.
+    pub fn comm(&self) -> Option<&dyn Comm> {
+        self.comm.as_deref()
+    }
+
+    fn words(rng: &ChaCha8Rng) -> [u64; 2] {
+        let w = rng.get_word_pos();
+        [(w >> 64) as u64, w as u64]
+    }
+
     /// Where the trainer stands after `batches` batches of the current epoch.
     pub fn position(&self, batches: u64) -> EpochPosition {
         EpochPosition {
             batches,
-            rng_words: self
-                .rngs
-                .iter()
-                .map(|r| {
-                    let w = r.get_word_pos();
-                    [(w >> 64) as u64, w as u64]
-                })
-                .collect(),
+            rng_words: self.rngs.iter().map(Self::words).collect(),
+            ranking_words: Self::words(&self.ranking.lock().unwrap_or_else(|p| p.into_inner())),
         }
     }
 
@@ -247,7 +302,64 @@ impl Trainer {
     /// Draws the workers' random streams (dropout, the ranking loss's pair sampling) of epoch
     /// `epoch`; [`Trainer::fit`] does it at the start of every epoch.
     pub fn start_epoch(&mut self, epoch: usize) {
-        self.rngs = worker_rngs(self.cfg.train.seed, epoch, self.cfg.train.workers);
+        let rank = self.comm.as_ref().map_or(0, |c| c.rank());
+        self.rngs = rank_worker_rngs(self.cfg.train.seed, epoch, self.cfg.train.workers, rank);
+        self.ranking = std::sync::Mutex::new(ranking_rng(self.cfg.train.seed, epoch));
+    }
+
+    fn placement(&self) -> Placement<'_> {
+        Placement {
+            comm: self.comm.as_deref(),
+            ranking_rng: Some(&self.ranking),
+            sharded: self.sharded().is_some(),
+        }
+    }
+
+    /// The ranks, when the model holds this rank's shard of every table.
+    pub fn sharded(&self) -> Option<&dyn Comm> {
+        self.comm
+            .as_deref()
+            .filter(|c| c.size() > 1 && self.cfg.train.tables == TableLayout::Sharded)
+    }
+
+    /// One step with sharded tables: the rows the rank's part needs are fetched from their
+    /// owners and swapped in for the forward and backward passes, the gradient rows go back to
+    /// their owners, and each rank updates its shard.
+    fn sharded_step(&mut self, comm: &dyn Comm, batch: &Batch) -> Result<LossParts> {
+        let step = self.step_count() + 1;
+        let threads = self.rngs.len();
+        let input = self.model.input();
+        let staged = stage(comm, input.tables(), input.n_sparse(), batch)?;
+        let shard = self.model.input_mut().swap_tables(staged.tables)?;
+        let mut rngs = std::mem::take(&mut self.rngs);
+        let grads = flat_gradients(
+            &self.model,
+            &staged.batch,
+            &self.setup(),
+            step,
+            &mut rngs,
+            self.placement(),
+        );
+        self.rngs = rngs;
+        // The shard goes back in place before anything can fail.
+        self.model.input_mut().swap_tables(shard)?;
+        let grads = grads?;
+        if grads.parts.rows == 0 {
+            return Ok(grads.parts);
+        }
+        let owned = to_owners(comm, &staged.ids, grads.sparse)?;
+        let table_norm: f64 = all_gather_f64(comm, &[owned.sq_norm()])?
+            .iter()
+            .map(|v| v[0])
+            .sum();
+        self.optimizer.step_with_table_norm(
+            &mut self.model,
+            grads.dense,
+            owned,
+            threads,
+            table_norm,
+        )?;
+        Ok(grads.parts)
     }
 
     fn setup(&self) -> StepSetup<'_> {
@@ -263,12 +375,80 @@ impl Trainer {
     /// contiguous shard), the gradients summed in worker order, then the update of the dense
     /// parameters and the touched table rows. Returns the loss and its parts.
     pub fn step(&mut self, batch: &Batch) -> Result<LossParts> {
+        let Some(meter) = self.meter.clone() else {
+            return self.plain_step(batch);
+        };
+        let (start, before) = (std::time::Instant::now(), meter.reading());
+        let parts = match self.sharded().is_some() {
+            true => self.sharded_step(meter.as_ref(), batch)?,
+            false => self.plain_step(batch)?,
+        };
+        if parts.rows > 0 {
+            let c = &mut self.costs;
+            c.0 += 1;
+            c.1 += start.elapsed().as_secs_f64();
+            let d = meter.reading() - before;
+            c.2.sent += d.sent;
+            c.2.received += d.received;
+            c.2.seconds += d.seconds;
+        }
+        Ok(parts)
+    }
+
+    /// What the steps of this trainer cost on the ranks, the means over the ranks; `None`
+    /// without ranks. Collective.
+    pub fn rank_costs(&self) -> Result<Option<RankCosts>> {
+        let Some(comm) = self.comm.as_deref() else {
+            return Ok(None);
+        };
+        let (steps, seconds, r) = self.costs;
+        let all = all_gather_f64(
+            comm,
+            &[
+                steps as f64,
+                seconds,
+                r.sent as f64,
+                r.received as f64,
+                r.seconds,
+            ],
+        )?;
+        let n = all.len() as f64;
+        let mean = |i: usize| all.iter().map(|v| v[i]).sum::<f64>() / n;
+        let per_step = |i: usize| mean(i) / mean(0).max(1.0);
+        Ok(Some(RankCosts {
+            ranks: comm.size(),
+            workers: self.rngs.len(),
+            tables: match self.sharded() {
+                Some(_) => "sharded",
+                None => "replicated",
+            }
+            .to_string(),
+            steps,
+            bytes_sent_per_step: per_step(2),
+            bytes_received_per_step: per_step(3),
+            step_seconds: per_step(1),
+            comm_share: all.iter().map(|v| v[4] / v[1].max(1e-12)).sum::<f64>() / n,
+        }))
+    }
+
+    fn plain_step(&mut self, batch: &Batch) -> Result<LossParts> {
         let step = self.step_count() + 1;
         let threads = self.rngs.len();
         let mut rngs = std::mem::take(&mut self.rngs);
-        let grads = flat_gradients(&self.model, batch, &self.setup(), step, &mut rngs);
+        let grads = flat_gradients(
+            &self.model,
+            batch,
+            &self.setup(),
+            step,
+            &mut rngs,
+            self.placement(),
+        );
         self.rngs = rngs;
         let grads = grads?;
+        if grads.parts.rows == 0 {
+            // An empty global batch (every rank out of rows): no step.
+            return Ok(grads.parts);
+        }
         self.optimizer
             .step(&mut self.model, grads.dense, grads.sparse, threads)?;
         Ok(grads.parts)
@@ -279,7 +459,14 @@ impl Trainer {
     pub fn gradients(&mut self, batch: &Batch) -> Result<Gradients> {
         let step = self.step_count() + 1;
         let mut rngs = std::mem::take(&mut self.rngs);
-        let grads = gradients(&self.model, batch, &self.setup(), step, &mut rngs);
+        let grads = gradients(
+            &self.model,
+            batch,
+            &self.setup(),
+            step,
+            &mut rngs,
+            self.placement(),
+        );
         self.rngs = rngs;
         grads
     }
@@ -296,22 +483,277 @@ impl Trainer {
         self.start_epoch(epoch);
         let mut skip = 0;
         if let Some(p) = self.resume.take() {
+            let pos = |w: &[u64; 2]| (u128::from(w[0]) << 64) | u128::from(w[1]);
             for (rng, w) in self.rngs.iter_mut().zip(&p.rng_words) {
-                rng.set_word_pos((u128::from(w[0]) << 64) | u128::from(w[1]));
+                rng.set_word_pos(pos(w));
             }
+            self.ranking
+                .get_mut()
+                .unwrap_or_else(|p| p.into_inner())
+                .set_word_pos(pos(&p.ranking_words));
             skip = p.batches as usize;
         }
         hooks.before_epoch(self, epoch)?;
         let mut control = Control::Continue;
-        for_each_prefetched(source.epoch(epoch)?.skip(skip), |batch| {
-            let loss = self.step(&batch)?;
-            control = hooks.after_step(self, &batch, &loss)?;
-            Ok(control == Control::Continue)
-        })?;
+        if self.comm.as_ref().is_some_and(|c| c.size() > 1) {
+            // A rank may run out of rows before the others (streamed shares differ in size): it
+            // goes on with empty parts until the global batch is empty on every rank.
+            let batches = source
+                .epoch(epoch)?
+                .skip(skip)
+                .chain(std::iter::repeat_with(|| Ok(Batch::default())));
+            for_each_prefetched(batches, |batch| {
+                let loss = self.step(&batch)?;
+                if loss.rows == 0 {
+                    return Ok(false);
+                }
+                control = hooks.after_step(self, &batch, &loss)?;
+                control = self.agree(control)?;
+                Ok(control == Control::Continue)
+            })?;
+        } else {
+            for_each_prefetched(source.epoch(epoch)?.skip(skip), |batch| {
+                let loss = self.step(&batch)?;
+                control = hooks.after_step(self, &batch, &loss)?;
+                Ok(control == Control::Continue)
+            })?;
+        }
         if control == Control::Stop {
             return Ok(Control::Stop);
         }
-        hooks.after_epoch(self, epoch)
+        let control = hooks.after_epoch(self, epoch)?;
+        if self.comm.as_ref().is_some_and(|c| c.size() > 1) {
+            let control = self.agree(control)?;
+            self.share_calibrators()?;
+            return Ok(control);
+        }
+        Ok(control)
+    }
+
+    /// Rank 0's decision, on every rank (rank 0 runs the validations that decide). The other
+    /// ranks serve rank 0's requests until then ([`Trainer::serve`]).
+    fn agree(&mut self, control: Control) -> Result<Control> {
+        let Some(comm) = self.comm.clone() else {
+            return Ok(control);
+        };
+        if comm.rank() == 0 {
+            self.send(&[CMD_DONE, u8::from(control == Control::Stop)])?;
+            return Ok(control);
+        }
+        self.serve()
+    }
+
+    /// Rank 0 sends a request to the other ranks, which are in [`Trainer::serve`].
+    fn send(&self, message: &[u8]) -> Result<()> {
+        if let Some(comm) = self.comm.as_deref() {
+            comm.all_gather(message)?;
+        }
+        Ok(())
+    }
+
+    /// A rank other than 0, after a step or an epoch: serves rank 0's requests (the tables for
+    /// a validation, a shard of a checkpoint) until rank 0 says whether the loop goes on.
+    fn serve(&mut self) -> Result<Control> {
+        let comm = self.comm.clone().expect("a distributed trainer");
+        loop {
+            let message = comm.all_gather(&[])?.swap_remove(0);
+            match message.split_first() {
+                Some((&CMD_DONE, rest)) => {
+                    return Ok(if rest.first() == Some(&1) {
+                        Control::Stop
+                    } else {
+                        Control::Continue
+                    });
+                }
+                Some((&CMD_TABLES, _)) => {
+                    self.tables_to_root(comm.as_ref())?;
+                }
+                Some((&CMD_SHARD, rest)) if rest.len() >= 8 => {
+                    let generation = u64::from_le_bytes(rest[..8].try_into().expect("8 bytes"));
+                    let dir =
+                        std::path::PathBuf::from(String::from_utf8_lossy(&rest[8..]).as_ref());
+                    self.write_own_shard(comm.as_ref(), &dir, generation)?;
+                }
+                _ => {
+                    return Err(TrainError::Distributed(format!(
+                        "rank {}: an unknown request from rank 0",
+                        comm.rank()
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Every rank's shard of the tables (the weights, no optimiser state), sent to rank 0;
+    /// rank 0 gets the whole tables back, others `None`. A shard's message: its row count per
+    /// table (`u32`), then the tables' rows.
+    fn tables_to_root(&self, comm: &dyn Comm) -> Result<Option<Vec<EmbeddingTable>>> {
+        let n = comm.size();
+        let shard = self.model.input().tables();
+        let mut mine: Vec<u8> = shard
+            .iter()
+            .flat_map(|t| (t.vocab as u32).to_le_bytes())
+            .collect();
+        for t in shard {
+            mine.extend(t.weight.iter().flat_map(|x| x.to_le_bytes()));
+        }
+        let mut to = vec![Vec::new(); n];
+        to[0] = mine;
+        let got = comm.all_to_all(&to)?;
+        if comm.rank() != 0 {
+            return Ok(None);
+        }
+        let k = shard.len();
+        let mut rows = Vec::with_capacity(n);
+        let mut values = Vec::with_capacity(n);
+        for (r, b) in got.iter().enumerate() {
+            let bad = || TrainError::Distributed(format!("rank {r} sent a malformed shard"));
+            let head = b.get(..4 * k).ok_or_else(bad)?;
+            rows.push(
+                head.chunks_exact(4)
+                    .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")) as usize)
+                    .collect::<Vec<_>>(),
+            );
+            values.push(
+                b[4 * k..]
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect::<Vec<f32>>(),
+            );
+        }
+        let mut at = vec![0usize; n];
+        let mut full = Vec::with_capacity(k);
+        for (t, table) in shard.iter().enumerate() {
+            let d = table.dim;
+            let total: usize = rows.iter().map(|r| r[t]).sum();
+            let mut weight = vec![0f32; total * d];
+            for id in 0..total {
+                let (r, local) = (id % n, id / n);
+                let src = at[r] + local * d;
+                let row = values[r].get(src..src + d).ok_or_else(|| {
+                    TrainError::Distributed(format!("rank {r} sent too few rows of {}", table.key))
+                })?;
+                weight[id * d..(id + 1) * d].copy_from_slice(row);
+            }
+            for r in 0..n {
+                at[r] += rows[r][t] * d;
+            }
+            full.push(EmbeddingTable {
+                key: table.key.clone(),
+                vocab: total,
+                dim: d,
+                weight,
+                state: Default::default(),
+            });
+        }
+        Ok(Some(full))
+    }
+
+    /// Runs `f` with the whole tables in the model, on rank 0 of a run with sharded tables (the
+    /// other ranks send their shards; they serve it from [`Trainer::serve`]); `f` as it is
+    /// otherwise. The shard is back in place afterwards. Rank 0 holds the tables' weights (not
+    /// their optimiser state) for the time of `f`: validations and the best checkpoint.
+    pub fn with_full_tables<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
+        let Some(comm) = self.sharded().map(|_| self.comm.clone().expect("sharded")) else {
+            return f(self);
+        };
+        if comm.rank() != 0 {
+            return f(self);
+        }
+        self.send(&[CMD_TABLES])?;
+        let full = self.tables_to_root(comm.as_ref())?.expect("rank 0");
+        let shard = self.model.input_mut().swap_tables(full)?;
+        let out = f(self);
+        self.model.input_mut().swap_tables(shard)?;
+        out
+    }
+
+    /// Writes this rank's shard of the tables with their optimiser state into `dir`
+    /// ([`shard_name`] of `generation`), and sends its entry to rank 0; returns every rank's.
+    fn write_own_shard(
+        &self,
+        comm: &dyn Comm,
+        dir: &std::path::Path,
+        generation: u64,
+    ) -> Result<Vec<FileEntry>> {
+        let name = shard_name(generation, comm.rank(), comm.size());
+        let checkpoint = Checkpoint {
+            tensors: HashMap::new(),
+            buffers: self.model.input().table_buffers(),
+        };
+        let written = write_tensors(dir, &name, &checkpoint, "shard");
+        // Every rank answers, failed or not, so that rank 0 can name the rank that failed.
+        let text = match &written {
+            Ok(e) => serde_json::to_string(e).unwrap_or_default(),
+            Err(e) => format!("error: {e}"),
+        };
+        let all = comm.all_gather(text.as_bytes())?;
+        written?;
+        all.iter()
+            .enumerate()
+            .map(|(r, b)| {
+                let text = String::from_utf8_lossy(b);
+                serde_json::from_str(&text).map_err(|_| {
+                    TrainError::Distributed(format!("rank {r} could not write its shard: {text}"))
+                })
+            })
+            .collect()
+    }
+
+    /// On rank 0 of a run with sharded tables: every rank writes its shard of the tables and
+    /// their optimiser state into `dir` ([`shard_name`] of `generation`); returns the entries in
+    /// rank order once all are on disk.
+    pub fn write_shards(&self, dir: &std::path::Path, generation: u64) -> Result<Vec<FileEntry>> {
+        let comm = self.comm.clone().expect("a distributed trainer");
+        let mut message = vec![CMD_SHARD];
+        message.extend(generation.to_le_bytes());
+        message.extend(dir.to_string_lossy().as_bytes());
+        self.send(&message)?;
+        self.write_own_shard(comm.as_ref(), dir, generation)
+    }
+
+    /// The dense parameters and their optimiser state, without the tables: the `last` file of
+    /// a run with sharded tables.
+    pub fn dense_checkpoint_view(&self) -> Result<Checkpoint<'_>> {
+        let mut tensors = self.model.dense_tensors()?;
+        tensors.extend(self.optimizer.save_tensors()?);
+        Ok(Checkpoint {
+            tensors,
+            buffers: Vec::new(),
+        })
+    }
+
+    /// Rank 0's calibrators on every rank: rank 0 may refit them on the validation rows after
+    /// an epoch.
+    fn share_calibrators(&mut self) -> Result<()> {
+        let Some(comm) = self.comm.as_deref() else {
+            return Ok(());
+        };
+        let vars: Vec<&candle_core::Var> = self
+            .model
+            .calibrators()
+            .iter()
+            .flat_map(|c| [&c.rho, &c.q])
+            .collect();
+        let mut values = Vec::new();
+        for v in &vars {
+            values.extend(
+                v.as_tensor()
+                    .to_dtype(candle_core::DType::F32)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?,
+            );
+        }
+        crate::dist::broadcast_f32(comm, &mut values)?;
+        let mut at = 0;
+        for v in vars {
+            let n = v.elem_count();
+            let t = Tensor::from_slice(&values[at..at + n], v.shape(), v.device())?
+                .to_dtype(v.dtype())?;
+            v.set(&t)?;
+            at += n;
+        }
+        Ok(())
     }
 
     /// The epochs `epochs` of `source`, until they end or a hook stops the loop.
