@@ -108,8 +108,9 @@ pub fn objective_without_ranking(
 
 /// The ranking loss of a whole batch and its gradient: for teacher scores `scores` `[B, T]`
 /// and the row-major labels `label_rows` (`B x T`, 0/1), returns `sum_k L_rank(k)` (before the
-/// weight `beta`) and `beta d(sum_k L_rank(k)) / dr`, `[B, T]`, the `ranking_grad` of
-/// [`objective_given_ranking`]. `None` when the objective has no ranking term.
+/// weight `beta`) and `g = beta d(sum_k L_rank(k)) / dr`, `[B, T]`, whose rows the callers of
+/// [`objective_without_ranking`] use in their surrogate. `None` when the objective has no
+/// ranking term.
 pub fn ranking_gradient(
     scores: &Tensor,
     label_rows: &[f32],
@@ -329,4 +330,112 @@ fn kd_target(
     let q = candle_nn::ops::sigmoid(&logit.affine(1.0 / cfg.temperature, 0.0)?)?;
     let y = column(input.labels, k)?;
     Ok(Some(correct(&q, &y, p, &cfg.error_correction)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+    use rand::SeedableRng;
+
+    const B: usize = 12;
+    const T: usize = 2;
+
+    /// Logits, teacher scores and 0/1 labels of `B` rows and `T` tasks, every level present.
+    fn data() -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let v = |i: usize, k: u32| ((i as f32 * 0.37 + k as f32).sin() * 1.5);
+        let logits = (0..B * T).map(|i| v(i, 1)).collect();
+        let scores = (0..B * T).map(|i| v(i, 2)).collect();
+        let labels = (0..B * T).map(|i| ((i * i * 7 + i) % 5 < 2) as u8 as f32).collect();
+        (logits, scores, labels)
+    }
+
+    fn cfg() -> DistillConfig {
+        DistillConfig {
+            mode: DistillMode::Crossdistil,
+            beta: 0.7,
+            ..Default::default()
+        }
+    }
+
+    /// The gradients with respect to the logits, the teacher scores and the calibrators of the
+    /// objective of rows `rows`, scaled by `rows.len() / B`; with `ranking`, the ranking term
+    /// is the surrogate of those rows of the whole batch's gradient.
+    fn grads(rows: std::ops::Range<usize>, ranking: Option<&Tensor>) -> Vec<Vec<f32>> {
+        let dev = Device::Cpu;
+        let (logits, scores, labels) = data();
+        let part = |v: &[f32]| v[rows.start * T..rows.end * T].to_vec();
+        let n = rows.len();
+        let z = Var::from_vec(part(&logits), (n, T), &dev).unwrap();
+        let r = Var::from_vec(part(&scores), (n, T), &dev).unwrap();
+        let y = Tensor::from_vec(part(&labels), (n, T), &dev).unwrap();
+        let rho = Var::from_vec(vec![0.3f32], 1, &dev).unwrap();
+        let q = Var::from_vec(vec![-0.2f32], 1, &dev).unwrap();
+        let cal = vec![
+            PlattParams {
+                rho: rho.as_tensor(),
+                q: q.as_tensor(),
+            };
+            T
+        ];
+        let input = ObjectiveInput {
+            logits: z.as_tensor(),
+            teacher_scores: Some(r.as_tensor()),
+            calibrators: &cal,
+            labels: &y,
+        };
+        let scale = n as f64 / B as f64;
+        let total = match ranking {
+            None => {
+                let mut rng = ChaCha8Rng::seed_from_u64(1);
+                objective(&input, &[1.0, 0.5], &cfg(), 3, &mut rng).unwrap().total
+            }
+            Some(g) => {
+                let loss = objective_without_ranking(&input, &[1.0, 0.5], &cfg(), 3).unwrap();
+                let g = g.narrow(0, rows.start, n).unwrap();
+                let surrogate = r.as_tensor().mul(&g).unwrap().sum_all().unwrap();
+                loss.total.affine(scale, 0.0).unwrap().add(&surrogate).unwrap()
+            }
+        };
+        let store = total.backward().unwrap();
+        [z.as_tensor(), r.as_tensor(), rho.as_tensor(), q.as_tensor()]
+            .iter()
+            .map(|t| store.get(t).unwrap().flatten_all().unwrap().to_vec1().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn the_ranking_loss_over_parts_of_a_batch_gives_the_whole_batch_gradient() {
+        let (_, scores, labels) = data();
+        let all = Tensor::from_vec(scores, (B, T), &Device::Cpu).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let (value, g) = ranking_gradient(&all, &labels, &cfg(), &mut rng)
+            .unwrap()
+            .unwrap();
+        assert!(value > 0.0);
+        let whole = grads(0..B, None);
+        for cut in [1, 5, 6, 11] {
+            let (a, b) = (grads(0..cut, Some(&g)), grads(cut..B, Some(&g)));
+            for (p, ((w, x), y)) in whole.iter().zip(&a).zip(&b).enumerate() {
+                // Per-row parameters (logits, scores) concatenate; shared ones (the
+                // calibrators) add.
+                let got: Vec<f32> = if p < 2 {
+                    x.iter().chain(y).copied().collect()
+                } else {
+                    x.iter().zip(y).map(|(x, y)| x + y).collect()
+                };
+                for (i, (w, g)) in w.iter().zip(&got).enumerate() {
+                    assert!((w - g).abs() < 1e-6, "cut {cut}, parameter {p}[{i}]: {w} against {g}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_ranking_term_without_teachers() {
+        let all = Tensor::zeros((3, 2), DType::F32, &Device::Cpu).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let off = DistillConfig::default();
+        assert!(ranking_gradient(&all, &[0.0; 6], &off, &mut rng).unwrap().is_none());
+    }
 }

@@ -70,6 +70,6 @@ pub use run_data::{RunData, Scored};
 pub use step::{Gradients, LossParts, label_rows};
 pub use stream::{StreamedRows, read_ahead};
 pub use trainer::{
-    BatchSource, BoxedBatches, Control, EpochPosition, Hooks, ShuffledRows, Trainer, stream_seed,
-    worker_rngs,
+    BatchSource, BoxedBatches, Control, EpochPosition, Hooks, ShuffledRows, Trainer,
+    rank_worker_rngs, ranking_rng, stream_seed, worker_rngs,
 };

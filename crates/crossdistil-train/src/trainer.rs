@@ -650,7 +650,7 @@ impl Trainer {
     }
 
     /// Runs `f` with the whole tables in the model, on rank 0 of a run with sharded tables (the
-    /// other ranks send their shards; they serve it from [`Trainer::serve`]); `f` as it is
+    /// other ranks send their shards; they serve it between steps); `f` as it is
     /// otherwise. The shard is back in place afterwards. Rank 0 holds the tables' weights (not
     /// their optimiser state) for the time of `f`: validations and the best checkpoint.
     pub fn with_full_tables<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
@@ -701,7 +701,7 @@ impl Trainer {
     }
 
     /// On rank 0 of a run with sharded tables: every rank writes its shard of the tables and
-    /// their optimiser state into `dir` ([`shard_name`] of `generation`); returns the entries in
+    /// their optimiser state into `dir` (`last-<generation>.shard-<rank>-of-<N>.safetensors`); returns the entries in
     /// rank order once all are on disk.
     pub fn write_shards(&self, dir: &std::path::Path, generation: u64) -> Result<Vec<FileEntry>> {
         let comm = self.comm.clone().expect("a distributed trainer");

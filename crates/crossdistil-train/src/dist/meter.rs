@@ -60,7 +60,7 @@ impl Metered {
         }
     }
 
-    fn count<T>(
+    fn count(
         &self,
         sent: usize,
         f: impl FnOnce() -> Result<Vec<Vec<u8>>>,
@@ -93,7 +93,7 @@ impl Comm for Metered {
 
     fn all_gather(&self, mine: &[u8]) -> Result<Vec<Vec<u8>>> {
         let sent = mine.len() * (self.size() - 1);
-        self.count::<()>(sent, || self.inner.all_gather(mine))
+        self.count(sent, || self.inner.all_gather(mine))
     }
 
     fn all_to_all(&self, to: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
@@ -104,7 +104,7 @@ impl Comm for Metered {
             .filter(|&(r, _)| r != me)
             .map(|(_, b)| b.len())
             .sum();
-        self.count::<()>(sent, || self.inner.all_to_all(to))
+        self.count(sent, || self.inner.all_to_all(to))
     }
 
     fn barrier(&self) -> Result<()> {
