@@ -346,7 +346,9 @@ mod tests {
         let v = |i: usize, k: u32| ((i as f32 * 0.37 + k as f32).sin() * 1.5);
         let logits = (0..B * T).map(|i| v(i, 1)).collect();
         let scores = (0..B * T).map(|i| v(i, 2)).collect();
-        let labels = (0..B * T).map(|i| ((i * i * 7 + i) % 5 < 2) as u8 as f32).collect();
+        let labels = (0..B * T)
+            .map(|i| ((i * i * 7 + i) % 5 < 2) as u8 as f32)
+            .collect();
         (logits, scores, labels)
     }
 
@@ -388,19 +390,33 @@ mod tests {
         let total = match ranking {
             None => {
                 let mut rng = ChaCha8Rng::seed_from_u64(1);
-                objective(&input, &[1.0, 0.5], &cfg(), 3, &mut rng).unwrap().total
+                objective(&input, &[1.0, 0.5], &cfg(), 3, &mut rng)
+                    .unwrap()
+                    .total
             }
             Some(g) => {
                 let loss = objective_without_ranking(&input, &[1.0, 0.5], &cfg(), 3).unwrap();
                 let g = g.narrow(0, rows.start, n).unwrap();
                 let surrogate = r.as_tensor().mul(&g).unwrap().sum_all().unwrap();
-                loss.total.affine(scale, 0.0).unwrap().add(&surrogate).unwrap()
+                loss.total
+                    .affine(scale, 0.0)
+                    .unwrap()
+                    .add(&surrogate)
+                    .unwrap()
             }
         };
         let store = total.backward().unwrap();
         [z.as_tensor(), r.as_tensor(), rho.as_tensor(), q.as_tensor()]
             .iter()
-            .map(|t| store.get(t).unwrap().flatten_all().unwrap().to_vec1().unwrap())
+            .map(|t| {
+                store
+                    .get(t)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap()
+            })
             .collect()
     }
 
@@ -425,7 +441,10 @@ mod tests {
                     x.iter().zip(y).map(|(x, y)| x + y).collect()
                 };
                 for (i, (w, g)) in w.iter().zip(&got).enumerate() {
-                    assert!((w - g).abs() < 1e-6, "cut {cut}, parameter {p}[{i}]: {w} against {g}");
+                    assert!(
+                        (w - g).abs() < 1e-6,
+                        "cut {cut}, parameter {p}[{i}]: {w} against {g}"
+                    );
                 }
             }
         }
@@ -436,6 +455,10 @@ mod tests {
         let all = Tensor::zeros((3, 2), DType::F32, &Device::Cpu).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let off = DistillConfig::default();
-        assert!(ranking_gradient(&all, &[0.0; 6], &off, &mut rng).unwrap().is_none());
+        assert!(
+            ranking_gradient(&all, &[0.0; 6], &off, &mut rng)
+                .unwrap()
+                .is_none()
+        );
     }
 }

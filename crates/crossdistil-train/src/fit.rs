@@ -478,7 +478,7 @@ impl RunHooks<'_> {
         let v = self.validations;
         let (recent_losses, recent_sum) = self.guard.recent();
         self.state.within_epoch = Some(WithinEpoch {
-            position: trainer.position(self.epoch_batches),
+            position: trainer.position(self.epoch_batches)?,
             losses: self.parts.clone(),
             recent_losses,
             recent_sum,

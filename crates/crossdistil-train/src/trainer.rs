@@ -39,6 +39,7 @@ use crate::step::{Gradients, LossParts, Placement, StepSetup, flat_gradients, gr
 const CMD_DONE: u8 = 0;
 const CMD_TABLES: u8 = 1;
 const CMD_SHARD: u8 = 2;
+const CMD_WORDS: u8 = 3;
 
 /// Whether the loop goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,13 +254,42 @@ impl Trainer {
         [(w >> 64) as u64, w as u64]
     }
 
-    /// Where the trainer stands after `batches` batches of the current epoch.
-    pub fn position(&self, batches: u64) -> EpochPosition {
-        EpochPosition {
-            batches,
-            rng_words: self.rngs.iter().map(Self::words).collect(),
-            ranking_words: Self::words(&self.ranking.lock().unwrap_or_else(|p| p.into_inner())),
+    /// Where the trainer stands after `batches` batches of the current epoch. On rank 0 of a
+    /// distributed run, the streams of every rank's workers, rank after rank (the other ranks
+    /// send theirs).
+    pub fn position(&self, batches: u64) -> Result<EpochPosition> {
+        let mut rng_words: Vec<[u64; 2]> = self.rngs.iter().map(Self::words).collect();
+        if let Some(comm) = self
+            .comm
+            .as_deref()
+            .filter(|c| c.size() > 1 && c.rank() == 0)
+        {
+            self.send(&[CMD_WORDS])?;
+            rng_words = self.all_words(comm)?;
         }
+        Ok(EpochPosition {
+            batches,
+            rng_words,
+            ranking_words: Self::words(&self.ranking.lock().unwrap_or_else(|p| p.into_inner())),
+        })
+    }
+
+    /// Every rank's workers' stream positions, rank after rank (collective).
+    fn all_words(&self, comm: &dyn Comm) -> Result<Vec<[u64; 2]>> {
+        let mine: Vec<u8> = self
+            .rngs
+            .iter()
+            .flat_map(|r| Self::words(r).into_iter().flat_map(u64::to_le_bytes))
+            .collect();
+        Ok(comm
+            .all_gather(&mine)?
+            .concat()
+            .chunks_exact(16)
+            .map(|c| {
+                let w = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+                [w(&c[..8]), w(&c[8..])]
+            })
+            .collect())
     }
 
     /// Makes the next epoch [`Trainer::run_epoch`] runs start at `position` (taken by
@@ -484,7 +514,10 @@ impl Trainer {
         let mut skip = 0;
         if let Some(p) = self.resume.take() {
             let pos = |w: &[u64; 2]| (u128::from(w[0]) << 64) | u128::from(w[1]);
-            for (rng, w) in self.rngs.iter_mut().zip(&p.rng_words) {
+            // A distributed run's position holds every rank's streams, rank after rank.
+            let rank = self.comm.as_ref().map_or(0, |c| c.rank());
+            let mine = p.rng_words.iter().skip(rank * self.rngs.len());
+            for (rng, w) in self.rngs.iter_mut().zip(mine) {
                 rng.set_word_pos(pos(w));
             }
             self.ranking
@@ -564,6 +597,9 @@ impl Trainer {
                     } else {
                         Control::Continue
                     });
+                }
+                Some((&CMD_WORDS, _)) => {
+                    self.all_words(comm.as_ref())?;
                 }
                 Some((&CMD_TABLES, _)) => {
                     self.tables_to_root(comm.as_ref())?;

@@ -60,11 +60,7 @@ impl Metered {
         }
     }
 
-    fn count(
-        &self,
-        sent: usize,
-        f: impl FnOnce() -> Result<Vec<Vec<u8>>>,
-    ) -> Result<Vec<Vec<u8>>> {
+    fn count(&self, sent: usize, f: impl FnOnce() -> Result<Vec<Vec<u8>>>) -> Result<Vec<Vec<u8>>> {
         let start = Instant::now();
         let got = f()?;
         self.nanos
