@@ -328,7 +328,7 @@ fn streamed_shares_train_deterministically() {
 }
 
 #[test]
-fn a_crash_resumes_on_the_same_ranks_to_the_same_report() {
+fn a_crash_resumes_on_the_same_ranks_to_the_same_report_and_on_others_resharded() {
     if !have_mpirun("resume") {
         return;
     }
@@ -364,17 +364,45 @@ fn a_crash_resumes_on_the_same_ranks_to_the_same_report() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "the crash did not happen");
-    // Another number of ranks is refused, naming the one to use.
-    let other = train(2, &s.data, None, &run, &["--resume"]);
-    assert!(!other.status.success());
-    let err = String::from_utf8_lossy(&other.stderr);
-    assert!(
-        err.contains("mpirun -np 3") && err.contains("rank 0"),
-        "{err}"
-    );
+    // Copies of the crashed folder, resumed on other numbers of ranks further down.
+    let copies: Vec<PathBuf> = [2usize, 1]
+        .iter()
+        .map(|n| {
+            let to = s.root.join(format!("crashed-on-{n}"));
+            let status = Command::new("cp")
+                .arg("-r")
+                .arg(&run)
+                .arg(&to)
+                .status()
+                .unwrap();
+            assert!(status.success());
+            to
+        })
+        .collect();
     ok(&train(3, &s.data, None, &run, &["--resume"]), "resume");
     assert_eq!(report(&whole), report(&run));
     assert_eq!(best_weights(&whole), best_weights(&run));
+    // On 2 ranks, or in one process, the tables are resharded and the run goes on: the same
+    // global batches, other shards of them.
+    let want = report(&whole);
+    for (n, folder) in [(2usize, &copies[0]), (0, &copies[1])] {
+        ok(
+            &train(n, &s.data, None, folder, &["--resume"]),
+            "resume elsewhere",
+        );
+        let got = report(folder);
+        assert_eq!(got["steps"], want["steps"], "resumed on {n}");
+        for task in ["task0", "task1"] {
+            let (a, b) = (
+                test_metric(&got, task, "auc"),
+                test_metric(&want, task, "auc"),
+            );
+            assert!(
+                (a - b).abs() < 0.05,
+                "resumed on {n}: {task} {a} against {b}"
+            );
+        }
+    }
 }
 
 #[test]

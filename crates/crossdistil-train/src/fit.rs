@@ -18,6 +18,7 @@ use crate::error::{Result, TrainError};
 use crate::evaluate::SplitMetrics;
 use crate::optimizer::model_tensors;
 use crate::report::Report;
+use crate::reshard::{Target, reshard};
 use crate::run::{
     EpochLosses, RunDir, RunFolder, TrainState, WithinEpoch, load_tensors, load_verified,
     read_verified_config, read_verified_encoders,
@@ -163,7 +164,8 @@ fn follow(data_dir: &Path, out: &Path, comm: Arc<dyn Comm>) -> Result<()> {
     let n_labels = data.spec().labels.len();
     let mut trainer = Trainer::new(model, &cfg, tasks, n_labels).with_comm(comm.clone());
     let state = m.state.clone();
-    if let Some(tensors) = load_last_for(&run, &m, rank, ranks, sharded)? {
+    let targets = Target::of(trainer.model().input().tables());
+    if let Some(tensors) = load_last_for(&run, &m, (rank, ranks), sharded, &targets)? {
         let last = m.last.as_ref().expect("loaded");
         trainer.restore(&tensors, state.step).map_err(|e| {
             TrainError::run(
@@ -240,7 +242,9 @@ fn fit_on(
     };
     let state = folder.manifest().state.clone();
     if resume {
-        if let Some(tensors) = load_last_for(&run, folder.manifest(), rank, ranks, sharded)? {
+        let targets = Target::of(trainer.model().input().tables());
+        let m = folder.manifest();
+        if let Some(tensors) = load_last_for(&run, m, (rank, ranks), sharded, &targets)? {
             let path = run
                 .dir
                 .join(&folder.manifest().last.as_ref().expect("loaded").file);
@@ -510,44 +514,49 @@ fn commit_last(folder: &mut RunFolder, state: &TrainState, trainer: &Trainer) ->
 }
 
 /// The last checkpoint of a run for rank `rank` of `ranks` (`None` before the first commit):
-/// the one file, or with sharded tables the dense part and the rank's shard, which must have
-/// been written by as many ranks.
+/// the one file, or with sharded tables the dense part and the rank's shard. Written by another
+/// number of ranks, or with the other table layout, its tables are resharded for this rank
+/// ([`crate::reshard`]; `targets` are the model's tables).
 fn load_last_for(
     run: &RunDir,
     m: &crate::manifest::Manifest,
-    rank: usize,
-    ranks: usize,
+    (rank, ranks): (usize, usize),
     sharded: bool,
+    targets: &[Target],
 ) -> Result<Option<std::collections::HashMap<String, Tensor>>> {
     let Some(last) = &m.last else {
         return Ok(None);
     };
     let written = m.last_shards.len();
-    let with_shards = written > 0;
-    if with_shards != sharded || (with_shards && written != ranks) {
-        let was = if with_shards {
-            format!("tables sharded over {written} ranks")
-        } else {
-            "whole tables".to_string()
-        };
-        let now = if sharded {
-            format!("tables sharded over {ranks} ranks")
-        } else {
-            "whole tables".to_string()
-        };
-        return Err(TrainError::run(
-            run.dir.join(&last.file),
-            format!(
-                "the last checkpoint holds {was}, the resumed run would need {now}: resume with \
-                 the same number of ranks (mpirun -np {}) and the same [train] tables",
-                written.max(1)
-            ),
-        ));
+    let (rank, ranks) = if sharded { (rank, ranks) } else { (0, 1) };
+    if written == ranks.max(1) && written > 0 || written == 0 && ranks == 1 {
+        let mut tensors = load_verified(run, last)?;
+        if written > 0 {
+            tensors.extend(load_verified(run, &m.last_shards[rank])?);
+        }
+        return Ok(Some(tensors));
     }
-    let mut tensors = load_verified(run, last)?;
-    if with_shards {
-        tensors.extend(load_verified(run, &m.last_shards[rank])?);
-    }
+    tracing::info!(
+        written = written.max(1),
+        ranks,
+        "the last checkpoint's tables were written by {} rank(s): resharding them",
+        written.max(1)
+    );
+    let tensors = if written == 0 {
+        // The tables are in `last`, whole: one source.
+        reshard(1, |_| load_verified(run, last), targets, rank, ranks)?
+    } else {
+        let mut dense = load_verified(run, last)?;
+        let tables = reshard(
+            written,
+            |s| load_verified(run, &m.last_shards[s]),
+            targets,
+            rank,
+            ranks,
+        )?;
+        dense.extend(tables);
+        dense
+    };
     Ok(Some(tensors))
 }
 

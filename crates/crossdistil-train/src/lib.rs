@@ -33,6 +33,7 @@ mod parallel;
 mod predict;
 mod prefetch;
 mod report;
+mod reshard;
 mod run;
 mod run_data;
 mod step;
