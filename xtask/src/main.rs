@@ -2,6 +2,8 @@
 //!
 //! - `cargo xtask prepare <source> --out DIR [--rows-per-file N]`: a supported source into the
 //!   canonical layout (one data file, or part files of at most N rows).
+//! - `cargo xtask test [--mpi | --no-mpi]`: the tests as CI runs them, the MPI ones where MPI is
+//!   installed.
 //! - `cargo xtask experiment ...`: `crossdistil experiment ...` (a grid of runs), built first.
 //! - `cargo xtask load-speed --data DIR`: how fast a prepared set loads.
 //! - `cargo xtask bench [--quick] [--peer]`: training speed, memory, and the PyTorch peer (the
@@ -11,6 +13,7 @@
 
 mod bench;
 mod scale;
+mod test;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -97,6 +100,16 @@ enum Command {
         /// Synthetic: dense features.
         #[arg(long, default_value_t = 8)]
         dense: usize,
+    },
+    /// The project's tests as CI runs them: the workspace's tests (release), then the MPI tests
+    /// (the `mpi` feature, through mpirun) where an MPI library is installed.
+    Test {
+        /// Fail when the MPI tests cannot run here, instead of skipping them.
+        #[arg(long, conflicts_with = "no_mpi")]
+        mpi: bool,
+        /// Leave the MPI tests out.
+        #[arg(long)]
+        no_mpi: bool,
     },
     /// Run a grid of configurations x variants x seeds: `crossdistil experiment`, built first,
     /// with every argument passed untouched (`cargo xtask experiment --help` shows its options).
@@ -308,6 +321,11 @@ fn run(command: Command) -> anyhow::Result<()> {
                 serde_json::to_string(&crossdistil_bench::parity_child(&run, &dir)?)?
             );
         }
+        Command::Test { mpi, no_mpi } => test::run(match (mpi, no_mpi) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        })?,
         Command::Experiment { args } => {
             // An alias: the CLI reports its own errors, and its exit status is ours.
             let status = std::process::Command::new(cli_exe()?)
