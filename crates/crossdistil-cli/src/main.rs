@@ -38,7 +38,9 @@ struct Threads {
 #[derive(Subcommand)]
 enum Command {
     /// Train a model on a prepared data set, evaluate the best one on valid and test, and write
-    /// RUN/report.json (plus checkpoints, metrics.csv and the resolved config).
+    /// RUN/report.json (plus checkpoints, metrics.csv and the resolved config). Started by
+    /// `mpirun -np N` (a build with the `mpi` feature), each process is one rank of a
+    /// data-parallel run: rank 0 logs and writes RUN, which every rank must see.
     Train {
         /// A prepared data set folder (`cargo xtask prepare ...`).
         #[arg(long)]
