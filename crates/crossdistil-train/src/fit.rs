@@ -132,8 +132,13 @@ pub fn fit(data_dir: &Path, cfg: &RunConfig, out: &Path, opts: &FitOptions) -> R
 /// logs, validates, commits the checkpoints and the report, which it returns. The other ranks
 /// read the run's configuration and encoders from the folder once rank 0 has written them,
 /// train their part of every global batch ([`RunData::train_batches_of_rank`]) and return
-/// `None`. All ranks hold the same weights after every step, so rank 0's checkpoint is the
-/// run's; a resumed run reloads it on every rank.
+/// `None`. With sharded tables each rank writes its shard of every last checkpoint, and rank 0
+/// commits the manifest once all are on disk; a resumed run reloads them (resharded when the
+/// number of ranks changed). A rank that fails returns its error; the others' next collective
+/// fails in turn when the group ends it (`MpiComm::abort` in the CLI; a dropped [`ThreadGroup`]
+/// member ends its group).
+///
+/// [`ThreadGroup`]: crate::dist::ThreadGroup
 pub fn fit_distributed(
     data_dir: &Path,
     cfg: &RunConfig,

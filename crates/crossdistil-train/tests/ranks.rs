@@ -139,3 +139,37 @@ fn two_ranks_of_two_workers_are_deterministic() {
         best_bits(&tmp.path().join("b"))
     );
 }
+
+#[test]
+fn a_rank_that_fails_ends_the_others() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data(tmp.path());
+    let cfg = config("sharded", 1);
+    let out = tmp.path().join("run");
+    let errors: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = ThreadGroup::new(3)
+            .into_iter()
+            .map(|c| {
+                let comm: Arc<dyn Comm> = Arc::new(c);
+                let missing = tmp.path().join("missing");
+                // Rank 2 is given a data folder that does not exist.
+                let data = if comm.rank() == 2 {
+                    missing
+                } else {
+                    data.clone()
+                };
+                let (cfg, out) = (&cfg, &out);
+                s.spawn(move || {
+                    fit_distributed(&data, cfg, out, &FitOptions::default(), comm)
+                        .unwrap_err()
+                        .to_string()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(errors[2].contains("missing"), "{}", errors[2]);
+    for e in &errors[..2] {
+        assert!(e.contains("rank 2 of 3 left the group"), "{e}");
+    }
+}
