@@ -343,7 +343,7 @@ mod tests {
 
     /// Logits, teacher scores and 0/1 labels of `B` rows and `T` tasks, every level present.
     fn data() -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-        let v = |i: usize, k: u32| ((i as f32 * 0.37 + k as f32).sin() * 1.5);
+        let v = |i: usize, k: u32| (i as f32 * 0.37 + k as f32).sin() * 1.5;
         let logits = (0..B * T).map(|i| v(i, 1)).collect();
         let scores = (0..B * T).map(|i| v(i, 2)).collect();
         let labels = (0..B * T)
