@@ -138,7 +138,7 @@ fn check_folder(run: &Path, want: &serde_json::Value, want_metrics: &[String], w
     let mut names: Vec<String> = std::fs::read_dir(run)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| !matches!(n.as_str(), ".lock" | "config.toml" | "encoders.json"))
+        .filter(|n| !matches!(n.as_str(), ".lock" | "config.toml" | "encoders.json" | "tb"))
         .collect();
     names.sort();
     assert_eq!(names.len(), 5, "{what}: {names:?}");

@@ -18,6 +18,10 @@ use crate::error::{Result, TrainError};
 use crate::evaluate::SplitMetrics;
 use crate::optimizer::model_tensors;
 use crate::report::Report;
+use crate::tensorboard::EventWriter;
+
+/// The run folder's TensorBoard events (`tensorboard --logdir RUN/tb`).
+pub const EVENTS: &str = "tb";
 use crate::reshard::{Target, reshard};
 use crate::run::{
     EpochLosses, RunDir, RunFolder, TrainState, WithinEpoch, load_tensors, load_verified,
@@ -214,6 +218,12 @@ fn fit_on(
     } else {
         (None, Some(RunFolder::lock_new(out, opts.overwrite)?))
     };
+    let events = out.join(EVENTS);
+    if !resume && opts.overwrite && events.is_dir() {
+        // The replaced run's curves go with it.
+        std::fs::remove_dir_all(&events)
+            .map_err(|e| TrainError::run(&events, format!("cannot remove: {e}")))?;
+    }
     // A resumed run reads its own configuration and encoders (checked against the manifest), so
     // the ids and normalisation of its checkpoint hold whatever the data folder holds now.
     let (cfg, saved_encoders) = match &folder {
@@ -293,6 +303,7 @@ fn fit_on(
         cfg: t,
         started: Instant::now(),
         seconds_before: state.train_seconds,
+        events: std::cell::RefCell::new(EventWriter::create(&out.join(EVENTS))?),
     };
     let source = data.train_batches_of_rank(t, rank, ranks)?;
     let mut hooks = RunHooks {
@@ -408,6 +419,10 @@ impl Hooks for RunHooks<'_> {
         self.parts.add(loss);
         state.step = trainer.step_count();
         self.guard.observe(loss.total, state.step)?;
+        self.validations
+            .events
+            .borrow_mut()
+            .scalars(state.step as i64, &[("train/step_loss", loss.total as f32)])?;
         state.early_loss = self.guard.early();
         // The global batch's rows (this rank's part of it is `batch`).
         let _ = batch;
@@ -694,6 +709,8 @@ struct Validations<'a> {
     /// When this call of `fit` started, and the training seconds of the calls before it.
     started: Instant,
     seconds_before: f64,
+    /// The run's TensorBoard events (`RUN/tb/`).
+    events: std::cell::RefCell<EventWriter>,
 }
 
 impl Validations<'_> {
@@ -742,8 +759,53 @@ impl Validations<'_> {
             trainer,
             t.patience,
         )?;
+        // The metrics.csv row as scalars: `train_loss` as `train/loss`, `valid_income_auc` as
+        // `valid/income_auc`, and so on.
+        let row = metrics_values(self.header, self.task_names, parts, &m);
+        let named: Vec<(String, f32)> = row
+            .into_iter()
+            .map(|(name, v)| (name.replacen('_', "/", 1), v as f32))
+            .collect();
+        let scalars: Vec<(&str, f32)> = named.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+        self.events
+            .borrow_mut()
+            .scalars(state.step as i64, &scalars)?;
         Ok(m)
     }
+}
+
+/// The values of a metrics.csv row after its epoch, step and seconds, with their column names
+/// (metrics a task lacks, such as a GAUC without users, left out).
+fn metrics_values(
+    header: &[String],
+    tasks: &[String],
+    parts: &EpochParts,
+    m: &SplitMetrics,
+) -> Vec<(String, f64)> {
+    let mut v: Vec<Option<f64>> = [parts.total, parts.bce, parts.kd, parts.rank, parts.cal]
+        .iter()
+        .map(|&x| Some(parts.mean(x)))
+        .collect();
+    v.push(Some(m.mean_auc));
+    let teachers = header.iter().any(|h| h.ends_with("_teacher_auc"));
+    for (k, t) in tasks.iter().enumerate() {
+        let tm = &m.tasks[t];
+        v.push(Some(parts.mean(parts.kd_gap[k])));
+        v.extend([tm.auc, tm.gauc, tm.multi_auc, tm.logloss, tm.ece]);
+        if teachers {
+            v.extend([
+                tm.teacher_auc,
+                tm.teacher_multi_auc,
+                tm.calibrated_teacher_logloss,
+                tm.calibrated_teacher_ece,
+            ]);
+        }
+    }
+    header[3..]
+        .iter()
+        .zip(v)
+        .filter_map(|(h, x)| Some((h.clone(), x?)))
+        .collect()
 }
 
 /// Appends a validation to metrics.csv, keeps the best checkpoint, and counts patience.

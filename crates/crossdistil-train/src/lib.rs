@@ -38,6 +38,7 @@ mod run;
 mod run_data;
 mod step;
 mod stream;
+mod tensorboard;
 mod trainer;
 
 pub use alloc::{peak_rss_bytes, tune_allocator};
@@ -70,6 +71,7 @@ pub use run::{
 pub use run_data::{RunData, Scored};
 pub use step::{Gradients, LossParts, label_rows};
 pub use stream::{StreamedRows, read_ahead};
+pub use tensorboard::{EventWriter, Scalar, read_scalars};
 pub use trainer::{
     BatchSource, BoxedBatches, Control, EpochPosition, Hooks, ShuffledRows, Trainer,
     rank_worker_rngs, ranking_rng, stream_seed, worker_rngs,

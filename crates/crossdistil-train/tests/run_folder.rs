@@ -252,6 +252,8 @@ fn resume_removes_what_the_manifest_does_not_reference() {
         "manifest.json".into(),
         "metrics.csv".into(),
         "report.json".into(),
+        // The TensorBoard events, one file per call of `fit`.
+        "tb".into(),
     ];
     want.sort();
     assert_eq!(names(&run), want);
@@ -279,7 +281,9 @@ fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
-        if e.file_name() != ".lock" {
+        if e.file_name() == "tb" {
+            copy_dir(&e.path(), &to.join("tb"));
+        } else if e.file_name() != ".lock" {
             std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
         }
     }
