@@ -40,7 +40,9 @@ pub use sparse_optim::{AdagradConfig, AdamConfig, SparseOptimConfig};
 pub use teacher::TeacherConfig;
 
 // Its parts, as the model hands them out.
-pub use backbone::{Backbone, CrossStitch, Mmoe, Ple, SharedBottom, SingleTask};
+pub use backbone::{
+    Backbone, CrossStitch, Esmm, Mmoe, Ple, SharedBottom, SingleTask, chain_logits,
+};
 pub use init::Init;
 pub use params::ParamStore;
 pub use teacher::{Calibrator, RHO_FOR_UNIT_SLOPE, TeacherHead};

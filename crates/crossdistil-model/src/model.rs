@@ -245,10 +245,14 @@ impl MultiTaskModel {
                 .collect::<Result<Vec<_>>>()?;
             Some(Tensor::cat(&scores, 1)?)
         };
+        let mut logits = Tensor::cat(&logits, 1)?;
+        if self.backbone.chains_tasks() {
+            logits = crate::backbone::chain_logits(&logits)?;
+        }
         Ok(Forward {
             gathered,
             reprs,
-            logits: Tensor::cat(&logits, 1)?,
+            logits,
             teacher_scores,
         })
     }

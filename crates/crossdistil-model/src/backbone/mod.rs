@@ -1,6 +1,7 @@
 //! Backbones: `x [b, in_dim]` to one representation per task, each `[b, out_dim]`.
 
 mod cross_stitch;
+mod esmm;
 mod gate;
 mod mmoe;
 mod ple;
@@ -17,12 +18,14 @@ use crate::mode::Mode;
 use crate::params::ParamStore;
 
 pub use cross_stitch::CrossStitch;
+pub use esmm::{Esmm, chain_logits};
 pub use mmoe::{Mmoe, MmoeConfig};
 pub use ple::{Ple, PleConfig};
 pub use shared_bottom::SharedBottom;
 pub use single_task::SingleTask;
 
-/// The backbone, by `type`: "single-task", "shared-bottom", "mmoe", "ple" or "cross-stitch".
+/// The backbone, by `type`: "single-task", "shared-bottom", "mmoe", "ple", "cross-stitch" or
+/// "esmm".
 ///
 /// ```toml
 /// [model.backbone]
@@ -43,6 +46,9 @@ pub enum BackboneConfig {
     Ple(PleConfig),
     /// One column per task with these layer sizes, mixed after every layer.
     CrossStitch(MlpConfig),
+    /// ESMM: an MLP per task of a chain (click, then purchase), the served probability of task
+    /// `k` the product of the towers' up to it ([`chain_logits`]).
+    Esmm(MlpConfig),
 }
 
 impl Default for BackboneConfig {
@@ -58,7 +64,8 @@ impl BackboneConfig {
         match self {
             BackboneConfig::SingleTask(c)
             | BackboneConfig::SharedBottom(c)
-            | BackboneConfig::CrossStitch(c) => c.validate(),
+            | BackboneConfig::CrossStitch(c)
+            | BackboneConfig::Esmm(c) => c.validate(),
             BackboneConfig::Mmoe(c) => c.validate(),
             BackboneConfig::Ple(c) => c.validate(),
         }
@@ -78,6 +85,8 @@ pub enum Backbone {
     Ple(Ple),
     /// [`BackboneConfig::CrossStitch`].
     CrossStitch(CrossStitch),
+    /// [`BackboneConfig::Esmm`].
+    Esmm(Esmm),
 }
 
 impl Backbone {
@@ -107,6 +116,7 @@ impl Backbone {
             BackboneConfig::CrossStitch(c) => {
                 Backbone::CrossStitch(CrossStitch::new(c, in_dim, n_tasks, params, rng)?)
             }
+            BackboneConfig::Esmm(c) => Backbone::Esmm(Esmm::new(c, in_dim, n_tasks, params, rng)?),
         })
     }
 
@@ -118,6 +128,7 @@ impl Backbone {
             Backbone::Mmoe(b) => b.forward(x, mode),
             Backbone::Ple(b) => b.forward(x, mode),
             Backbone::CrossStitch(b) => b.forward(x, mode),
+            Backbone::Esmm(b) => b.forward(x, mode),
         }
     }
 
@@ -129,6 +140,12 @@ impl Backbone {
             Backbone::Mmoe(b) => b.out_dim(),
             Backbone::Ple(b) => b.out_dim(),
             Backbone::CrossStitch(b) => b.out_dim(),
+            Backbone::Esmm(b) => b.out_dim(),
         }
+    }
+
+    /// Whether the model chains its tasks' probabilities ([`chain_logits`]).
+    pub fn chains_tasks(&self) -> bool {
+        matches!(self, Backbone::Esmm(_))
     }
 }

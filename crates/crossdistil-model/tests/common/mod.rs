@@ -85,7 +85,8 @@ pub fn backbones() -> Vec<(&'static str, BackboneConfig)> {
                 dropout: 0.0,
             }),
         ),
-        ("cross-stitch", BackboneConfig::CrossStitch(mlp)),
+        ("cross-stitch", BackboneConfig::CrossStitch(mlp.clone())),
+        ("esmm", BackboneConfig::Esmm(mlp)),
     ]
 }
 
