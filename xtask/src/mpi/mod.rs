@@ -121,6 +121,16 @@ impl Plan {
                 self.cli.display()
             );
         }
+        if let Some(c) = costs
+            .as_ref()
+            .filter(|c| c.ranks != ranks || c.tables != layout.name())
+        {
+            anyhow::bail!(
+                "{what}: the report says {} rank(s) with {} tables",
+                c.ranks,
+                c.tables
+            );
+        }
         if !self.keep {
             remove(&run)?;
         }
