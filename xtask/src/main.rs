@@ -10,8 +10,29 @@
 //!   harness is the crate `crossdistil-bench`).
 //! - `cargo xtask bench --scale [--sizes 1e6,1e7,1e8]`: the same model trained and scored on
 //!   data of growing size, with each child's time and peak memory.
+//! - `cargo xtask bench --mpi [--ranks 1,2] [--rows 2e6] [--rounds 1] [--quick]`: data-parallel
+//!   training on `mpirun` ranks.
+//!
+//! # The MPI benchmark
+//!
+//! `cargo xtask bench --mpi` measures what training on several processes gains and what their
+//! exchanges cost. It builds `crossdistil` with `--features mpi` (copied to
+//! `OUT/mpi/bin/crossdistil`, so that a later build without MPI leaves it alone), prepares
+//! synthetic data once (the scale benchmark's, every field hashed into tables of 2^20 rows of
+//! 16), and trains MMoE with CrossDistil for one epoch, at the same global batch, with
+//! `mpirun -np N --oversubscribe --mca mpi_yield_when_idle 1 --mca btl self,tcp` for each N
+//! of `--ranks`: on more than one rank once with the tables sharded over the ranks and once
+//! replicated (`[train] tables`), one worker thread per rank. The configurations alternate
+//! within each of `--rounds` rounds. Each job's `report.json` gives rows/s and, on several
+//! ranks, the bytes a rank sends per step, the share of a step spent communicating and the
+//! step time; `mpirun`'s own `ru_maxrss` gives the peak RSS of the job's largest process.
+//! `OUT/mpi.json` holds every run and the medians per configuration, `OUT/mpi.md` the table
+//! (printed too, with the command line that reproduces it). It needs Open MPI and libclang
+//! (`apt-get install libopenmpi-dev openmpi-bin libclang-dev`) and says so when they are
+//! missing; `--quick` (20,000 rows, tables of 4,096 rows) is the smoke run its test does.
 
 mod bench;
+mod mpi;
 mod scale;
 mod test;
 
@@ -21,7 +42,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use crossdistil_bench::ChildArgs;
 use crossdistil_data::SplitFractions;
 use crossdistil_data::prepare::{self, PrepareOptions, Prepared, synthetic::SyntheticOptions};
@@ -121,8 +142,10 @@ enum Command {
     /// Measure training and evaluation speed and peak memory at a fixed CTR shape (synthetic
     /// data, Shared-Bottom, MMoE and PLE, with and without CrossDistil); with --peer, side by
     /// side with the same models in PyTorch. Writes OUT/bench.json and OUT/bench.md.
+    #[command(group(ArgGroup::new("table_bench").args(["scale", "mpi"]).multiple(true)))]
     Bench {
         /// A small shape and few steps: a smoke run of the whole harness (under two minutes).
+        /// With --mpi: 20,000 rows and tables of 4,096 buckets.
         #[arg(long)]
         quick: bool,
         /// Also run the PyTorch peer (bench/peer/, installed into target/peer-venv on first
@@ -139,8 +162,9 @@ enum Command {
         /// `--features mimalloc`, to compare allocators).
         #[arg(long)]
         child_exe: Option<PathBuf>,
-        /// Rounds over all configurations, the two sides interleaved in each (default: 3, and
-        /// 1 with --quick); the table reports the median over the rounds.
+        /// Rounds over all configurations, the two sides (with --mpi: the configurations)
+        /// interleaved in each (default: 3, and 1 with --quick or --mpi); the table reports
+        /// the median over the rounds.
         #[arg(long)]
         rounds: Option<usize>,
         /// Instead: the scale benchmark. For each --sizes, prepare synthetic data, train one
@@ -155,15 +179,30 @@ enum Command {
         /// Run even when the disk estimate (from the first size) says the largest does not fit.
         #[arg(long, requires = "scale", help_heading = "Scale benchmark")]
         force: bool,
-        /// Keep each size's data and run folder (in OUT/scale/) instead of deleting them.
-        #[arg(long, requires = "scale", help_heading = "Scale benchmark")]
+        /// Keep each size's data and run folder (in OUT/scale/; with --mpi, the data and every
+        /// run folder in OUT/mpi/) instead of deleting them.
+        #[arg(long, requires = "table_bench", help_heading = "Scale benchmark")]
         keep: bool,
         /// Train and predict in memory at every size, even where streaming is available.
         #[arg(long, requires = "scale", help_heading = "Scale benchmark")]
         in_memory: bool,
-        /// Ids each sparse field is hashed into: the rows of every table, less one.
-        #[arg(long, requires = "scale", default_value_t = crossdistil_bench::ScaleShape::DEFAULT.hash_buckets, value_parser = clap::value_parser!(u32).range(1..=1 << 30), help_heading = "Scale benchmark")]
+        /// Ids each sparse field is hashed into: the rows of every table, less one (also of
+        /// --mpi, whose --quick uses 4096).
+        #[arg(long, requires = "table_bench", default_value_t = crossdistil_bench::ScaleShape::DEFAULT.hash_buckets, value_parser = clap::value_parser!(u32).range(1..=1 << 30), help_heading = "Scale benchmark")]
         hash_buckets: u32,
+        /// Instead: the MPI benchmark. Build `crossdistil` with MPI, prepare synthetic data
+        /// once, and train MMoE with CrossDistil for one epoch at the same global batch with
+        /// `mpirun -np N` for each --ranks N (on more than one rank, tables sharded and
+        /// replicated), round by round; writes OUT/mpi.json and OUT/mpi.md. Needs Open MPI and
+        /// libclang (`apt-get install libopenmpi-dev openmpi-bin libclang-dev`).
+        #[arg(long, conflicts_with_all = ["scale", "peer", "workers", "child_exe"], help_heading = "MPI benchmark")]
+        mpi: bool,
+        /// Rows of the synthetic data (`2000000` or `2e6`; default 2e6, and 2e4 with --quick).
+        #[arg(long, requires = "mpi", value_parser = crossdistil_bench::parse_size, help_heading = "MPI benchmark")]
+        rows: Option<usize>,
+        /// Rank counts to measure, comma-separated: `mpirun -np N` for each.
+        #[arg(long, requires = "mpi", value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=1024), default_values_t = [1u64, 2], help_heading = "MPI benchmark")]
+        ranks: Vec<u64>,
     },
     /// One measurement of `bench` (run by it in a child process).
     #[command(hide = true)]
@@ -273,7 +312,21 @@ fn run(command: Command) -> anyhow::Result<()> {
             keep,
             in_memory,
             hash_buckets,
+            mpi,
+            rows,
+            ranks,
         } => {
+            if mpi {
+                return mpi::run(&mpi_args(
+                    quick,
+                    &out,
+                    rows,
+                    &ranks,
+                    rounds,
+                    hash_buckets,
+                    keep,
+                ));
+            }
             if scale {
                 let out = if out.is_absolute() {
                     out
@@ -340,11 +393,78 @@ fn run(command: Command) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `out` under the workspace root when relative.
+fn under_root(out: &Path) -> PathBuf {
+    if out.is_absolute() {
+        out.to_path_buf()
+    } else {
+        root().join(out)
+    }
+}
+
+/// The options of `bench --mpi` from the command line's: `--quick` sets the rows (unless
+/// given) and the hash buckets; the command line that reproduces the run is written out in
+/// full.
+fn mpi_args(
+    quick: bool,
+    out: &Path,
+    rows: Option<usize>,
+    ranks: &[u64],
+    rounds: Option<usize>,
+    hash_buckets: u32,
+    keep: bool,
+) -> mpi::Args {
+    let rows = rows.unwrap_or(if quick {
+        mpi::QUICK_ROWS
+    } else {
+        mpi::DEFAULT_ROWS
+    });
+    let hash_buckets = if quick {
+        mpi::QUICK_HASH_BUCKETS
+    } else {
+        hash_buckets
+    };
+    let ranks: Vec<usize> = ranks.iter().map(|&n| n as usize).collect();
+    let rounds = rounds.unwrap_or(1);
+    let out = under_root(out);
+    let list: Vec<String> = ranks.iter().map(|n| n.to_string()).collect();
+    let mut command = format!(
+        "cargo xtask bench --mpi{} --rows {rows} --ranks {} --rounds {rounds}",
+        if quick { " --quick" } else { "" },
+        list.join(",")
+    );
+    if !quick {
+        command.push_str(&format!(" --hash-buckets {hash_buckets}"));
+    }
+    if keep {
+        command.push_str(" --keep");
+    }
+    command.push_str(&format!(" --out {}", out.display()));
+    mpi::Args {
+        out,
+        rows,
+        ranks,
+        rounds,
+        hash_buckets,
+        keep,
+        command,
+    }
+}
+
 /// Builds the `crossdistil` binary (release) and returns its path, wherever the build puts it
 /// (`CARGO_TARGET_DIR` included): the path comes from cargo's own build messages.
 fn cli_exe() -> anyhow::Result<PathBuf> {
-    let out = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "-p", "crossdistil-cli"])
+    cli_exe_with(&[])
+}
+
+/// [`cli_exe`] with the CLI's `features` (for example `mpi`).
+fn cli_exe_with(features: &[&str]) -> anyhow::Result<PathBuf> {
+    let mut cmd = std::process::Command::new(env!("CARGO"));
+    cmd.args(["build", "--release", "--quiet", "-p", "crossdistil-cli"]);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    let out = cmd
         .arg("--message-format=json-render-diagnostics")
         .current_dir(root())
         .stderr(std::process::Stdio::inherit())

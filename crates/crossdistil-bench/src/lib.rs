@@ -9,6 +9,7 @@ mod markdown;
 mod measurement;
 mod median;
 mod model;
+mod mpi;
 mod parity;
 mod report;
 mod scale;
@@ -23,6 +24,7 @@ pub use export::export_weights;
 pub use markdown::markdown;
 pub use measurement::{Measurement, run_child};
 pub use model::{BenchModel, bench_config};
+pub use mpi::{MpiLayout, MpiReport, MpiRow, MpiRun, mpi_config, mpi_markdown, mpi_shape};
 pub use parity::{PARITY_TOLERANCE, Parity, parity_child};
 pub use report::{Report, Row};
 pub use scale::{

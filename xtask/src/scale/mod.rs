@@ -4,8 +4,8 @@
 //! `crossdistil` binary (children too), each measured for wall time and its own peak RSS;
 //! at the smallest size also in memory, to compare. Writes `scale.json` and `scale.md`.
 
-mod child;
-mod disk;
+pub(crate) mod child;
+pub(crate) mod disk;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -52,15 +52,40 @@ struct Plan {
 }
 
 /// Whether this xtask's `prepare` knows `--rows-per-file` (writes part files).
-fn prepare_writes_parts(xtask: &Path) -> bool {
+pub(crate) fn prepare_writes_parts(xtask: &Path) -> bool {
     Command::new(xtask)
         .args(["prepare", "--help"])
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--rows-per-file"))
 }
 
+/// `xtask prepare synthetic` of `rows` rows of `shape` into `dir`, in part files of the
+/// shape's `rows_per_file` rows when `part_files`.
+pub(crate) fn prepare_command(
+    xtask: &Path,
+    shape: &ScaleShape,
+    rows: usize,
+    dir: &Path,
+    part_files: bool,
+) -> Command {
+    let s = shape;
+    let mut c = Command::new(xtask);
+    c.args(["prepare", "synthetic", "--out"])
+        .arg(dir)
+        .args(["--rows", &rows.to_string()])
+        .args(["--fields", &s.fields.to_string()])
+        .args(["--vocab", &s.vocab.to_string()])
+        .args(["--tasks", &s.tasks.to_string()])
+        .args(["--dense", &s.dense.to_string()])
+        .args(["--seed", &s.seed.to_string()]);
+    if part_files {
+        c.args(["--rows-per-file", &s.rows_per_file.to_string()]);
+    }
+    c
+}
+
 /// Removes a folder if it exists.
-fn remove(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn remove(dir: &Path) -> anyhow::Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
     }
@@ -86,18 +111,7 @@ impl Plan {
     fn prepare(&self, rows: usize, dir: &Path) -> anyhow::Result<Phase> {
         remove(dir)?;
         let s = &self.shape;
-        let mut c = Command::new(&self.xtask);
-        c.args(["prepare", "synthetic", "--out"])
-            .arg(dir)
-            .args(["--rows", &rows.to_string()])
-            .args(["--fields", &s.fields.to_string()])
-            .args(["--vocab", &s.vocab.to_string()])
-            .args(["--tasks", &s.tasks.to_string()])
-            .args(["--dense", &s.dense.to_string()])
-            .args(["--seed", &s.seed.to_string()]);
-        if self.part_files {
-            c.args(["--rows-per-file", &s.rows_per_file.to_string()]);
-        }
+        let c = prepare_command(&self.xtask, s, rows, dir, self.part_files);
         let m = self.measure(
             c,
             &format!("prepare-{rows}.log"),
@@ -171,7 +185,7 @@ impl Plan {
 }
 
 /// A JSON file, parsed.
-fn read_json(path: &Path) -> anyhow::Result<serde_json::Value> {
+pub(crate) fn read_json(path: &Path) -> anyhow::Result<serde_json::Value> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("cannot parse {}", path.display()))
