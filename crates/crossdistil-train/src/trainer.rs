@@ -620,59 +620,55 @@ impl Trainer {
         }
     }
 
-    /// Every rank's shard of the tables (the weights, no optimiser state), sent to rank 0;
-    /// rank 0 gets the whole tables back, others `None`. A shard's message: its row count per
-    /// table (`u32`), then the tables' rows.
+    /// Every rank's shard of the tables (the weights, no optimiser state), sent to rank 0 one
+    /// table at a time; rank 0 gets the whole tables back, others `None`. Rank 0's memory holds
+    /// the whole tables being built and one table's shards in flight, no other copy.
     fn tables_to_root(&self, comm: &dyn Comm) -> Result<Option<Vec<EmbeddingTable>>> {
         let n = comm.size();
         let shard = self.model.input().tables();
-        let mut mine: Vec<u8> = shard
-            .iter()
-            .flat_map(|t| (t.vocab as u32).to_le_bytes())
-            .collect();
-        for t in shard {
-            mine.extend(t.weight.iter().flat_map(|x| x.to_le_bytes()));
-        }
-        let mut to = vec![Vec::new(); n];
-        to[0] = mine;
-        let got = comm.all_to_all(&to)?;
-        if comm.rank() != 0 {
-            return Ok(None);
-        }
-        let k = shard.len();
-        let mut rows = Vec::with_capacity(n);
-        let mut values = Vec::with_capacity(n);
-        for (r, b) in got.iter().enumerate() {
-            let bad = || TrainError::Distributed(format!("rank {r} sent a malformed shard"));
-            let head = b.get(..4 * k).ok_or_else(bad)?;
-            rows.push(
-                head.chunks_exact(4)
-                    .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")) as usize)
-                    .collect::<Vec<_>>(),
-            );
-            values.push(
-                b[4 * k..]
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect::<Vec<f32>>(),
-            );
-        }
-        let mut at = vec![0usize; n];
-        let mut full = Vec::with_capacity(k);
-        for (t, table) in shard.iter().enumerate() {
+        let mut full = Vec::with_capacity(shard.len());
+        for table in shard {
             let d = table.dim;
-            let total: usize = rows.iter().map(|r| r[t]).sum();
-            let mut weight = vec![0f32; total * d];
-            for id in 0..total {
-                let (r, local) = (id % n, id / n);
-                let src = at[r] + local * d;
-                let row = values[r].get(src..src + d).ok_or_else(|| {
-                    TrainError::Distributed(format!("rank {r} sent too few rows of {}", table.key))
-                })?;
-                weight[id * d..(id + 1) * d].copy_from_slice(row);
+            let mut to = vec![Vec::new(); n];
+            if comm.rank() != 0 {
+                // The row count, then the rows.
+                let mut mine = Vec::with_capacity(8 + 4 * table.weight.len());
+                mine.extend((table.vocab as u64).to_le_bytes());
+                mine.extend(table.weight.iter().flat_map(|x| x.to_le_bytes()));
+                to[0] = mine;
             }
-            for r in 0..n {
-                at[r] += rows[r][t] * d;
+            let got = comm.all_to_all(&to)?;
+            drop(to);
+            if comm.rank() != 0 {
+                continue;
+            }
+            let mut rows = vec![table.vocab; n];
+            for (r, b) in got.iter().enumerate().skip(1) {
+                let head = b.get(..8).ok_or_else(|| {
+                    TrainError::Distributed(format!("rank {r} sent a malformed shard of {}", table.key))
+                })?;
+                rows[r] = u64::from_le_bytes(head.try_into().expect("8 bytes")) as usize;
+                if b.len() != 8 + 4 * d * rows[r] {
+                    return Err(TrainError::Distributed(format!(
+                        "rank {r} sent {} bytes for {} rows of {}",
+                        b.len(),
+                        rows[r],
+                        table.key
+                    )));
+                }
+            }
+            let total: usize = rows.iter().sum();
+            let mut weight = vec![0f32; total * d];
+            for (id, row) in weight.chunks_exact_mut(d).enumerate() {
+                let (r, local) = (id % n, id / n);
+                if r == 0 {
+                    row.copy_from_slice(table.row(local as u32));
+                } else {
+                    let at = 8 + 4 * d * local;
+                    for (x, c) in row.iter_mut().zip(got[r][at..at + 4 * d].chunks_exact(4)) {
+                        *x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                    }
+                }
             }
             full.push(EmbeddingTable {
                 key: table.key.clone(),
@@ -682,7 +678,7 @@ impl Trainer {
                 state: Default::default(),
             });
         }
-        Ok(Some(full))
+        Ok((comm.rank() == 0).then_some(full))
     }
 
     /// Runs `f` with the whole tables in the model, on rank 0 of a run with sharded tables (the
