@@ -645,7 +645,10 @@ impl Trainer {
             let mut rows = vec![table.vocab; n];
             for (r, b) in got.iter().enumerate().skip(1) {
                 let head = b.get(..8).ok_or_else(|| {
-                    TrainError::Distributed(format!("rank {r} sent a malformed shard of {}", table.key))
+                    TrainError::Distributed(format!(
+                        "rank {r} sent a malformed shard of {}",
+                        table.key
+                    ))
                 })?;
                 rows[r] = u64::from_le_bytes(head.try_into().expect("8 bytes")) as usize;
                 if b.len() != 8 + 4 * d * rows[r] {
