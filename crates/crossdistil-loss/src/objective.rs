@@ -54,6 +54,11 @@ pub struct ObjectiveInput<'a> {
     pub calibrators: &'a [PlattParams<'a>],
     /// `[b, T]`: the 0/1 labels.
     pub labels: &'a Tensor,
+    /// `[T]`: the tasks' log-variances `s_k` of uncertainty weighting, when the BCE terms are
+    /// weighted by them: `w_k (exp(-s_k) BCE_k + s_k / 2)` instead of `w_k BCE_k`. For a fixed
+    /// `BCE_k` that is smallest at `s_k = ln(2 BCE_k)`: a task whose loss stays high is
+    /// weighted down.
+    pub task_log_vars: Option<&'a Tensor>,
 }
 
 /// The objective of one batch and its parts. The parts are the unweighted sums over the tasks,
@@ -62,7 +67,8 @@ pub struct ObjectiveInput<'a> {
 pub struct ObjectiveLoss {
     /// The weighted objective, a scalar tensor: call `backward()` on it.
     pub total: Tensor,
-    /// `sum_k w_k BCE_k`, the task weights applied.
+    /// `sum_k w_k BCE_k`, the task weights applied (with uncertainty weighting,
+    /// `sum_k w_k (exp(-s_k) BCE_k + s_k / 2)`).
     pub bce: f64,
     /// `sum_k KD_k`, before the weight `alpha(step)`.
     pub kd: f64,
@@ -161,7 +167,10 @@ fn objective_of(
     with_ranking: bool,
 ) -> Result<ObjectiveLoss> {
     check_input(input, task_weights.len(), cfg)?;
-    let (bce, _) = weighted_bce_with_logits(input.logits, input.labels, task_weights)?;
+    let bce = match input.task_log_vars {
+        None => weighted_bce_with_logits(input.logits, input.labels, task_weights)?.0,
+        Some(s) => uncertainty_weighted(input, s, task_weights)?,
+    };
     let mut out = ObjectiveLoss {
         total: bce.clone(),
         bce: scalar(&bce)?,
@@ -183,6 +192,22 @@ fn objective_of(
     }
     out.total = total;
     Ok(out)
+}
+
+/// `sum_k w_k (exp(-s_k) BCE_k + s_k / 2)` (Kendall et al. 2018, the classification form).
+fn uncertainty_weighted(input: &ObjectiveInput<'_>, s: &Tensor, w: &[f32]) -> Result<Tensor> {
+    let (_, per_task) = weighted_bce_with_logits(input.logits, input.labels, w)?;
+    if s.dims() != per_task.dims() {
+        candle_core::bail!(
+            "objective: {:?} task log-variances for {:?} tasks",
+            s.dims(),
+            per_task.dims()
+        );
+    }
+    let s = s.to_dtype(per_task.dtype())?;
+    let w = Tensor::from_slice(w, w.len(), s.device())?.to_dtype(s.dtype())?;
+    let terms = per_task.mul(&s.neg()?.exp()?)?.add(&s.affine(0.5, 0.0)?)?;
+    terms.mul(&w)?.sum_all()
 }
 
 /// The shapes the objective needs, and a calibrator per task where it reads them.
@@ -385,6 +410,7 @@ mod tests {
             teacher_scores: Some(r.as_tensor()),
             calibrators: &cal,
             labels: &y,
+            task_log_vars: None,
         };
         let scale = n as f64 / B as f64;
         let total = match ranking {
@@ -460,5 +486,57 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+}
+
+#[cfg(test)]
+mod uncertainty_tests {
+    use super::*;
+    use candle_core::{Device, Var};
+    use rand::SeedableRng;
+
+    #[test]
+    fn uncertainty_weighting_is_stationary_at_the_log_of_twice_each_tasks_loss() {
+        let dev = Device::Cpu;
+        // Two tasks with different losses: logits far from the labels on task 1.
+        let z = Tensor::from_vec(vec![0.5f32, -2.0, -0.3, 1.5, 1.0, -1.0], (3, 2), &dev).unwrap();
+        let y = Tensor::from_vec(vec![1f32, 1.0, 0.0, 0.0, 1.0, 1.0], (3, 2), &dev).unwrap();
+        let (_, per_task) = weighted_bce_with_logits(&z, &y, &[1.0, 1.0]).unwrap();
+        let bce: Vec<f32> = per_task.to_vec1().unwrap();
+        let at = |s: Vec<f32>| {
+            let s = Var::from_vec(s, 2, &dev).unwrap();
+            let input = ObjectiveInput {
+                logits: &z,
+                teacher_scores: None,
+                calibrators: &[],
+                labels: &y,
+                task_log_vars: Some(s.as_tensor()),
+            };
+            let mut rng = ChaCha8Rng::seed_from_u64(0);
+            let loss =
+                objective(&input, &[1.0, 2.0], &DistillConfig::default(), 1, &mut rng).unwrap();
+            let g = loss.total.backward().unwrap();
+            (
+                loss.bce,
+                g.get(s.as_tensor()).unwrap().to_vec1::<f32>().unwrap(),
+            )
+        };
+        // At s_k = ln(2 BCE_k) the gradient in s vanishes, whatever the task weights.
+        let best: Vec<f32> = bce.iter().map(|b| (2.0 * b).ln()).collect();
+        let (value, g) = at(best.clone());
+        assert!(g.iter().all(|g| g.abs() < 1e-6), "{g:?}");
+        let want: f64 = [1.0, 2.0]
+            .iter()
+            .zip(&bce)
+            .zip(&best)
+            .map(|((w, b), s)| w * (f64::from(*b) * (-f64::from(*s)).exp() + f64::from(*s) / 2.0))
+            .sum();
+        assert!((value - want).abs() < 1e-5, "{value} against {want}");
+        // At s = 0 it is w_k (1/2 - BCE_k)... negative where the loss is above 1/2.
+        let (_, g0) = at(vec![0.0, 0.0]);
+        for k in 0..2 {
+            let w = [1.0f32, 2.0][k];
+            assert!((g0[k] - w * (0.5 - bce[k])).abs() < 1e-6, "{g0:?}");
+        }
     }
 }

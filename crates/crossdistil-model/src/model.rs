@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use candle_core::{Device, Result, Tensor};
+use candle_core::{Device, Result, Tensor, Var};
 use crossdistil_core::Batch;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -12,6 +12,7 @@ use crate::backbone::{Backbone, BackboneConfig};
 use crate::config::{ConfigError, non_negative, positive, rate, to_candle};
 use crate::device::ensure_cpu;
 use crate::dropout::dropout;
+use crate::init::Init;
 use crate::input::{FeatureInput, Gathered};
 use crate::mlp::MlpConfig;
 use crate::mode::Mode;
@@ -98,6 +99,8 @@ pub struct MultiTaskModel {
     towers: Vec<Tower>,
     teachers: Vec<TeacherHead>,
     calibrators: Vec<Calibrator>,
+    /// `weighting.log_var`, `[T]`: the tasks' log-variances `s_k` of uncertainty weighting.
+    task_log_vars: Option<Var>,
 }
 
 impl MultiTaskModel {
@@ -183,6 +186,7 @@ impl MultiTaskModel {
             towers,
             teachers: Vec::new(),
             calibrators: Vec::new(),
+            task_log_vars: None,
         })
     }
 
@@ -210,6 +214,24 @@ impl MultiTaskModel {
             )?);
         }
         Ok(self)
+    }
+
+    /// Adds the tasks' log-variances `s_k` (`weighting.log_var`, `[T]`, 0 at first) of
+    /// uncertainty weighting (Kendall, Gal and Cipolla, CVPR 2018), trained with the dense
+    /// parameters: the objective weighs task `k`'s loss by `exp(-s_k)` and adds `s_k / 2`.
+    pub fn with_task_uncertainty(mut self) -> Result<Self> {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let t = self.towers.len();
+        let v = self
+            .params
+            .get_or_init("weighting.log_var", &[t], Init::Zeros, &mut rng)?;
+        self.task_log_vars = Some(v);
+        Ok(self)
+    }
+
+    /// The tasks' log-variances of uncertainty weighting, `[T]`, when the model has them.
+    pub fn task_log_vars(&self) -> Option<&Var> {
+        self.task_log_vars.as_ref()
     }
 
     /// The calibrators, one per task (empty without teachers).

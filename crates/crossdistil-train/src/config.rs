@@ -78,6 +78,9 @@ pub struct TrainSettings {
     pub grad_clip: f64,
     /// Weight of each task's loss, in task order; empty means 1 for every task.
     pub task_weights: Vec<f32>,
+    /// `fixed` (the `task_weights`) or `uncertainty`: each task's BCE also weighted by
+    /// `exp(-s_k)`, plus `s_k / 2`, with the log-variances `s_k` learned (Kendall et al. 2018).
+    pub task_weighting: TaskWeighting,
     /// Seeds initialisation, shuffling and dropout.
     pub seed: u64,
     /// Stop after this many validations without a better mean validation AUC; 0 never stops early.
@@ -109,6 +112,17 @@ pub struct TrainSettings {
     /// == rank` and their optimiser state, fetched and updated per step) or `replicated`
     /// (every rank holds every table). One process ignores it.
     pub tables: TableLayout,
+}
+
+/// How the tasks' losses are weighted (`[train] task_weighting`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskWeighting {
+    /// `task_weights` as given.
+    #[default]
+    Fixed,
+    /// Uncertainty weighting: learned log-variances per task (`weighting.log_var`).
+    Uncertainty,
 }
 
 /// How the embedding tables are laid out over the ranks of a distributed run.
@@ -149,6 +163,7 @@ impl Default for TrainSettings {
             sparse_optimizer: SparseOptimConfig::default(),
             grad_clip: 0.0,
             task_weights: Vec::new(),
+            task_weighting: TaskWeighting::Fixed,
             seed: 42,
             patience: 2,
             eval_every: 0,

@@ -11,7 +11,7 @@ use crossdistil_loss::{CalibratorFit, fit_platt};
 use crossdistil_model::MultiTaskModel;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::config::{RunConfig, TableLayout, TrainSettings};
+use crate::config::{RunConfig, TableLayout, TaskWeighting, TrainSettings};
 use crate::dist::Comm;
 use crate::divergence::{DivergenceGuard, check_parameters};
 use crate::error::{Result, TrainError};
@@ -75,6 +75,9 @@ pub fn build_model_for(
     if cfg.distill.needs_teachers() {
         model = model.with_teachers(&cfg.model.teacher, cfg.train.seed)?;
     }
+    if cfg.train.task_weighting == TaskWeighting::Uncertainty {
+        model = model.with_task_uncertainty()?;
+    }
     Ok(BuiltModel {
         model,
         tasks,
@@ -101,6 +104,9 @@ pub fn build_model_for_rank(
         MultiTaskModel::new_sharded(&cfg.model, schema, tasks.len(), cfg.train.seed, rank, ranks)?;
     if cfg.distill.needs_teachers() {
         model = model.with_teachers(&cfg.model.teacher, cfg.train.seed)?;
+    }
+    if cfg.train.task_weighting == TaskWeighting::Uncertainty {
+        model = model.with_task_uncertainty()?;
     }
     Ok(BuiltModel {
         model,

@@ -45,7 +45,7 @@ pub use alloc::{peak_rss_bytes, tune_allocator};
 pub use checkpoint::Checkpoint;
 pub use config::{
     MAX_BATCH, MAX_EPOCHS, MAX_READERS, MAX_SHUFFLE_BUFFER, MAX_WORKERS, RunConfig, TableLayout,
-    TrainSettings,
+    TaskWeighting, TrainSettings,
 };
 pub use crossdistil_core::{Batch, InputSchema};
 pub use divergence::check_parameters;

@@ -85,6 +85,7 @@ struct Share {
 /// The objective's inputs of a forward pass: the labels of the model's tasks and the
 /// calibrators.
 fn objective_input<'a>(
+    model: &'a MultiTaskModel,
     fwd: &'a Forward,
     labels: &'a Tensor,
     calibrators: &'a [PlattParams<'a>],
@@ -94,6 +95,7 @@ fn objective_input<'a>(
         teacher_scores: fwd.teacher_scores.as_ref(),
         calibrators,
         labels,
+        task_log_vars: model.task_log_vars().map(|v| v.as_tensor()),
     }
 }
 
@@ -159,7 +161,7 @@ fn share(
     let fwd = model.forward(shard, Mode::Train(rng))?;
     let labels = labels_of(model, shard, setup)?;
     let calibrators = calibrators_of(model);
-    let input = objective_input(&fwd, &labels, &calibrators);
+    let input = objective_input(model, &fwd, &labels, &calibrators);
     let loss = objective(&input, setup.weights, &setup.cfg.distill, step, rng)?;
     let total = if scale == 1.0 {
         loss.total.clone()
@@ -307,7 +309,7 @@ fn shares(
     let shares = on_workers(items, step, |(((fwd, labels), g), shard)| {
         let scale = shard.size() as f64 / n;
         let calibrators = calibrators_of(model);
-        let input = objective_input(&fwd, &labels, &calibrators);
+        let input = objective_input(model, &fwd, &labels, &calibrators);
         let loss = objective_without_ranking(&input, setup.weights, &setup.cfg.distill, step)?;
         let total = loss.total.affine(scale, 0.0)?;
         let value = total.to_dtype(DType::F64)?.to_scalar::<f64>()?;
