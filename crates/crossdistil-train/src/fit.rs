@@ -768,9 +768,10 @@ impl Validations<'_> {
         // The metrics.csv row as scalars: `train_loss` as `train/loss`, `valid_income_auc` as
         // `valid/income_auc`, and so on.
         let row = metrics_values(self.header, self.task_names, parts, &m);
-        let named: Vec<(String, f32)> = row
-            .into_iter()
-            .map(|(name, v)| (name.replacen('_', "/", 1), v as f32))
+        let named: Vec<(String, f32)> = self.header[3..]
+            .iter()
+            .zip(row)
+            .filter_map(|(name, v)| Some((name.replacen('_', "/", 1), v? as f32)))
             .collect();
         let scalars: Vec<(&str, f32)> = named.iter().map(|(n, v)| (n.as_str(), *v)).collect();
         self.events
@@ -780,14 +781,14 @@ impl Validations<'_> {
     }
 }
 
-/// The values of a metrics.csv row after its epoch, step and seconds, with their column names
-/// (metrics a task lacks, such as a GAUC without users, left out).
+/// The values of a metrics.csv row after its epoch, step and seconds, in the header's order
+/// (`None`: a metric a task lacks, such as a GAUC without users).
 fn metrics_values(
     header: &[String],
     tasks: &[String],
     parts: &EpochParts,
     m: &SplitMetrics,
-) -> Vec<(String, f64)> {
+) -> Vec<Option<f64>> {
     let mut v: Vec<Option<f64>> = [parts.total, parts.bce, parts.kd, parts.rank, parts.cal]
         .iter()
         .map(|&x| Some(parts.mean(x)))
@@ -807,11 +808,7 @@ fn metrics_values(
             ]);
         }
     }
-    header[3..]
-        .iter()
-        .zip(v)
-        .filter_map(|(h, x)| Some((h.clone(), x?)))
-        .collect()
+    v
 }
 
 /// Appends a validation to metrics.csv, keeps the best checkpoint, and counts patience.
@@ -827,36 +824,16 @@ fn record(
     trainer: &Trainer,
     patience: usize,
 ) -> Result<()> {
-    let f = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
     let mut row = vec![
         epoch.to_string(),
         state.step.to_string(),
         format!("{:.3}", state.train_seconds),
     ];
-    for v in [parts.total, parts.bce, parts.kd, parts.rank, parts.cal] {
-        row.push(format!("{:.6}", parts.mean(v)));
-    }
-    row.push(format!("{:.6}", m.mean_auc));
-    let teachers = header.iter().any(|h| h.ends_with("_teacher_auc"));
-    for (k, t) in tasks.iter().enumerate() {
-        let tm = &m.tasks[t];
-        row.push(format!("{:.6}", parts.mean(parts.kd_gap[k])));
-        row.extend([
-            f(tm.auc),
-            f(tm.gauc),
-            f(tm.multi_auc),
-            f(tm.logloss),
-            f(tm.ece),
-        ]);
-        if teachers {
-            row.extend([
-                f(tm.teacher_auc),
-                f(tm.teacher_multi_auc),
-                f(tm.calibrated_teacher_logloss),
-                f(tm.calibrated_teacher_ece),
-            ]);
-        }
-    }
+    row.extend(
+        metrics_values(header, tasks, parts, m)
+            .into_iter()
+            .map(|v| v.map_or(String::new(), |v| format!("{v:.6}"))),
+    );
     folder.append_metrics(header, &row)?;
     if state.best_mean_auc.is_none_or(|b| m.mean_auc > b) {
         state.best_mean_auc = Some(m.mean_auc);

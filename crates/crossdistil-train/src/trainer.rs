@@ -378,10 +378,15 @@ impl Trainer {
             return Ok(grads.parts);
         }
         let owned = to_owners(comm, &staged.ids, grads.sparse)?;
-        let table_norm: f64 = all_gather_f64(comm, &[owned.sq_norm()])?
-            .iter()
-            .map(|v| v[0])
-            .sum();
+        // Clipping needs the norm of every shard's rows; without it, no exchange.
+        let table_norm: f64 = if self.optimizer.settings().grad_clip > 0.0 {
+            all_gather_f64(comm, &[owned.sq_norm()])?
+                .iter()
+                .map(|v| v[0])
+                .sum()
+        } else {
+            0.0
+        };
         self.optimizer.step_with_table_norm(
             &mut self.model,
             grads.dense,
