@@ -22,6 +22,9 @@ pub struct Batch {
     pub dense: Vec<f32>,
     /// Labels as 0.0 / 1.0, row-major `[size, n_tasks]`.
     pub labels: Vec<f32>,
+    /// The rows' sample weights `[size]` (the data set's `weight` column), or empty when every
+    /// row weighs 1.
+    pub weights: Vec<f32>,
 }
 
 impl Batch {
@@ -59,6 +62,10 @@ impl Batch {
             sparse: self.sparse[lo * ns..hi * ns].to_vec(),
             dense: self.dense[lo * nd..hi * nd].to_vec(),
             labels: self.labels[lo * nt..hi * nt].to_vec(),
+            weights: match self.weights.is_empty() {
+                true => Vec::new(),
+                false => self.weights[lo..hi].to_vec(),
+            },
             multi: self
                 .multi
                 .iter()
@@ -89,8 +96,11 @@ mod tests {
             }],
             dense: vec![0.5, 1.5, 2.5],
             labels: vec![1.0, 0.0, 1.0],
+            weights: vec![0.5, 2.0, 1.0],
         };
         let parts = b.split(2);
+        assert_eq!(parts[0].weights, [0.5]);
+        assert_eq!(parts[1].weights, [2.0, 1.0]);
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0].rows, [7]);
         assert_eq!(parts[1].rows, [8, 9]);

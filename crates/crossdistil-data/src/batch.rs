@@ -36,6 +36,10 @@ impl GatherBatch for Batch {
         self.dense.reserve(rows.len() * nd);
         self.labels.clear();
         self.labels.reserve(rows.len() * nt);
+        self.weights.clear();
+        if let Some(w) = &ds.weights {
+            self.weights.extend(rows.iter().map(|&r| w[r as usize]));
+        }
         for &r in rows {
             let r = r as usize;
             self.sparse.extend(ds.sparse.iter().map(|c| c.ids[r]));

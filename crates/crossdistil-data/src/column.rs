@@ -132,6 +132,26 @@ impl<'a> Chunks<'a> {
         Ok(out)
     }
 
+    /// Sample weights: every value finite, non-negative and within the range of a 32-bit float.
+    pub(crate) fn weights(&self) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(self.len());
+        if matches!(self.data_type(), Some(DataType::Utf8 | DataType::LargeUtf8)) {
+            return Err(self.type_error("a number (a sample weight)"));
+        }
+        self.for_each_f64(|row, v| {
+            let w = v as f32;
+            if !v.is_finite() || !w.is_finite() || v < 0.0 {
+                return Err(self.cell_error(
+                    row,
+                    format!("sample weight {v} is not a finite number of at least 0"),
+                ));
+            }
+            out.push(w);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     /// A binary label: every value 0 or 1 (or false/true).
     pub(crate) fn labels(&self) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(self.len());

@@ -106,6 +106,8 @@ pub struct Dataset {
     pub labels: Vec<LabelColumn>,
     /// Group id per row (users, or queries), when the spec names a user column.
     pub users: Option<Vec<u32>>,
+    /// The sample weight of every row, when the spec names a `weight` column.
+    pub weights: Option<Vec<f32>>,
 }
 
 impl Dataset {
@@ -202,6 +204,10 @@ impl Dataset {
             (Some(a), Some(b)) => a.extend_from_slice(b),
             (a, _) => *a = None,
         }
+        match (&mut self.weights, &other.weights) {
+            (Some(a), Some(b)) => a.extend_from_slice(b),
+            (a, _) => *a = None,
+        }
     }
 
     /// The rows `rows` (indices into this data set), in that order, as a data set of their own
@@ -262,6 +268,10 @@ impl Dataset {
                 })
                 .collect(),
             users: self.users.as_ref().map(|u| pick(u)),
+            weights: self
+                .weights
+                .as_ref()
+                .map(|w| rows.iter().map(|&r| w[r as usize]).collect()),
         }
     }
 
@@ -280,6 +290,7 @@ impl Dataset {
                 multi: vec![],
                 dense: vec![],
                 extra: vec![],
+                weight: None,
                 footer_crc32: None,
                 parts: vec![],
             },
@@ -291,6 +302,7 @@ impl Dataset {
             dense: vec![],
             labels: vec![],
             users: None,
+            weights: None,
         }
     }
 
@@ -361,6 +373,10 @@ pub(crate) fn encode(
     let (row_ids_labels, ((dense, sparse), (multi, users))) = rayon::join(
         || -> Result<_> {
             let row_ids = chunks(path, first_row, batches, &spec.row_id).row_ids()?;
+            let weights = match &spec.weight {
+                Some(w) => Some(chunks(path, first_row, batches, w).weights()?),
+                None => None,
+            };
             let labels = spec
                 .labels
                 .par_iter()
@@ -371,7 +387,7 @@ pub(crate) fn encode(
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            Ok((row_ids, labels))
+            Ok((row_ids, labels, weights))
         },
         || {
             rayon::join(
@@ -494,7 +510,7 @@ pub(crate) fn encode(
             )
         },
     );
-    let (row_ids, labels) = row_ids_labels?;
+    let (row_ids, labels, weights) = row_ids_labels?;
     let (dense, dense_stats): (Vec<_>, Vec<_>) = dense?.into_iter().unzip();
     let (sparse, sparse_vocabs): (Vec<_>, Vec<_>) = sparse?.into_iter().unzip();
     let (multi, multi_vocabs): (Vec<_>, Vec<_>) = multi?.into_iter().unzip();
@@ -521,6 +537,7 @@ pub(crate) fn encode(
         dense,
         labels,
         users,
+        weights,
     })
 }
 

@@ -193,6 +193,11 @@ pub struct DatasetSpec {
     /// The numeric features.
     #[serde(default)]
     pub dense: Vec<DenseSpec>,
+    /// The per-row sample weight column, when rows count unequally in the training loss: finite
+    /// and non-negative; each row's loss terms are multiplied by its weight (see the loss
+    /// crate's objective). Validation and test metrics stay unweighted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<String>,
     /// Columns kept in the file but not used as inputs (for example a synthetic set's true
     /// probabilities).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -287,6 +292,7 @@ impl DatasetSpec {
         cols.extend(self.sparse.iter().map(|c| c.name.as_str()));
         cols.extend(self.multi.iter().map(|c| c.name.as_str()));
         cols.extend(self.dense.iter().map(|c| c.name.as_str()));
+        cols.extend(self.weight.as_deref());
         let mut seen = std::collections::HashSet::new();
         cols.retain(|c| seen.insert(*c));
         cols
@@ -330,6 +336,9 @@ impl DatasetSpec {
         }
         for c in &self.extra {
             claim(c, "extra")?;
+        }
+        if let Some(w) = &self.weight {
+            claim(w, "weight")?;
         }
         // The user column may double as a sparse feature (a user-id embedding).
         if let Some(user) = &self.user

@@ -373,3 +373,57 @@ fn prepare_bad_synthetic_shape() {
     assert!(m.contains("fields >= 2"), "{m}");
     assert_no_output(tmp.path());
 }
+
+/// The canonical set with a weight column `w` of `weights`, named as the sample weight.
+fn weighted(dir: &Path, weights: Vec<f32>) {
+    canonical(dir, |t| t.push("w", ColumnData::Float(weights)));
+    let path = dir.join("dataset.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("weight = \"w\"\n{text}")).unwrap();
+}
+
+#[test]
+fn sample_weights_load_and_travel_with_their_rows() {
+    use crossdistil_data::{Batch, GatherBatch};
+    let tmp = tempfile::tempdir().unwrap();
+    weighted(tmp.path(), (0..20).map(|i| i as f32 / 4.0).collect());
+    let ds = Dataset::load(tmp.path()).unwrap();
+    assert_eq!(ds.weights.as_ref().unwrap()[6], 1.5);
+    let b = Batch::gather(&ds, &[6, 2]);
+    assert_eq!(b.weights, [1.5, 0.5]);
+    // Without a weight column, a batch has no weights (every row weighs 1).
+    let tmp = tempfile::tempdir().unwrap();
+    canonical(tmp.path(), |_| {});
+    let ds = Dataset::load(tmp.path()).unwrap();
+    assert!(ds.weights.is_none() && Batch::gather(&ds, &[1]).weights.is_empty());
+}
+
+#[test]
+fn sample_weight_that_is_negative_or_not_finite() {
+    for bad in [-0.5f32, f32::NAN, f32::INFINITY] {
+        let tmp = tempfile::tempdir().unwrap();
+        weighted(
+            tmp.path(),
+            (0..20).map(|i| if i == 7 { bad } else { 1.0 }).collect(),
+        );
+        let m = msg(Dataset::load(tmp.path()));
+        assert!(
+            m.contains("column `w`, row 8") && m.contains("sample weight"),
+            "{bad}: {m}"
+        );
+    }
+}
+
+#[test]
+fn sample_weight_column_with_a_second_role() {
+    let tmp = tempfile::tempdir().unwrap();
+    canonical(tmp.path(), |_| {});
+    let path = tmp.path().join("dataset.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("weight = \"price\"\n{text}")).unwrap();
+    let m = msg(Dataset::load(tmp.path()));
+    assert!(
+        m.contains("`price` is named both as dense and as weight"),
+        "{m}"
+    );
+}

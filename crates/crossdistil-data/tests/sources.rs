@@ -190,6 +190,7 @@ fn custom_csv_with_derived_label_and_multi_values() {
         name = "mine"
         input = "logs.csv"
         user = "uid"
+        weight = "watch"
         [[sparse]]
         name = "item"
         [[multi]]
@@ -217,6 +218,9 @@ fn custom_csv_with_derived_label_and_multi_values() {
     let lens: Vec<u32> = (0..4).map(|r| m.offsets[r + 1] - m.offsets[r]).collect();
     assert_eq!(lens, [2, 1, 0, 2]);
     assert_eq!(ds.spec.labels[1].description, "watch >= 30");
+    // The watch time is also the rows' sample weight.
+    assert_eq!(ds.spec.weight.as_deref(), Some("watch"));
+    assert_eq!(ds.weights.as_ref().unwrap()[..4], [40.0, 10.0, 31.0, 29.0]);
 }
 
 #[test]

@@ -25,6 +25,35 @@ pub fn bce_with_logits(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     bce_elementwise(logits, targets)?.mean_all()
 }
 
+/// Mean BCE over all elements of `logits` and `targets` `[b]`, each row's term multiplied by its
+/// weight in `row_weights` `[b]` when given: `mean_i w_i bce(x_i, y_i)` (the plain
+/// [`bce_with_logits`] without weights).
+pub(crate) fn mean_bce(
+    logits: &Tensor,
+    targets: &Tensor,
+    row_weights: Option<&Tensor>,
+) -> Result<Tensor> {
+    match row_weights {
+        None => bce_with_logits(logits, targets),
+        Some(w) => bce_elementwise(logits, targets)?.mul(w)?.mean_all(),
+    }
+}
+
+/// Per-task mean BCE `[T]` of `logits` and `targets` `[b, T]`, each row's terms multiplied by
+/// its weight in `row_weights` `[b]` when given: `BCE_k = mean_i w_i bce(x_ik, y_ik)` (the mean
+/// over the rows, not over the weights, so that the parts of a batch add up to the whole).
+pub fn per_task_bce(
+    logits: &Tensor,
+    targets: &Tensor,
+    row_weights: Option<&Tensor>,
+) -> Result<Tensor> {
+    let l = bce_elementwise(logits, targets)?;
+    match row_weights {
+        None => l.mean(0),
+        Some(w) => l.broadcast_mul(&w.unsqueeze(1)?)?.mean(0),
+    }
+}
+
 /// Multi-task BCE: `logits` and `targets` `[b, T]`, `weights` one per task; returns
 /// `sum_t weights[t] * mean_i bce(logits[i, t], targets[i, t])` and the per-task means `[T]`.
 pub fn weighted_bce_with_logits(

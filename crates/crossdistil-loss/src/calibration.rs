@@ -14,7 +14,7 @@
 
 use candle_core::{Result, Tensor};
 
-use crate::bce::bce_with_logits;
+use crate::bce::mean_bce;
 use crate::stable::softplus;
 
 /// The smallest slope [`fit_platt`] returns.
@@ -34,7 +34,23 @@ pub fn calibration_loss(
     q: &Tensor,
     labels: &Tensor,
 ) -> Result<Tensor> {
-    bce_with_logits(&calibrated_logit(&scores.detach(), rho, q)?, labels)
+    weighted_calibration_loss(scores, rho, q, labels, None)
+}
+
+/// [`calibration_loss`] with each row's term multiplied by its weight in `row_weights` (`[b]`)
+/// when given: `mean_i w_i bce(P r_i + Q, y_i)`.
+pub(crate) fn weighted_calibration_loss(
+    scores: &Tensor,
+    rho: &Tensor,
+    q: &Tensor,
+    labels: &Tensor,
+    row_weights: Option<&Tensor>,
+) -> Result<Tensor> {
+    mean_bce(
+        &calibrated_logit(&scores.detach(), rho, q)?,
+        labels,
+        row_weights,
+    )
 }
 
 /// `rho` with `softplus(rho) = p`, i.e. `log(exp(p) - 1)`, for `p > 0` (`-inf` at 0, NaN below).

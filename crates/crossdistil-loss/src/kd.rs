@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crossdistil_core::ConfigError;
 
-use crate::bce::bce_with_logits;
+use crate::bce::{bce_with_logits, mean_bce};
 
 /// Mean BCE of the student logits against the detached soft target probabilities (`T = 1`).
 /// `student_logits` and `target_probs`: one shape.
@@ -49,14 +49,35 @@ pub fn tempered_distill_loss(
     target_probs: &Tensor,
     temperature: f64,
 ) -> Result<Tensor> {
+    weighted_tempered_distill_loss(student_logits, target_probs, temperature, None)
+}
+
+/// [`tempered_distill_loss`] with each row's term multiplied by its weight in `row_weights`
+/// (`[b]`, the shape of the logits) when given: `T^2 mean_i w_i bce(z_i / T, t_i)`.
+pub(crate) fn weighted_tempered_distill_loss(
+    student_logits: &Tensor,
+    target_probs: &Tensor,
+    temperature: f64,
+    row_weights: Option<&Tensor>,
+) -> Result<Tensor> {
     if !(temperature.is_finite() && temperature > 0.0) {
         candle_core::bail!("tempered_distill_loss: temperature must be > 0, got {temperature}");
     }
-    distill_loss(
-        &student_logits.affine(1.0 / temperature, 0.0)?,
-        target_probs,
-    )?
-    .affine(temperature * temperature, 0.0)
+    let z = student_logits.affine(1.0 / temperature, 0.0)?;
+    let loss = match row_weights {
+        None => distill_loss(&z, target_probs)?,
+        Some(w) => {
+            if z.shape() != target_probs.shape() {
+                candle_core::bail!(
+                    "distill_loss: student {:?} and target {:?} must have one shape",
+                    z.shape(),
+                    target_probs.shape()
+                );
+            }
+            mean_bce(&z, &target_probs.detach(), Some(w))?
+        }
+    };
+    loss.affine(temperature * temperature, 0.0)
 }
 
 /// The weight of the distillation loss over training steps. TOML, both keys optional:

@@ -13,7 +13,7 @@ mod pairwise;
 mod ranking;
 mod stable;
 
-pub use bce::{bce_with_logits, weighted_bce_with_logits};
+pub use bce::{bce_with_logits, per_task_bce, weighted_bce_with_logits};
 pub use calibration::{MIN_SLOPE, calibrated_logit, calibration_loss, fit_platt, inverse_softplus};
 pub use config::{CalibratorFit, DistillConfig, DistillMode};
 pub use error_correction::{ErrorCorrection, correct};

@@ -24,11 +24,11 @@
 use candle_core::{D, DType, IndexOp, Result, Tensor};
 use rand_chacha::ChaCha8Rng;
 
-use crate::bce::weighted_bce_with_logits;
-use crate::calibration::{calibrated_logit, calibration_loss};
+use crate::bce::{per_task_bce, weighted_bce_with_logits};
+use crate::calibration::{calibrated_logit, weighted_calibration_loss};
 use crate::config::{DistillConfig, DistillMode};
 use crate::error_correction::correct;
-use crate::kd::tempered_distill_loss;
+use crate::kd::weighted_tempered_distill_loss;
 use crate::levels::graded_levels;
 use crate::ranking::ranking_loss;
 
@@ -59,6 +59,12 @@ pub struct ObjectiveInput<'a> {
     /// `BCE_k` that is smallest at `s_k = ln(2 BCE_k)`: a task whose loss stays high is
     /// weighted down.
     pub task_log_vars: Option<&'a Tensor>,
+    /// `[b]`: the rows' sample weights `w_i`, when rows count unequally. Every row-wise term
+    /// (BCE, distillation, calibration) is then `mean_i w_i l_i` instead of `mean_i l_i` (the
+    /// mean over the rows, so that a row of weight 2 counts as two rows of weight 1 and the
+    /// parts of a batch still add up to the whole). The ranking loss, over pairs of rows, is
+    /// not weighted.
+    pub row_weights: Option<&'a Tensor>,
 }
 
 /// The objective of one batch and its parts. The parts are the unweighted sums over the tasks,
@@ -167,9 +173,14 @@ fn objective_of(
     with_ranking: bool,
 ) -> Result<ObjectiveLoss> {
     check_input(input, task_weights.len(), cfg)?;
-    let bce = match input.task_log_vars {
-        None => weighted_bce_with_logits(input.logits, input.labels, task_weights)?.0,
-        Some(s) => uncertainty_weighted(input, s, task_weights)?,
+    let bce = match (input.task_log_vars, input.row_weights) {
+        (None, None) => weighted_bce_with_logits(input.logits, input.labels, task_weights)?.0,
+        (None, Some(_)) => {
+            let w = Tensor::from_slice(task_weights, task_weights.len(), input.logits.device())?
+                .to_dtype(input.logits.dtype())?;
+            task_bce(input)?.mul(&w)?.sum_all()?
+        }
+        (Some(s), _) => uncertainty_weighted(input, s, task_weights)?,
     };
     let mut out = ObjectiveLoss {
         total: bce.clone(),
@@ -196,7 +207,7 @@ fn objective_of(
 
 /// `sum_k w_k (exp(-s_k) BCE_k + s_k / 2)` (Kendall et al. 2018, the classification form).
 fn uncertainty_weighted(input: &ObjectiveInput<'_>, s: &Tensor, w: &[f32]) -> Result<Tensor> {
-    let (_, per_task) = weighted_bce_with_logits(input.logits, input.labels, w)?;
+    let per_task = task_bce(input)?;
     if s.dims() != per_task.dims() {
         candle_core::bail!(
             "objective: {:?} task log-variances for {:?} tasks",
@@ -208,6 +219,15 @@ fn uncertainty_weighted(input: &ObjectiveInput<'_>, s: &Tensor, w: &[f32]) -> Re
     let w = Tensor::from_slice(w, w.len(), s.device())?.to_dtype(s.dtype())?;
     let terms = per_task.mul(&s.neg()?.exp()?)?.add(&s.affine(0.5, 0.0)?)?;
     terms.mul(&w)?.sum_all()
+}
+
+/// `[T]`: each task's BCE, weighted by the rows' sample weights when there are any.
+fn task_bce(input: &ObjectiveInput<'_>) -> Result<Tensor> {
+    let w = match input.row_weights {
+        Some(w) => Some(w.to_dtype(input.logits.dtype())?),
+        None => None,
+    };
+    per_task_bce(input.logits, input.labels, w.as_ref())
 }
 
 /// The shapes the objective needs, and a calibrator per task where it reads them.
@@ -222,6 +242,11 @@ fn check_input(input: &ObjectiveInput<'_>, n_tasks: usize, cfg: &DistillConfig) 
             "objective: labels {:?} and logits {shape:?} must have one shape",
             input.labels.shape()
         );
+    }
+    if let Some(w) = input.row_weights
+        && w.dims() != [shape.dims()[0]]
+    {
+        candle_core::bail!("objective: {:?} row weights for logits {shape:?}", w.dims());
     }
     if let Some(scores) = input.teacher_scores {
         if scores.shape() != shape {
@@ -286,7 +311,13 @@ fn add_teacher_terms(
         }
         if cfg.trains_calibrators() {
             let c = &input.calibrators[k];
-            let cal = calibration_loss(&r, c.rho, c.q, &column(input.labels, k)?)?;
+            let cal = weighted_calibration_loss(
+                &r,
+                c.rho,
+                c.q,
+                &column(input.labels, k)?,
+                input.row_weights,
+            )?;
             out.cal += scalar(&cal)?;
             total = total.add(&cal.affine(cfg.gamma, 0.0)?)?;
         }
@@ -311,7 +342,12 @@ fn add_distillation(
         };
         out.kd_gap
             .push(scalar(&p.sub(&target)?.abs()?.mean_all()?)?);
-        let kd = tempered_distill_loss(&column(input.logits, k)?, &target, temp)?;
+        let kd = weighted_tempered_distill_loss(
+            &column(input.logits, k)?,
+            &target,
+            temp,
+            input.row_weights,
+        )?;
         out.kd += scalar(&kd)?;
         if alpha > 0.0 {
             total = total.add(&kd.affine(alpha, 0.0)?)?;
@@ -411,6 +447,7 @@ mod tests {
             calibrators: &cal,
             labels: &y,
             task_log_vars: None,
+            row_weights: None,
         };
         let scale = n as f64 / B as f64;
         let total = match ranking {
@@ -487,6 +524,81 @@ mod tests {
                 .is_none()
         );
     }
+
+    /// The objective without its ranking term (BCE, calibration, corrected distillation) of
+    /// rows `rows` of [`data`], each row's term weighted by `weights` when given, and its
+    /// gradients with respect to the calibrator's `rho` and `q`.
+    fn weighted_objective(rows: &[usize], weights: Option<&[f32]>) -> (f64, Vec<Vec<f32>>) {
+        let dev = Device::Cpu;
+        let (logits, scores, labels) = data();
+        let pick = |v: &[f32]| -> Vec<f32> {
+            rows.iter()
+                .flat_map(|&r| v[r * T..(r + 1) * T].to_vec())
+                .collect()
+        };
+        let n = rows.len();
+        let z = Var::from_vec(pick(&logits), (n, T), &dev).unwrap();
+        let r = Var::from_vec(pick(&scores), (n, T), &dev).unwrap();
+        let y = Tensor::from_vec(pick(&labels), (n, T), &dev).unwrap();
+        let rho = Var::from_vec(vec![0.3f32], 1, &dev).unwrap();
+        let q = Var::from_vec(vec![-0.2f32], 1, &dev).unwrap();
+        let cal = vec![
+            PlattParams {
+                rho: rho.as_tensor(),
+                q: q.as_tensor(),
+            };
+            T
+        ];
+        let w = weights.map(|w| Tensor::from_slice(w, n, &dev).unwrap());
+        let input = ObjectiveInput {
+            logits: z.as_tensor(),
+            teacher_scores: Some(r.as_tensor()),
+            calibrators: &cal,
+            labels: &y,
+            task_log_vars: None,
+            row_weights: w.as_ref(),
+        };
+        let loss = objective_without_ranking(&input, &[1.0, 0.5], &cfg(), 3).unwrap();
+        assert!(loss.kd > 0.0 && loss.cal > 0.0);
+        let store = loss.total.backward().unwrap();
+        let grads = [rho.as_tensor(), q.as_tensor()]
+            .iter()
+            .map(|t| {
+                let g = store.get(t).unwrap().flatten_all().unwrap();
+                g.to_vec1().unwrap()
+            })
+            .collect();
+        (scalar(&loss.total).unwrap(), grads)
+    }
+
+    #[test]
+    fn a_row_of_weight_two_counts_as_two_rows() {
+        // Rows 0..B with row 3 of weight 2 and row 7 of weight 0, against rows 0..B with row 3
+        // twice and row 7 left out: the same sums over rows, so the weighted mean over B rows
+        // times B equals the plain mean over the B rows of the other batch times B.
+        let all: Vec<usize> = (0..B).collect();
+        let mut w = vec![1.0f32; B];
+        w[3] = 2.0;
+        w[7] = 0.0;
+        let (weighted, gw) = weighted_objective(&all, Some(&w));
+        let dup: Vec<usize> = (0..B).filter(|&r| r != 7).chain([3]).collect();
+        assert_eq!(dup.len(), B);
+        let (plain, gp) = weighted_objective(&dup, None);
+        assert!(
+            (weighted - plain).abs() < 1e-6,
+            "{weighted} against {plain}"
+        );
+        // The calibrator's gradient sums over rows: equal too.
+        for k in 0..2 {
+            assert!((gw[k][0] - gp[k][0]).abs() < 1e-6, "{gw:?} {gp:?}");
+        }
+        // Unit weights change nothing at all.
+        let (ones, _) = weighted_objective(&all, Some(&[1.0; B]));
+        let (none, _) = weighted_objective(&all, None);
+        assert!((ones - none).abs() < 1e-7, "{ones} {none}");
+        // And the weights do matter.
+        assert!((weighted - none).abs() > 1e-3, "{weighted} {none}");
+    }
 }
 
 #[cfg(test)]
@@ -511,6 +623,7 @@ mod uncertainty_tests {
                 calibrators: &[],
                 labels: &y,
                 task_log_vars: Some(s.as_tensor()),
+                row_weights: None,
             };
             let mut rng = ChaCha8Rng::seed_from_u64(0);
             let loss =

@@ -37,6 +37,8 @@ fn batch(rng: &mut ChaCha8Rng) -> Batch {
         labels: (0..BATCH * TASKS)
             .map(|_| rng.random_bool(0.3) as u8 as f32)
             .collect(),
+
+        weights: Vec::new(),
     }
 }
 

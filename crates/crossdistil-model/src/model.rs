@@ -101,6 +101,9 @@ pub struct MultiTaskModel {
     calibrators: Vec<Calibrator>,
     /// `weighting.log_var`, `[T]`: the tasks' log-variances `s_k` of uncertainty weighting.
     task_log_vars: Option<Var>,
+    /// `weighting.gradnorm` and `weighting.gradnorm_loss0`, `[T]` each: GradNorm's task weights
+    /// and the tasks' losses at the first step.
+    gradnorm: Option<(Var, Var)>,
 }
 
 impl MultiTaskModel {
@@ -187,6 +190,7 @@ impl MultiTaskModel {
             teachers: Vec::new(),
             calibrators: Vec::new(),
             task_log_vars: None,
+            gradnorm: None,
         })
     }
 
@@ -227,6 +231,28 @@ impl MultiTaskModel {
             .get_or_init("weighting.log_var", &[t], Init::Zeros, &mut rng)?;
         self.task_log_vars = Some(v);
         Ok(self)
+    }
+
+    /// Adds GradNorm's task weights (Chen et al., ICML 2018): `weighting.gradnorm`, `[T]`, 1 at
+    /// first, trained by the caller towards balanced gradient norms, and
+    /// `weighting.gradnorm_loss0`, `[T]`, each task's loss at the first step (0 until the
+    /// caller sets it; it never receives a gradient). Both are saved with the model.
+    pub fn with_gradnorm(mut self) -> Result<Self> {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let t = self.towers.len();
+        let w = self
+            .params
+            .get_or_init("weighting.gradnorm", &[t], Init::Const(1.0), &mut rng)?;
+        let l0 =
+            self.params
+                .get_or_init("weighting.gradnorm_loss0", &[t], Init::Zeros, &mut rng)?;
+        self.gradnorm = Some((w, l0));
+        Ok(self)
+    }
+
+    /// GradNorm's task weights `[T]` and the tasks' first losses `[T]`, when the model has them.
+    pub fn gradnorm(&self) -> Option<(&Var, &Var)> {
+        self.gradnorm.as_ref().map(|(w, l0)| (w, l0))
     }
 
     /// The tasks' log-variances of uncertainty weighting, `[T]`, when the model has them.

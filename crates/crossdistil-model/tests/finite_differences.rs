@@ -42,6 +42,7 @@ fn mean_pooling_through_gather_and_accumulation() {
         multi: vec![multi],
         dense: vec![0.5, -1.0, 2.0, 0.0],
         labels: vec![],
+        weights: Vec::new(),
     };
     let w = Tensor::from_vec(random(4 * 7, &mut rng), (4, 7), &dev).unwrap();
     let f = |input: &FeatureInput| -> (

@@ -38,6 +38,8 @@ fn batch(a: &[u32], m: &[&[u32]]) -> Batch {
         multi: vec![multi],
         dense: vec![],
         labels: vec![],
+
+        weights: Vec::new(),
     }
 }
 

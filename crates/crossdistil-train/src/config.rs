@@ -78,9 +78,18 @@ pub struct TrainSettings {
     pub grad_clip: f64,
     /// Weight of each task's loss, in task order; empty means 1 for every task.
     pub task_weights: Vec<f32>,
-    /// `fixed` (the `task_weights`) or `uncertainty`: each task's BCE also weighted by
-    /// `exp(-s_k)`, plus `s_k / 2`, with the log-variances `s_k` learned (Kendall et al. 2018).
+    /// `fixed` (the `task_weights`); `uncertainty`: each task's BCE also weighted by
+    /// `exp(-s_k)`, plus `s_k / 2`, with the log-variances `s_k` learned (Kendall et al. 2018);
+    /// or `gradnorm`: each task's BCE also weighted by a learned `w_k` that balances the tasks'
+    /// gradient norms (Chen et al. 2018, see `crate::gradnorm`).
     pub task_weighting: TaskWeighting,
+    /// GradNorm's asymmetry `alpha >= 0`: how strongly a task that trains more slowly than the
+    /// others (its loss ratio `L_k(t) / L_k(0)` higher) is given a larger gradient norm; 0 only
+    /// equalises the norms. Read with `task_weighting = "gradnorm"`.
+    pub gradnorm_alpha: f64,
+    /// The learning rate of GradNorm's task weights `w_k` (Adam, with the dense parameters);
+    /// default `lr`.
+    pub gradnorm_lr: Option<f64>,
     /// Seeds initialisation, shuffling and dropout.
     pub seed: u64,
     /// Stop after this many validations without a better mean validation AUC; 0 never stops early.
@@ -123,6 +132,9 @@ pub enum TaskWeighting {
     Fixed,
     /// Uncertainty weighting: learned log-variances per task (`weighting.log_var`).
     Uncertainty,
+    /// GradNorm: learned task weights (`weighting.gradnorm`) that balance the tasks' gradient
+    /// norms at the shared embeddings.
+    Gradnorm,
 }
 
 /// How the embedding tables are laid out over the ranks of a distributed run.
@@ -164,6 +176,8 @@ impl Default for TrainSettings {
             grad_clip: 0.0,
             task_weights: Vec::new(),
             task_weighting: TaskWeighting::Fixed,
+            gradnorm_alpha: 1.5,
+            gradnorm_lr: None,
             seed: 42,
             patience: 2,
             eval_every: 0,
@@ -274,6 +288,15 @@ impl TrainSettings {
             rate("embedding_lr", lr)?;
         }
         rate("eps", self.eps)?;
+        if let Some(lr) = self.gradnorm_lr {
+            rate("gradnorm_lr", lr)?;
+        }
+        if !(self.gradnorm_alpha >= 0.0 && self.gradnorm_alpha.is_finite()) {
+            return Err(ConfigError::new(
+                "gradnorm_alpha",
+                format!("must be a finite number >= 0 (got {})", self.gradnorm_alpha),
+            ));
+        }
         for (key, b) in [("beta1", self.beta1), ("beta2", self.beta2)] {
             if !(0.0..1.0).contains(&b) {
                 return Err(ConfigError::new(

@@ -75,8 +75,10 @@ pub fn build_model_for(
     if cfg.distill.needs_teachers() {
         model = model.with_teachers(&cfg.model.teacher, cfg.train.seed)?;
     }
-    if cfg.train.task_weighting == TaskWeighting::Uncertainty {
-        model = model.with_task_uncertainty()?;
+    match cfg.train.task_weighting {
+        TaskWeighting::Fixed => {}
+        TaskWeighting::Uncertainty => model = model.with_task_uncertainty()?,
+        TaskWeighting::Gradnorm => model = model.with_gradnorm()?,
     }
     Ok(BuiltModel {
         model,
@@ -105,8 +107,10 @@ pub fn build_model_for_rank(
     if cfg.distill.needs_teachers() {
         model = model.with_teachers(&cfg.model.teacher, cfg.train.seed)?;
     }
-    if cfg.train.task_weighting == TaskWeighting::Uncertainty {
-        model = model.with_task_uncertainty()?;
+    match cfg.train.task_weighting {
+        TaskWeighting::Fixed => {}
+        TaskWeighting::Uncertainty => model = model.with_task_uncertainty()?,
+        TaskWeighting::Gradnorm => model = model.with_gradnorm()?,
     }
     Ok(BuiltModel {
         model,
@@ -425,10 +429,16 @@ impl Hooks for RunHooks<'_> {
         self.parts.add(loss);
         state.step = trainer.step_count();
         self.guard.observe(loss.total, state.step)?;
+        let mut scalars = vec![("train/step_loss".to_string(), loss.total as f32)];
+        scalars.extend(weighting_scalars(
+            trainer.model(),
+            self.validations.task_names,
+        )?);
+        let scalars: Vec<(&str, f32)> = scalars.iter().map(|(n, v)| (n.as_str(), *v)).collect();
         self.validations
             .events
             .borrow_mut()
-            .scalars(state.step as i64, &[("train/step_loss", loss.total as f32)])?;
+            .scalars(state.step as i64, &scalars)?;
         state.early_loss = self.guard.early();
         // The global batch's rows (this rank's part of it is `batch`).
         let _ = batch;
@@ -706,6 +716,32 @@ fn metrics_header(tasks: &[String], teachers: bool) -> Vec<String> {
 
 /// What an evaluation during and after training needs besides the model: the data, and where
 /// a validation is recorded.
+/// The learned task weighting after a step, as TensorBoard scalars: GradNorm's weights
+/// (`weighting/<task>`, renormalised to sum to the number of tasks) or uncertainty weighting's
+/// log-variances (`weighting/<task>_log_var`); none with fixed weights.
+fn weighting_scalars(model: &MultiTaskModel, tasks: &[String]) -> Result<Vec<(String, f32)>> {
+    let mut out = Vec::new();
+    if let Some((w, _)) = model.gradnorm() {
+        let w = crate::gradnorm::renormalised(&w.as_tensor().to_vec1::<f32>()?);
+        out.extend(
+            tasks
+                .iter()
+                .zip(w)
+                .map(|(t, w)| (format!("weighting/{t}"), w)),
+        );
+    }
+    if let Some(s) = model.task_log_vars() {
+        let s = s.as_tensor().to_vec1::<f32>()?;
+        out.extend(
+            tasks
+                .iter()
+                .zip(s)
+                .map(|(t, s)| (format!("weighting/{t}_log_var"), s)),
+        );
+    }
+    Ok(out)
+}
+
 struct Validations<'a> {
     header: &'a [String],
     task_names: &'a [String],

@@ -24,6 +24,7 @@ mod divergence;
 mod error;
 mod evaluate;
 mod fit;
+mod gradnorm;
 mod lock;
 mod manifest;
 mod optim;

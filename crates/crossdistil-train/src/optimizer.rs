@@ -41,6 +41,8 @@ pub struct OptimizerSettings {
     pub embedding_lr: f64,
     /// Learning rate of the calibrators' parameters (CrossDistil's Platt scalars).
     pub calibrator_lr: f64,
+    /// Learning rate of GradNorm's task weights.
+    pub gradnorm_lr: f64,
     /// Clip the global gradient norm to this; 0 turns clipping off.
     pub grad_clip: f64,
 }
@@ -61,6 +63,7 @@ impl OptimizerSettings {
             lr: t.lr,
             embedding_lr: t.embedding_lr.unwrap_or(t.lr),
             calibrator_lr: cfg.distill.calibrator_lr,
+            gradnorm_lr: t.gradnorm_lr.unwrap_or(t.lr),
             grad_clip: t.grad_clip,
         }
     }
@@ -72,7 +75,8 @@ pub struct Optimizer {
     settings: OptimizerSettings,
     dense: Adam,
     /// The learning rate of each of the model's parameters, in `model.params().vars()` order:
-    /// `calibrator_lr` for the calibrators', `lr` for the others.
+    /// `calibrator_lr` for the calibrators', `gradnorm_lr` for GradNorm's task weights, `lr` for
+    /// the others.
     lrs: Vec<f64>,
 }
 
@@ -92,6 +96,11 @@ impl Optimizer {
             .map(|(_, v)| {
                 if calibrators.contains(&v.as_tensor().id()) {
                     settings.calibrator_lr
+                } else if model
+                    .gradnorm()
+                    .is_some_and(|(w, _)| w.as_tensor().id() == v.as_tensor().id())
+                {
+                    settings.gradnorm_lr
                 } else {
                     settings.lr
                 }

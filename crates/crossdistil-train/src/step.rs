@@ -21,7 +21,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor};
 use crossdistil_data::Batch;
 use crossdistil_loss::{
-    ObjectiveInput, ObjectiveLoss, PlattParams, objective, objective_without_ranking,
+    ObjectiveInput, ObjectiveLoss, PlattParams, objective, objective_without_ranking, per_task_bce,
     ranking_gradient,
 };
 use crossdistil_model::{FieldGrad, Forward, Mode, MultiTaskModel, SparseGrads};
@@ -32,6 +32,7 @@ use crate::dist::{
     Comm, all_gather_f32, all_gather_f64, all_reduce_in_rank_order, sum_sparse_in_rank_order,
 };
 use crate::error::{Result, TrainError};
+use crate::gradnorm;
 use crate::optim::sum_grads;
 
 /// What a step needs besides the model and the batch.
@@ -41,8 +42,11 @@ pub struct StepSetup<'a> {
     pub tasks: &'a [usize],
     /// The number of labels in the data set (columns of `Batch::labels`).
     pub n_labels: usize,
-    /// Loss weight per task.
+    /// Loss weight per task: the fixed weights, times GradNorm's learned weights with
+    /// GradNorm.
     pub weights: &'a [f32],
+    /// The fixed loss weight per task (`train.task_weights`).
+    pub fixed_weights: &'a [f32],
 }
 
 /// The loss of one step and its parts, summed over the workers (see
@@ -61,6 +65,12 @@ pub struct LossParts {
     pub cal: f64,
     /// Per distilled task, the mean `|sigmoid(z_k / T) - t_k|`; empty when nothing is distilled.
     pub kd_gap: Vec<f64>,
+    /// With GradNorm, per task, its loss `L_k` (its BCE times its fixed task weight) on the
+    /// batch; empty otherwise.
+    pub task_loss: Vec<f64>,
+    /// With GradNorm, per task, the squared norm of `dL_k / dE` at the batch's embeddings `E`;
+    /// empty otherwise.
+    pub task_grad_sq: Vec<f64>,
     /// The rows of the (global) batch.
     pub rows: usize,
 }
@@ -87,16 +97,24 @@ struct Share {
 fn objective_input<'a>(
     model: &'a MultiTaskModel,
     fwd: &'a Forward,
-    labels: &'a Tensor,
+    targets: &'a Targets,
     calibrators: &'a [PlattParams<'a>],
 ) -> ObjectiveInput<'a> {
     ObjectiveInput {
         logits: &fwd.logits,
         teacher_scores: fwd.teacher_scores.as_ref(),
         calibrators,
-        labels,
+        labels: &targets.labels,
         task_log_vars: model.task_log_vars().map(|v| v.as_tensor()),
+        row_weights: targets.weights.as_ref(),
     }
+}
+
+/// What the objective compares a shard's outputs with: its labels of the model's tasks
+/// `[b, T]` and, when the data set has a weight column, its rows' sample weights `[b]`.
+struct Targets {
+    labels: Tensor,
+    weights: Option<Tensor>,
 }
 
 fn calibrators_of(model: &MultiTaskModel) -> Vec<PlattParams<'_>> {
@@ -110,13 +128,15 @@ fn calibrators_of(model: &MultiTaskModel) -> Vec<PlattParams<'_>> {
         .collect()
 }
 
-fn labels_of(model: &MultiTaskModel, shard: &Batch, setup: &StepSetup<'_>) -> Result<Tensor> {
+fn targets_of(model: &MultiTaskModel, shard: &Batch, setup: &StepSetup<'_>) -> Result<Targets> {
     let rows = label_rows(shard, setup.n_labels, setup.tasks);
-    Ok(Tensor::from_slice(
-        &rows,
-        (shard.size(), setup.tasks.len()),
-        model.params().device(),
-    )?)
+    let device = model.params().device();
+    let labels = Tensor::from_slice(&rows, (shard.size(), setup.tasks.len()), device)?;
+    let weights = match shard.weights.is_empty() {
+        true => None,
+        false => Some(Tensor::from_slice(&shard.weights, shard.size(), device)?),
+    };
+    Ok(Targets { labels, weights })
 }
 
 /// Backward of `total` (already scaled) and the loss parts of `loss` at `scale`.
@@ -144,9 +164,47 @@ fn backward(
             rank: loss.rank * scale,
             cal: loss.cal * scale,
             kd_gap: loss.kd_gap.iter().map(|g| g * scale).collect(),
+            task_loss: Vec::new(),
+            task_grad_sq: Vec::new(),
             rows: 0,
         },
     })
+}
+
+/// With GradNorm, each task's loss `scale c_k BCE_k` (`c`: the fixed task weights) and the
+/// squared norm of its gradient at the batch's embedding matrix: one backward pass per task.
+/// Empty vectors without GradNorm.
+fn task_gradients(
+    model: &MultiTaskModel,
+    fwd: &Forward,
+    targets: &Targets,
+    c: &[f32],
+    scale: f64,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    if model.gradnorm().is_none() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let w = match &targets.weights {
+        Some(w) => Some(w.to_dtype(fwd.logits.dtype())?),
+        None => None,
+    };
+    let per_task = per_task_bce(&fwd.logits, &targets.labels, w.as_ref())?;
+    let mut loss = Vec::with_capacity(c.len());
+    let mut grad_sq = Vec::with_capacity(c.len());
+    for (k, &ck) in c.iter().enumerate() {
+        let lk = per_task.get(k)?.affine(scale * f64::from(ck), 0.0)?;
+        loss.push(lk.to_dtype(DType::F64)?.to_scalar::<f64>()?);
+        let grads = lk.backward()?;
+        grad_sq.push(match grads.get(fwd.gathered.leaf.as_tensor()) {
+            Some(g) => g
+                .sqr()?
+                .sum_all()?
+                .to_dtype(DType::F64)?
+                .to_scalar::<f64>()?,
+            None => 0.0,
+        });
+    }
+    Ok((loss, grad_sq))
 }
 
 /// Forward and backward of one shard at loss scale `scale`, the ranking loss over the shard.
@@ -159,9 +217,9 @@ fn share(
     rng: &mut ChaCha8Rng,
 ) -> Result<Share> {
     let fwd = model.forward(shard, Mode::Train(rng))?;
-    let labels = labels_of(model, shard, setup)?;
+    let targets = targets_of(model, shard, setup)?;
     let calibrators = calibrators_of(model);
-    let input = objective_input(model, &fwd, &labels, &calibrators);
+    let input = objective_input(model, &fwd, &targets, &calibrators);
     let loss = objective(&input, setup.weights, &setup.cfg.distill, step, rng)?;
     let total = if scale == 1.0 {
         loss.total.clone()
@@ -169,7 +227,10 @@ fn share(
         loss.total.affine(scale, 0.0)?
     };
     let value = total.to_scalar::<f32>()? as f64;
-    backward(model, &fwd, total, value, &loss, scale, step)
+    let tasks = task_gradients(model, &fwd, &targets, setup.fixed_weights, scale)?;
+    let mut share = backward(model, &fwd, total, value, &loss, scale, step)?;
+    (share.parts.task_loss, share.parts.task_grad_sq) = tasks;
+    Ok(share)
 }
 
 /// Runs `f` on every item, item 0 on this thread and the others on their own, and returns the
@@ -264,8 +325,8 @@ fn shares(
         step,
         |(shard, rng)| {
             let fwd = model.forward(shard, Mode::Train(rng))?;
-            let labels = labels_of(model, shard, setup)?;
-            Ok((fwd, labels))
+            let targets = targets_of(model, shard, setup)?;
+            Ok((fwd, targets))
         },
     )?;
     // The ranking loss over the global batch.
@@ -279,7 +340,12 @@ fn shares(
         for (fwd, l) in &fwds {
             let s = fwd.teacher_scores.as_ref().expect("a model with teachers");
             scores.extend(s.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?);
-            labels.extend(l.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?);
+            labels.extend(
+                l.labels
+                    .to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?,
+            );
         }
         let (scores, labels) = match place.comm {
             Some(c) if c.size() > 1 => (
@@ -306,10 +372,10 @@ fn shares(
     }
     // Phase 2: backward passes.
     let items: Vec<_> = fwds.into_iter().zip(grads).zip(&shards).collect();
-    let shares = on_workers(items, step, |(((fwd, labels), g), shard)| {
+    let shares = on_workers(items, step, |(((fwd, targets), g), shard)| {
         let scale = shard.size() as f64 / n;
         let calibrators = calibrators_of(model);
-        let input = objective_input(model, &fwd, &labels, &calibrators);
+        let input = objective_input(model, &fwd, &targets, &calibrators);
         let loss = objective_without_ranking(&input, setup.weights, &setup.cfg.distill, step)?;
         let total = loss.total.affine(scale, 0.0)?;
         let value = total.to_dtype(DType::F64)?.to_scalar::<f64>()?;
@@ -317,7 +383,10 @@ fn shares(
             (Some(g), Some(r)) => total.add(&r.mul(&g.to_dtype(r.dtype())?)?.sum_all()?)?,
             _ => total,
         };
-        backward(model, &fwd, total, value, &loss, scale, step)
+        let tasks = task_gradients(model, &fwd, &targets, setup.fixed_weights, scale)?;
+        let mut share = backward(model, &fwd, total, value, &loss, scale, step)?;
+        (share.parts.task_loss, share.parts.task_grad_sq) = tasks;
+        Ok(share)
     })?;
     Ok(Shares {
         shares,
@@ -353,6 +422,19 @@ fn add_parts(p: &mut LossParts, s: &LossParts) {
     for (a, g) in p.kd_gap.iter_mut().zip(&s.kd_gap) {
         *a += g;
     }
+    add_vec(&mut p.task_loss, &s.task_loss);
+    add_vec(&mut p.task_grad_sq, &s.task_grad_sq);
+}
+
+/// `a += b` elementwise, an empty `a` taking `b`.
+fn add_vec(a: &mut Vec<f64>, b: &[f64]) {
+    if a.is_empty() {
+        a.extend_from_slice(b);
+    } else {
+        for (a, b) in a.iter_mut().zip(b) {
+            *a += b;
+        }
+    }
 }
 
 fn summed(shares: Vec<Share>, dims: &[usize]) -> Summed {
@@ -386,9 +468,19 @@ fn summed(shares: Vec<Share>, dims: &[usize]) -> Summed {
     }
 }
 
-/// The loss parts as numbers, to add over the ranks.
+/// The loss parts as numbers, to add over the ranks: the five sums, the number of GradNorm
+/// entries per vector, `task_loss`, `task_grad_sq`, then `kd_gap`.
 fn parts_values(p: &LossParts) -> Vec<f64> {
-    let mut v = vec![p.total, p.bce, p.kd, p.rank, p.cal];
+    let mut v = vec![
+        p.total,
+        p.bce,
+        p.kd,
+        p.rank,
+        p.cal,
+        p.task_loss.len() as f64,
+    ];
+    v.extend(&p.task_loss);
+    v.extend(&p.task_grad_sq);
     v.extend(&p.kd_gap);
     v
 }
@@ -399,15 +491,16 @@ fn parts_over_ranks(comm: &dyn Comm, mine: &LossParts) -> Result<LossParts> {
     let all = all_gather_f64(comm, &parts_values(mine))?;
     let gaps = all
         .iter()
-        .map(|v| v.len().saturating_sub(5))
+        .map(|v| v.len().saturating_sub(6 + 2 * v[5] as usize))
         .max()
         .unwrap_or(0);
     let mut out: Option<LossParts> = None;
     for v in all {
+        let t = v[5] as usize;
         let v: Vec<f64> = v
             .into_iter()
             .chain(std::iter::repeat(0.0))
-            .take(5 + gaps)
+            .take(6 + 2 * t + gaps)
             .collect();
         let p = LossParts {
             total: v[0],
@@ -415,7 +508,9 @@ fn parts_over_ranks(comm: &dyn Comm, mine: &LossParts) -> Result<LossParts> {
             kd: v[2],
             rank: v[3],
             cal: v[4],
-            kd_gap: v[5..].to_vec(),
+            task_loss: v[6..6 + t].to_vec(),
+            task_grad_sq: v[6 + t..6 + 2 * t].to_vec(),
+            kd_gap: v[6 + 2 * t..].to_vec(),
             rows: 0,
         };
         match &mut out {
@@ -475,6 +570,50 @@ fn dense_over_ranks(
     Ok(dense)
 }
 
+/// GradNorm's weights renormalised (written back into `w`), and the weights of the tasks'
+/// losses for this step: `c_k w_k`.
+fn gradnorm_weights(w: &candle_core::Var, c: &[f32]) -> Result<Vec<f32>> {
+    let current = w.as_tensor().to_vec1::<f32>()?;
+    let normal = gradnorm::renormalised(&current);
+    if normal != current {
+        w.set(&Tensor::from_slice(&normal, normal.len(), w.device())?)?;
+    }
+    Ok(normal.iter().zip(c).map(|(w, c)| w * c).collect())
+}
+
+/// With GradNorm: sets the tasks' first losses at the first step, and the gradient of GradNorm's
+/// loss as the gradient of the task weights (see [`gradnorm`]), the same on every rank.
+fn gradnorm_step(
+    model: &MultiTaskModel,
+    vars: &[(String, candle_core::Var)],
+    dense: &mut [Option<Vec<f32>>],
+    parts: &LossParts,
+    alpha: f64,
+) -> Result<()> {
+    let Some((w, loss0)) = model.gradnorm() else {
+        return Ok(());
+    };
+    let mut first = loss0.as_tensor().to_vec1::<f32>()?;
+    if first.iter().all(|&l| l == 0.0) {
+        first = parts.task_loss.iter().map(|&l| l as f32).collect();
+        loss0.set(&Tensor::from_slice(&first, first.len(), loss0.device())?)?;
+    }
+    let first: Vec<f64> = first.iter().map(|&l| f64::from(l)).collect();
+    let g = gradnorm::weight_gradient(
+        &w.as_tensor().to_vec1::<f32>()?,
+        &parts.task_loss,
+        &first,
+        &parts.task_grad_sq,
+        alpha,
+    );
+    let at = vars
+        .iter()
+        .position(|(_, v)| v.as_tensor().id() == w.as_tensor().id())
+        .ok_or_else(|| TrainError::Config("GradNorm's weights are not a parameter".into()))?;
+    dense[at] = Some(g);
+    Ok(())
+}
+
 /// The gradient of the loss of `batch` (the mean over its rows), computed by `rngs.len()`
 /// workers and summed in worker order. `step >= 1` is the number of the step it is for.
 pub fn gradients(
@@ -528,11 +667,19 @@ pub fn flat_gradients(
     place: Placement<'_>,
 ) -> Result<FlatGradients> {
     let threads = rngs.len();
+    let gradnorm = match model.gradnorm() {
+        Some((w, _)) => Some(gradnorm_weights(w, setup.fixed_weights)?),
+        None => None,
+    };
+    let weighted = StepSetup {
+        weights: gradnorm.as_deref().unwrap_or(setup.weights),
+        ..*setup
+    };
     let Shares {
         shares,
         global_rank,
         rows,
-    } = shares(model, batch, setup, step, rngs, place)?;
+    } = shares(model, batch, &weighted, step, rngs, place)?;
     let Summed {
         dense,
         sparse,
@@ -557,6 +704,15 @@ pub fn flat_gradients(
         parts = parts_over_ranks(comm, &parts)?;
     }
     add_global_rank(&mut parts, global_rank, setup.cfg.distill.beta, rows);
+    if rows > 0 {
+        gradnorm_step(
+            model,
+            &vars,
+            &mut dense,
+            &parts,
+            setup.cfg.train.gradnorm_alpha,
+        )?;
+    }
     Ok(FlatGradients {
         dense,
         sparse,

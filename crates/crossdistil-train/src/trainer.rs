@@ -403,6 +403,7 @@ impl Trainer {
             tasks: &self.tasks,
             n_labels: self.n_labels,
             weights: &self.weights,
+            fixed_weights: &self.weights,
         }
     }
 

@@ -83,6 +83,7 @@ pub fn spec() -> DatasetSpec {
             })
             .collect(),
         extra: vec![],
+        weight: None,
         footer_crc32: None,
         parts: vec![],
     }

@@ -72,6 +72,7 @@ pub(crate) fn spec_for_header(file: &Path, header: &[String]) -> Result<DatasetS
             })
             .collect(),
         extra: vec![],
+        weight: None,
         footer_crc32: None,
         parts: vec![],
     })

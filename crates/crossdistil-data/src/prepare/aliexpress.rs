@@ -53,6 +53,7 @@ pub fn spec() -> DatasetSpec {
             })
             .collect(),
         extra: vec![],
+        weight: None,
         footer_crc32: None,
         parts: vec![],
     }

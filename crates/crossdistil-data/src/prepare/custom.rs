@@ -19,6 +19,8 @@
 //! name = "price"
 //! norm = "log-standard"
 //!
+//! # weight = "importance"     # optional: a per-row sample weight (finite, >= 0)
+//!
 //! [[label]]                   # the tasks, in priority order
 //! name = "click"              # a column that is already 0/1 (or true/false)
 //!
@@ -67,6 +69,9 @@ pub(crate) struct CustomConfig {
     pub dense: Vec<CustomDense>,
     #[serde(rename = "label")]
     pub labels: Vec<CustomLabel>,
+    /// The per-row sample weight column, copied as a number.
+    #[serde(default)]
+    pub weight: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -166,6 +171,7 @@ impl CustomConfig {
                 })
                 .collect(),
             extra: vec![],
+            weight: self.weight.clone(),
             footer_crc32: None,
             parts: vec![],
         }
@@ -243,6 +249,7 @@ fn fields(cfg: &CustomConfig) -> Vec<Field> {
             .map(|m| Field::same(&m.name, Parse::List(m.separator.clone()))),
     );
     f.extend(cfg.dense.iter().map(|d| Field::same(&d.name, Parse::Float)));
+    f.extend(cfg.weight.iter().map(|w| Field::same(w, Parse::Float)));
     f.extend(cfg.labels.iter().map(|l| {
         let parse = l.threshold.map_or(Parse::Label, Parse::Threshold);
         Field::new(

@@ -87,6 +87,7 @@ pub fn spec() -> DatasetSpec {
         }],
         dense: vec![],
         extra: vec![],
+        weight: None,
         footer_crc32: None,
         parts: vec![],
     }

@@ -120,6 +120,7 @@ pub fn spec(o: &SyntheticOptions) -> DatasetSpec {
         extra: (0..o.tasks)
             .map(|k| format!("p_{}", task_name(k)))
             .collect(),
+        weight: None,
         footer_crc32: None,
         parts: vec![],
     }

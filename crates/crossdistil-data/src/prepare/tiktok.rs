@@ -74,6 +74,7 @@ pub fn spec() -> DatasetSpec {
             norm: Norm::LogStandard,
         }],
         extra: vec![],
+        weight: None,
         footer_crc32: None,
         parts: vec![],
     }

@@ -56,6 +56,8 @@ pub fn batch(n_tasks: usize) -> Batch {
         multi: vec![multi],
         dense,
         labels,
+
+        weights: Vec::new(),
     }
 }
 

@@ -183,6 +183,7 @@ pub fn stage(
                 .collect(),
             dense: batch.dense.clone(),
             labels: batch.labels.clone(),
+            weights: batch.weights.clone(),
         }
     };
     Ok(Staged { batch, tables, ids })
