@@ -192,7 +192,7 @@ fn nesting_holds_on_every_row() {
     };
     let (_, rows) = simulate(tmp.path(), &o, 4);
     for k in 1..3 {
-        assert!(rows.y[k].iter().any(|&y| y == 1));
+        assert!(rows.y[k].contains(&1));
         for i in 0..o.rows {
             assert!(rows.y[k][i] <= rows.y[k - 1][i], "row {i}, task {k}");
             assert!(rows.p[k][i] <= rows.p[k - 1][i], "row {i}, task {k}");

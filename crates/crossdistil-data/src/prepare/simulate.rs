@@ -6,7 +6,7 @@
 //! # The model
 //!
 //! `U` users and `I` items. Every latent quantity is a standard normal drawn once from the seed
-//! (by key, so no table is stored: [`super::generate`]). An impression is a user `u` and an item
+//! (by key, so no table is stored). An impression is a user `u` and an item
 //! `i`: `u` is drawn uniformly (`user_zipf = 0`) or by a Zipf law of exponent `user_zipf` over
 //! popularity ranks, `i` by a Zipf law of exponent `item_zipf`, the ranks scattered over the ids.
 //! For `j = 0, 1, ..., K` a utility of the same form, with its own latent vectors
