@@ -104,7 +104,7 @@ struct SimulateArgs {
     /// Simulate: Zipf exponent of the items' popularity, 0 for uniform (default 1.05).
     #[arg(long, allow_negative_numbers = true)]
     item_zipf: Option<f64>,
-    /// Simulate: weight of the user and item biases in each utility (default 0).
+    /// Simulate: weight of the user and item biases in each utility, 0 for none (default 0.5).
     #[arg(long, allow_negative_numbers = true)]
     bias: Option<f64>,
     /// Simulate: the positive rate of each task, in (0, 1), comma-separated (default

@@ -16,9 +16,11 @@
 //! v_j(u, i) = ( <a^j_u, b^j_i> / sqrt(L) + w (g^j_u + h^j_i) ) / sqrt(1 + 2 w²)
 //! ```
 //!
-//! (`w = bias`, 0 by default). Over the latent draws each `v_j` has mean 0 and variance 1, and
-//! `v_j`, `v_j'` (`j ≠ j'`) are uncorrelated. `v_0` is shared, `v_{k+1}` belongs to task `k`,
-//! and with `c = correlation` in `[0, 1]` task `k`'s utility is
+//! (`w = bias`, 0.5 by default: the user and item main effects carry a third of the variance,
+//! which a model learns from few rows, the interaction the rest). Over the latent draws each
+//! `v_j` has mean 0 and variance 1, and `v_j`, `v_j'` (`j ≠ j'`) are uncorrelated. `v_0` is
+//! shared, `v_{k+1}` belongs to task `k`, and with `c = correlation` in `[0, 1]` task `k`'s
+//! utility is
 //!
 //! ```text
 //! s_k = sqrt(c) v_0 + sqrt(1 - c) v_{k+1}        so Var s_k = 1, Corr(s_j, s_k) = c  (j ≠ k)
@@ -155,7 +157,7 @@ impl Default for SimulateOptions {
             latent: 8,
             user_zipf: 0.0,
             item_zipf: 1.05,
-            bias: 0.0,
+            bias: 0.5,
             positive_rates: vec![0.3, 0.05],
             tasks: vec![],
             correlation: 0.5,
