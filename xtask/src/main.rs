@@ -45,6 +45,7 @@ use anyhow::bail;
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use crossdistil_bench::ChildArgs;
 use crossdistil_data::SplitFractions;
+use crossdistil_data::prepare::simulate::{self, SimulateOptions, SimulationSummary};
 use crossdistil_data::prepare::{self, PrepareOptions, Prepared, synthetic::SyntheticOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -78,6 +79,55 @@ enum Source {
     Custom,
     /// Generated data with known true probabilities (--rows, --fields, --vocab, --tasks).
     Synthetic,
+    /// A ground-truth simulator: tasks as noisy thresholds of latent user-item utilities, with
+    /// chosen positive rates, correlation, nesting and noise, and the Bayes-optimal
+    /// probability of each task beside its label (--positive-rates, --correlation, --noise, ...).
+    Simulate,
+}
+
+/// The options of `prepare simulate` (the model: `crossdistil_data::prepare::simulate`).
+#[derive(clap::Args, Debug, Default, Clone, PartialEq)]
+#[command(next_help_heading = "Simulate")]
+struct SimulateArgs {
+    /// Simulate: users (default 10000).
+    #[arg(long)]
+    users: Option<usize>,
+    /// Simulate: items (default 10000).
+    #[arg(long)]
+    items: Option<usize>,
+    /// Simulate: latent dimension L of the users' and items' vectors (default 8).
+    #[arg(long)]
+    latent: Option<usize>,
+    /// Simulate: Zipf exponent of the users' popularity, 0 for uniform (default 0).
+    #[arg(long, allow_negative_numbers = true)]
+    user_zipf: Option<f64>,
+    /// Simulate: Zipf exponent of the items' popularity, 0 for uniform (default 1.05).
+    #[arg(long, allow_negative_numbers = true)]
+    item_zipf: Option<f64>,
+    /// Simulate: weight of the user and item biases in each utility, 0 for none (default 0.5).
+    #[arg(long, allow_negative_numbers = true)]
+    bias: Option<f64>,
+    /// Simulate: the positive rate of each task, in (0, 1), comma-separated (default
+    /// 0.3,0.05); their count is the number of tasks.
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    positive_rates: Option<Vec<f64>>,
+    /// Simulate: the correlation c in [0, 1] of the tasks' utilities (default 0.5).
+    #[arg(long, allow_negative_numbers = true)]
+    correlation: Option<f64>,
+    /// Simulate: the standard deviation (> 0) of the label noise; the utilities have variance
+    /// 1 (default 0.5).
+    #[arg(long, allow_negative_numbers = true)]
+    noise: Option<f64>,
+    /// Simulate: each task implies the one before it (strictly decreasing rates).
+    #[arg(long)]
+    nested: bool,
+}
+
+impl SimulateArgs {
+    /// Whether any option is given.
+    fn any(&self) -> bool {
+        *self != SimulateArgs::default()
+    }
 }
 
 #[derive(Subcommand)]
@@ -106,21 +156,25 @@ enum Command {
         /// DIR/data.parquet. The rows and their splits are the same either way.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         rows_per_file: Option<u64>,
-        /// Synthetic: number of rows.
+        /// Synthetic and simulate: number of rows.
         #[arg(long, default_value_t = 100_000)]
         rows: usize,
-        /// Synthetic: sparse fields (the first two are user and item).
-        #[arg(long, default_value_t = 10)]
-        fields: usize,
-        /// Synthetic: values per sparse field.
-        #[arg(long, default_value_t = 10_000)]
-        vocab: usize,
-        /// Synthetic: number of tasks.
-        #[arg(long, default_value_t = 2)]
-        tasks: usize,
+        /// Synthetic: sparse fields, the first two user and item (default 10). Simulate: noise
+        /// fields beside user and item (default 0).
+        #[arg(long)]
+        fields: Option<usize>,
+        /// Synthetic and simulate: values per (noise) field (default 10000 and 1000).
+        #[arg(long)]
+        vocab: Option<usize>,
+        /// Synthetic: number of tasks (default 2). Simulate: the tasks' names, comma-separated,
+        /// one per positive rate (default task0,task1,...).
+        #[arg(long)]
+        tasks: Option<String>,
         /// Synthetic: dense features.
         #[arg(long, default_value_t = 8)]
         dense: usize,
+        #[command(flatten)]
+        simulate: SimulateArgs,
     },
     /// The project's tests as CI runs them: the workspace's tests (release), then the MPI tests
     /// (the `mpi` feature, through mpirun) where an MPI library is installed.
@@ -265,6 +319,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             vocab,
             tasks,
             dense,
+            simulate,
         } => {
             let opts = PrepareOptions {
                 out,
@@ -272,30 +327,36 @@ fn run(command: Command) -> anyhow::Result<()> {
                 fractions: SplitFractions { valid, test },
                 rows_per_file: rows_per_file.map(|n| n as usize),
             };
+            let generated = match source {
+                Source::Simulate => {
+                    Generated::Simulate(simulate_options(rows, fields, vocab, tasks, simulate))
+                }
+                _ if simulate.any() => {
+                    bail!(
+                        "--users, --items, --latent, --user-zipf, --item-zipf, --bias, --positive-rates, --correlation, --noise and --nested are options of `prepare simulate` only"
+                    )
+                }
+                _ => Generated::Synthetic(synthetic_options(rows, fields, vocab, tasks, dense)?),
+            };
             let started = Instant::now();
-            let prepared = prepare_source(
-                source,
-                raw,
-                &opts,
-                SyntheticOptions {
-                    rows,
-                    fields,
-                    vocab,
-                    tasks,
-                    dense,
-                    ..Default::default()
-                },
-            )?;
+            let prepared = prepare_source(source, raw, &opts, generated)?;
             println!(
                 "prepared {} rows of {} into {} in {:.1} s",
-                prepared.rows,
-                prepared.spec.name,
-                prepared.dir.display(),
+                prepared.0.rows,
+                prepared.0.spec.name,
+                prepared.0.dir.display(),
                 started.elapsed().as_secs_f64()
             );
+            if let Some(summary) = &prepared.1 {
+                print!("{}", summary.to_text());
+                println!(
+                    "written to {}",
+                    prepared.0.dir.join(simulate::SUMMARY_FILE).display()
+                );
+            }
             println!(
                 "inspect it with: cargo run --release -p crossdistil-cli -- inspect {}",
-                prepared.dir.display()
+                prepared.0.dir.display()
             );
         }
         Command::LoadSpeed { data, repeat } => load_speed(&data, repeat.max(1))?,
@@ -524,24 +585,101 @@ fn need_raw(raw: Option<PathBuf>, source: &str, hint: &str) -> anyhow::Result<Pa
     }
 }
 
+/// The options of a generated source.
+enum Generated {
+    Synthetic(SyntheticOptions),
+    Simulate(SimulateOptions),
+}
+
+/// `prepare synthetic`'s options from the command line's.
+fn synthetic_options(
+    rows: usize,
+    fields: Option<usize>,
+    vocab: Option<usize>,
+    tasks: Option<String>,
+    dense: usize,
+) -> anyhow::Result<SyntheticOptions> {
+    let d = SyntheticOptions::default();
+    let tasks = match tasks {
+        None => d.tasks,
+        Some(t) => match t.trim().parse() {
+            Ok(n) => n,
+            Err(_) => bail!("--tasks of `prepare synthetic` is a number of tasks (got `{t}`)"),
+        },
+    };
+    Ok(SyntheticOptions {
+        rows,
+        fields: fields.unwrap_or(d.fields),
+        vocab: vocab.unwrap_or(d.vocab),
+        tasks,
+        dense,
+        ..d
+    })
+}
+
+/// `prepare simulate`'s options from the command line's; the library checks them.
+fn simulate_options(
+    rows: usize,
+    fields: Option<usize>,
+    vocab: Option<usize>,
+    tasks: Option<String>,
+    a: SimulateArgs,
+) -> SimulateOptions {
+    let d = SimulateOptions::default();
+    SimulateOptions {
+        rows,
+        users: a.users.unwrap_or(d.users),
+        items: a.items.unwrap_or(d.items),
+        latent: a.latent.unwrap_or(d.latent),
+        user_zipf: a.user_zipf.unwrap_or(d.user_zipf),
+        item_zipf: a.item_zipf.unwrap_or(d.item_zipf),
+        bias: a.bias.unwrap_or(d.bias),
+        positive_rates: a.positive_rates.unwrap_or(d.positive_rates),
+        tasks: tasks.map_or(d.tasks, |t| {
+            t.split(',').map(|n| n.trim().to_string()).collect()
+        }),
+        correlation: a.correlation.unwrap_or(d.correlation),
+        noise: a.noise.unwrap_or(d.noise),
+        nested: a.nested,
+        fields: fields.unwrap_or(d.fields),
+        vocab: vocab.unwrap_or(d.vocab),
+    }
+}
+
+/// A bar of rows generated.
+fn rows_bar(rows: usize) -> ProgressBar {
+    ProgressBar::new(rows as u64).with_style(
+        ProgressStyle::with_template(
+            "{spinner} generating [{bar:40}] {human_pos}/{human_len} rows ({per_sec}, {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    )
+}
+
+/// Prepares `source`; a simulated set comes with its summary.
 fn prepare_source(
     source: Source,
     raw: Option<PathBuf>,
     opts: &PrepareOptions,
-    synth: SyntheticOptions,
-) -> anyhow::Result<Prepared> {
-    let prepared = match source {
-        Source::Synthetic => {
-            let pb = ProgressBar::new(synth.rows as u64).with_style(
-                ProgressStyle::with_template("{spinner} generating [{bar:40}] {human_pos}/{human_len} rows ({per_sec}, {eta})")
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            );
+    generated: Generated,
+) -> anyhow::Result<(Prepared, Option<SimulationSummary>)> {
+    let prepared = match (source, generated) {
+        (Source::Synthetic, Generated::Synthetic(synth)) => {
+            let pb = rows_bar(synth.rows);
             let p = prepare::synthetic::prepare(&synth, opts, &|done| pb.set_position(done as u64));
             pb.finish_and_clear();
             p?
         }
-        other => {
+        (Source::Simulate, Generated::Simulate(sim)) => {
+            let pb = rows_bar(sim.rows);
+            let p = simulate::prepare(&sim, opts, &|done| pb.set_position(done as u64));
+            pb.finish_and_clear();
+            let (prepared, summary) = p?;
+            return Ok((prepared, Some(summary)));
+        }
+        (Source::Synthetic | Source::Simulate, _) => unreachable!("options of another source"),
+        (other, _) => {
             let pb = spinner(&format!("preparing {other:?}"));
             let p = match other {
                 Source::Adult => {
@@ -584,13 +722,13 @@ fn prepare_source(
                     )?;
                     prepare::custom::prepare(&raw, opts)
                 }
-                Source::Synthetic => unreachable!("handled above"),
+                Source::Synthetic | Source::Simulate => unreachable!("handled above"),
             };
             pb.finish_and_clear();
             p?
         }
     };
-    Ok(prepared)
+    Ok((prepared, None))
 }
 
 #[cfg(test)]

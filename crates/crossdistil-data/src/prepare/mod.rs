@@ -17,6 +17,7 @@
 //! | [`ali_ccp`] | `ali-ccp` | a CSV file or a folder of them | `click`, `purchase` | a chunk |
 //! | [`custom`] | `custom` | a TOML naming a CSV/TSV/Parquet file and its columns | yours | a chunk |
 //! | [`synthetic`] | `synthetic` | none: [`synthetic::SyntheticOptions`] | `task0`, `task1`, ... | a chunk |
+//! | [`simulate`] | `simulate` | none: [`simulate::SimulateOptions`] | yours, or `task0`, `task1`, ... | a chunk (and the test split's labels and probabilities) |
 //!
 //! "A chunk": the source is read, split and written [`CHUNK_ROWS`] rows at a time, so memory does
 //! not grow with the number of rows. Its split is drawn row by row with exact counts (sequential
@@ -39,8 +40,10 @@ pub mod ali_ccp;
 pub mod aliexpress;
 pub mod custom;
 mod delimited;
+mod generate;
 pub mod movielens;
 mod parquet_chunks;
+pub mod simulate;
 mod stream;
 pub mod synthetic;
 pub mod tiktok;

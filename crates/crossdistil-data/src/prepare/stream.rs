@@ -11,7 +11,7 @@ use super::delimited::{self, Field, Layout};
 use super::{PrepareOptions, Prepared, table_of};
 use crate::error::{DataError, Result};
 use crate::spec::DatasetSpec;
-use crate::split::SplitSampler;
+use crate::split::{Split, SplitSampler};
 use crate::table::{ColumnData, Table};
 use crate::writer::CanonicalWriter;
 
@@ -68,31 +68,34 @@ impl Sink {
     }
 
     /// Writes the next chunk, its row id column inserted first and its split column second.
-    pub(crate) fn push(&mut self, mut table: Table) -> Result<()> {
+    pub(crate) fn push(&mut self, table: Table) -> Result<()> {
+        self.push_split(table).map(drop)
+    }
+
+    /// [`Sink::push`], returning the splits drawn for the chunk's rows, in order.
+    pub(crate) fn push_split(&mut self, mut table: Table) -> Result<Vec<Split>> {
         let n = table.rows() as u64;
         if n > self.sampler.rows_left() {
             return Err(self.changed());
         }
-        let splits: Vec<String> = (0..n)
-            .map(|_| {
-                let s = self.sampler.next_split().expect("rows are left");
-                s.as_str().to_string()
-            })
+        let splits: Vec<Split> = (0..n)
+            .map(|_| self.sampler.next_split().expect("rows are left"))
             .collect();
+        let names: Vec<String> = splits.iter().map(|s| s.as_str().to_string()).collect();
         let ids: Vec<u64> = (self.rows..self.rows + n).collect();
         table
             .columns
             .insert(0, (self.row_id.clone(), ColumnData::RowId(ids)));
         table
             .columns
-            .insert(1, (self.split.clone(), ColumnData::Str(splits)));
+            .insert(1, (self.split.clone(), ColumnData::Str(names)));
         self.writer.write(&table)?;
         self.rows += n;
         if self.rows - self.logged >= LOG_EVERY {
             self.logged = self.rows;
             tracing::info!("{} of {} rows written", self.rows, self.total);
         }
-        Ok(())
+        Ok(splits)
     }
 
     /// Commits the data set; every one of the announced rows must have been pushed.

@@ -18,17 +18,15 @@
 //! a few in parallel), each row's split is drawn as it is written (sequential selection sampling
 //! with exact counts), and memory does not grow with the number of rows.
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::Rng;
 use rand_distr::{Distribution, StandardNormal, Zipf};
-use rayon::prelude::*;
 
+use super::generate::{chunk_rng, hashed_normal, in_chunks, scatter};
 use super::stream::Sink;
 use super::{PrepareOptions, Prepared};
 use crate::error::{DataError, Result};
 use crate::spec::{DatasetSpec, DenseSpec, LabelSpec, Norm, SparseSpec};
 use crate::table::{ColumnData, Table};
-use crate::writer::ROW_GROUP_ROWS;
 
 /// The shape of a synthetic set.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,26 +60,6 @@ impl Default for SyntheticOptions {
 
 /// Latent dimension of users and items.
 const LATENT: usize = 8;
-
-/// A deterministic standard normal draw from a key: the hidden parameters need no tables, so a
-/// vocabulary of 10^7 costs no memory.
-fn hashed_normal(seed: u64, a: u64, b: u64, c: u64) -> f32 {
-    let mut x = seed
-        ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
-        ^ c.wrapping_mul(0x1656_67B1_9E37_79F9);
-    let mut next = || {
-        // splitmix64
-        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = x;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    let u1 = ((next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-    let u2 = (next() >> 11) as f64 / (1u64 << 53) as f64;
-    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-}
 
 pub(crate) fn task_name(k: usize) -> String {
     format!("task{k}")
@@ -133,8 +111,7 @@ fn sigmoid(x: f32) -> f32 {
 /// One chunk of rows (without row ids and splits), from its own ChaCha8 stream: the result does
 /// not depend on threads.
 fn chunk(o: &SyntheticOptions, seed: u64, index: usize, len: usize) -> Table {
-    let mut rng =
-        ChaCha8Rng::seed_from_u64(seed ^ (index as u64 + 1).wrapping_mul(0xA076_1D64_78BD_642F));
+    let mut rng = chunk_rng(seed, index);
     let zipf = Zipf::new(o.vocab as f64, o.zipf).expect("vocab >= 1 and exponent > 0");
     let mut sparse: Vec<Vec<i64>> = vec![Vec::with_capacity(len); o.fields];
     let mut dense: Vec<Vec<f32>> = vec![Vec::with_capacity(len); o.dense];
@@ -146,7 +123,7 @@ fn chunk(o: &SyntheticOptions, seed: u64, index: usize, len: usize) -> Table {
         for (f, xf) in x.iter_mut().enumerate() {
             // Zipf draws 1..=vocab; scramble so that popular ids are not simply the small ones.
             let rank = zipf.sample(&mut rng) as u64 - 1;
-            *xf = ((rank.wrapping_mul(2_654_435_761) + f as u64) % o.vocab as u64) as i64;
+            *xf = scatter(rank, f as u64, o.vocab as u64) as i64;
         }
         let (u, v) = (x[0] as u64, x[1] as u64);
         let mut s: f32 = (0..LATENT as u64)
@@ -207,23 +184,11 @@ pub fn prepare(
         .check()
         .map_err(|m| DataError::config(&opts.out, m))?;
     let mut sink = Sink::create(&opts.out, spec(o), o.rows as u64, opts)?;
-    let chunks: Vec<(usize, usize)> = (0..o.rows)
-        .step_by(ROW_GROUP_ROWS)
-        .map(|s| (s, ROW_GROUP_ROWS.min(o.rows - s)))
-        .collect();
-    // Generate a few chunks in parallel, write them in order.
-    let parallel = rayon::current_num_threads().max(1) * 2;
-    for (g, group) in chunks.chunks(parallel).enumerate() {
-        let first = g * parallel;
-        let tables: Vec<Table> = group
-            .par_iter()
-            .enumerate()
-            .map(|(i, &(_, len))| chunk(o, opts.seed, first + i, len))
-            .collect();
-        for (t, &(start, len)) in tables.into_iter().zip(group) {
-            sink.push(t)?;
-            progress(start + len);
-        }
-    }
+    in_chunks(
+        o.rows,
+        progress,
+        |index, len| chunk(o, opts.seed, index, len),
+        |t| sink.push(t),
+    )?;
     sink.finish()
 }
