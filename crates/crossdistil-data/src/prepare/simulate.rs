@@ -329,6 +329,7 @@ pub fn spec(o: &SimulateOptions) -> DatasetSpec {
         multi: vec![],
         dense: vec![],
         extra: names.iter().map(|n| format!("p_{n}")).collect(),
+        weight: None,
         footer_crc32: None,
         parts: vec![],
     }
