@@ -9,11 +9,13 @@
 //!   read from its runs' reports, and their differences from the baseline.
 //! - [`markdown()`]: the results as Markdown tables.
 //! - [`draw_plots`], [`auc_curve`]: PNG plots (validation AUC per epoch, teacher reliability).
+//! - [`draw_heatmaps`], [`Panel`]: PNG heatmaps of values over two settings (regime maps).
 //! - [`run()`], [`Options`], [`Outcome`]: the whole experiment, runs in child processes.
 
 mod draw;
 mod error;
 mod grid;
+mod heatmap;
 mod markdown;
 mod plots;
 mod runner;
@@ -23,6 +25,7 @@ mod summary;
 
 pub use error::{ExperimentError, Result};
 pub use grid::{BASE_VARIANT, Cell, Grid, merge_tables};
+pub use heatmap::{Panel, draw_heatmaps};
 pub use markdown::markdown;
 pub use plots::{auc_curve, draw_plots};
 pub use runner::{Options, Outcome, run};
