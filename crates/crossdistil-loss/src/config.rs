@@ -63,6 +63,10 @@ pub struct DistillConfig {
     pub beta: f64,
     /// Weight of the calibration loss (1.0).
     pub gamma: f64,
+    /// Weight of the teacher's own BCE, `BCE(r_k, y_k)` on its raw score, beside the ranking
+    /// loss (0: the teacher learns from the ranking loss alone, as in the paper). An option for
+    /// studying what makes the teacher rank better than its student.
+    pub teacher_bce: f64,
     /// `false`: distil `sigmoid(r)` instead of the calibrated `sigmoid(P r + Q)` (`true`).
     pub calibration: bool,
     /// How the calibrator is fitted (`online`).
@@ -90,6 +94,7 @@ impl Default for DistillConfig {
             alpha: 0.5,
             beta: 0.1,
             gamma: 1.0,
+            teacher_bce: 0.0,
             calibration: true,
             calibrator: CalibratorFit::Online,
             calibrator_lr: 0.05,
@@ -131,6 +136,7 @@ impl DistillConfig {
             ("alpha", self.alpha),
             ("beta", self.beta),
             ("gamma", self.gamma),
+            ("teacher_bce", self.teacher_bce),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(ConfigError::new(key, format!("must be >= 0 (got {v})")));

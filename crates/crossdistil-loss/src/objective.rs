@@ -11,20 +11,22 @@
 //! - `L_rank(k)`: the ranking loss of `r_k` over the graded levels of task `k` (its label first,
 //!   the other tasks' labels as tie-breaks);
 //! - `L_cal(k)`: the BCE of `sigmoid(P_k r_k + Q_k)` against the label, `r_k` detached;
+//! - with `teacher_bce = delta > 0`, also `delta BCE(r_k, y_k)`: the teacher's own BCE on its
+//!   raw score (not in the paper; an option for studying the teacher);
 //! - `KD_k`: `T^2 BCE(z_k / T, t_k)` against the detached target `t_k`, the calibrated teacher
 //!   probability `sigmoid((P_k r_k + Q_k) / T)` corrected against the label and the student's
 //!   own `sigmoid(z_k / T)` (`crossdistil`), or the mean of the other tasks' student
 //!   probabilities (`direct`).
 //!
 //! Gradient flow: BCE and KD reach the student logits (and whatever computed them); the ranking
-//! loss reaches the teacher scores; the calibration loss reaches only the calibrator's `rho` and
+//! loss (and the teacher's own BCE) reaches the teacher scores; the calibration loss reaches only the calibrator's `rho` and
 //! `Q` (the score is detached); KD targets are detached, so distillation never trains the teacher
 //! or the calibrator.
 
 use candle_core::{D, DType, IndexOp, Result, Tensor};
 use rand_chacha::ChaCha8Rng;
 
-use crate::bce::{per_task_bce, weighted_bce_with_logits};
+use crate::bce::{mean_bce, per_task_bce, weighted_bce_with_logits};
 use crate::calibration::{calibrated_logit, weighted_calibration_loss};
 use crate::config::{DistillConfig, DistillMode};
 use crate::error_correction::correct;
@@ -82,6 +84,9 @@ pub struct ObjectiveLoss {
     pub rank: f64,
     /// `sum_k L_cal(k)`, before the weight `gamma`.
     pub cal: f64,
+    /// `sum_k BCE(r_k, y_k)`, the teachers' own BCE, before the weight `teacher_bce` (0 when
+    /// that weight is 0).
+    pub teacher_bce: f64,
     /// Per distilled task, the mean `|sigmoid(z_k / T) - t_k|`: the size of the KD gradient on
     /// the student logit, before the weight `alpha`. Empty when nothing is distilled.
     pub kd_gap: Vec<f64>,
@@ -188,6 +193,7 @@ fn objective_of(
         kd: 0.0,
         rank: 0.0,
         cal: 0.0,
+        teacher_bce: 0.0,
         kd_gap: Vec::new(),
     };
     if cfg.mode == DistillMode::Off {
@@ -308,6 +314,11 @@ fn add_teacher_terms(
         if let Some(rank) = rank {
             out.rank += scalar(&rank)?;
             total = total.add(&rank.affine(cfg.beta, 0.0)?)?;
+        }
+        if cfg.teacher_bce > 0.0 {
+            let own = mean_bce(&r, &column(input.labels, k)?, input.row_weights)?;
+            out.teacher_bce += scalar(&own)?;
+            total = total.add(&own.affine(cfg.teacher_bce, 0.0)?)?;
         }
         if cfg.trains_calibrators() {
             let c = &input.calibrators[k];
@@ -569,6 +580,58 @@ mod tests {
             })
             .collect();
         (scalar(&loss.total).unwrap(), grads)
+    }
+
+    #[test]
+    fn the_teachers_own_bce_reaches_the_teacher_scores() {
+        let dev = Device::Cpu;
+        let (logits, scores, labels) = data();
+        let z = Var::from_vec(logits, (B, T), &dev).unwrap();
+        let r = Var::from_vec(scores.clone(), (B, T), &dev).unwrap();
+        let y = Tensor::from_vec(labels.clone(), (B, T), &dev).unwrap();
+        let rho = Var::from_vec(vec![0.3f32], 1, &dev).unwrap();
+        let q = Var::from_vec(vec![-0.2f32], 1, &dev).unwrap();
+        let cal = vec![
+            PlattParams {
+                rho: rho.as_tensor(),
+                q: q.as_tensor(),
+            };
+            T
+        ];
+        let input = ObjectiveInput {
+            logits: z.as_tensor(),
+            teacher_scores: Some(r.as_tensor()),
+            calibrators: &cal,
+            labels: &y,
+            task_log_vars: None,
+            row_weights: None,
+        };
+        // Without the ranking term, only the teacher's own BCE reaches r: d/dr = delta (sigmoid(r) - y) / B.
+        let delta = 0.5;
+        let c = DistillConfig {
+            teacher_bce: delta,
+            ..cfg()
+        };
+        let loss = objective_without_ranking(&input, &[1.0, 0.5], &c, 3).unwrap();
+        assert!(loss.teacher_bce > 0.0);
+        let g: Vec<f32> = loss
+            .total
+            .backward()
+            .unwrap()
+            .get(r.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        for i in 0..B * T {
+            let want = delta as f32 * (1.0 / (1.0 + (-scores[i]).exp()) - labels[i]) / B as f32;
+            assert!((g[i] - want).abs() < 1e-6, "{i}: {} against {want}", g[i]);
+        }
+        // Off by default: no gradient reaches r.
+        let loss = objective_without_ranking(&input, &[1.0, 0.5], &cfg(), 3).unwrap();
+        assert_eq!(loss.teacher_bce, 0.0);
+        assert!(loss.total.backward().unwrap().get(r.as_tensor()).is_none());
     }
 
     #[test]
