@@ -19,9 +19,9 @@
 //!   probabilities (`direct`).
 //!
 //! Gradient flow: BCE and KD reach the student logits (and whatever computed them); the ranking
-//! loss (and the teacher's own BCE) reaches the teacher scores; the calibration loss reaches only the calibrator's `rho` and
-//! `Q` (the score is detached); KD targets are detached, so distillation never trains the teacher
-//! or the calibrator.
+//! loss (and the teacher's own BCE) reaches the teacher scores; the calibration loss reaches only
+//! the calibrator's `rho` and `Q` (the score is detached); KD targets are detached, so
+//! distillation never trains the teacher or the calibrator.
 
 use candle_core::{D, DType, IndexOp, Result, Tensor};
 use rand_chacha::ChaCha8Rng;
