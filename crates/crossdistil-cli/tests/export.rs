@@ -57,18 +57,18 @@ const BACKBONES: [(&str, &str); 6] = [
     ("esmm", "type = \"esmm\"\nhidden = [8]"),
 ];
 
-fn config(backbone: &str) -> String {
+fn config(backbone: &str, train: &str) -> String {
     format!(
         "[model]\nembedding_dim = 4\ndropout = 0.1\n[model.backbone]\n{backbone}\n\
-         [model.tower]\nhidden = [4]\n[train]\nepochs = 1\nbatch_size = 256\n\
+         [model.tower]\nhidden = [4]\n[train]\nepochs = 1\nbatch_size = 256\n{train}\n\
          [distill]\nmode = \"crossdistil\"\n"
     )
 }
 
-/// Trains the run `name` of `backbone` on `data` in `root`.
-fn train(root: &Path, data: &Path, name: &str, backbone: &str) -> PathBuf {
+/// Trains the run `name` of `backbone` on `data` in `root`, with the `[train]` keys `train`.
+fn train(root: &Path, data: &Path, name: &str, backbone: &str, train: &str) -> PathBuf {
     let cfg = root.join(format!("{name}.toml"));
-    std::fs::write(&cfg, config(backbone)).unwrap();
+    std::fs::write(&cfg, config(backbone, train)).unwrap();
     let run = root.join(name);
     ok(&crossdistil(&[
         "train",
@@ -266,7 +266,7 @@ fn every_backbone_exports_and_scores_alike() {
     data(&d);
     let mut models = Vec::new();
     for (name, backbone) in BACKBONES {
-        let run = train(tmp.path(), &d, name, backbone);
+        let run = train(tmp.path(), &d, name, backbone, "");
         let onnx = tmp.path().join(format!("{name}.onnx"));
         // The data folder defaults to the one the run trained on.
         let text = ok(&crossdistil(&[
@@ -313,6 +313,23 @@ fn every_backbone_exports_and_scores_alike() {
     assert!(diff <= TOLERANCE, "{diff}");
     models.push(onnx);
 
+    // A run trained streaming: the sample's rows are read a row group at a time.
+    let run = train(tmp.path(), &d, "streamed", BACKBONES[2].1, "stream = true");
+    let onnx = tmp.path().join("streamed.onnx");
+    let text = ok(&crossdistil(&[
+        "export",
+        "--run",
+        run.to_str().unwrap(),
+        "--onnx",
+        onnx.to_str().unwrap(),
+    ]));
+    assert!(text.contains("sample: 300 test rows"), "{text}");
+    let diff = tract_diff(&onnx);
+    println!("mmoe, streamed: max |tract - crossdistil| = {diff:e}");
+    assert!(diff <= TOLERANCE, "{diff}");
+    matches_predict(&run, &d, &onnx);
+    models.push(onnx);
+
     match onnxruntime_python() {
         Err(why) => println!("SKIPPED: onnxruntime check: {why}"),
         Ok(python) => {
@@ -341,7 +358,7 @@ fn existing_files_and_missing_runs_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("data");
     data(&d);
-    let run = train(tmp.path(), &d, "run", BACKBONES[0].1);
+    let run = train(tmp.path(), &d, "run", BACKBONES[0].1, "");
     let onnx = tmp.path().join("m.onnx");
     let (r, o) = (run.to_str().unwrap(), onnx.to_str().unwrap());
     ok(&crossdistil(&[

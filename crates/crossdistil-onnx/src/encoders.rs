@@ -214,3 +214,54 @@ impl EncodersFile {
         write_bytes(path, text.as_bytes())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossdistil_data::FeatureNames;
+
+    #[test]
+    fn documents_fitted_and_hashed_vocabularies_and_norms() {
+        let enc = Encoders {
+            sparse: vec![
+                Vocab::new(VocabKeys::Str(vec!["b".into(), "a".into()]), true),
+                Vocab::hashed(8),
+            ],
+            multi: vec![Vocab::new(VocabKeys::Int(vec![7, -3]), false)],
+            dense: vec![NormStats {
+                norm: Norm::LogStandard,
+                mean: 1.5,
+                std: 2.0,
+                min: 0.0,
+                max: 9.0,
+            }],
+            names: FeatureNames {
+                sparse: vec!["s0".into(), "s1".into()],
+                multi: vec!["tags".into()],
+                dense: vec!["d".into()],
+            },
+        };
+        let v = serde_json::to_value(EncodersFile::new(&enc, &[]).unwrap()).unwrap();
+        let s0 = &v["sparse"][0];
+        assert_eq!(s0["column"], 0);
+        assert_eq!(s0["size"], 4);
+        assert_eq!(s0["vocabulary"]["type"], "fitted");
+        assert_eq!(s0["vocabulary"]["ids"]["b"], 1);
+        assert_eq!(s0["vocabulary"]["ids"]["a"], 2);
+        assert_eq!(s0["vocabulary"]["null_id"], 3);
+        let s1 = &v["sparse"][1]["vocabulary"];
+        assert_eq!(
+            (&s1["type"], &s1["buckets"], &s1["null_id"]),
+            (&"hashed".into(), &8.into(), &9.into())
+        );
+        let m = &v["multi"][0];
+        assert_eq!(m["input"], "multi_tags");
+        assert_eq!(m["pad_id"], -1);
+        assert_eq!(m["vocabulary"]["ids"]["-3"], 2);
+        assert!(m["vocabulary"]["null_id"].is_null());
+        let d = &v["dense"][0];
+        assert_eq!(d["norm"], "log-standard");
+        assert_eq!(d["mean"], 1.5);
+        assert_eq!(d["formula"], "(sign(x) ln(1 + |x|) - mean) / std");
+    }
+}

@@ -99,3 +99,36 @@ pub(crate) fn write_with(
 pub(crate) fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
     write_with(path, |w| w.write_all(bytes))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_beside_the_model() {
+        let p = ExportPaths::beside(Path::new("out/model.onnx"));
+        assert_eq!(p.data, Path::new("out/model.onnx.data"));
+        assert_eq!(p.sample, Path::new("out/model.sample.parquet"));
+        assert_eq!(p.encoders, Path::new("out/model.encoders.json"));
+        let p = ExportPaths::beside(Path::new("m"));
+        assert_eq!(p.sample, Path::new("m.sample.parquet"));
+        assert_eq!(p.data, Path::new("m.data"));
+    }
+
+    #[test]
+    fn existing_files_and_missing_folders_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = ExportPaths::beside(&dir.path().join("m.onnx"));
+        p.check(false).unwrap();
+        std::fs::write(&p.sample, b"x").unwrap();
+        let e = p.check(false).unwrap_err().to_string();
+        assert!(
+            e.contains("m.sample.parquet") && e.contains("--overwrite"),
+            "{e}"
+        );
+        p.check(true).unwrap();
+        let q = ExportPaths::beside(&dir.path().join("no/m.onnx"));
+        let e = q.check(true).unwrap_err().to_string();
+        assert!(e.contains("does not exist"), "{e}");
+    }
+}

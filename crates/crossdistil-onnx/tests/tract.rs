@@ -91,3 +91,27 @@ fn the_comparison_can_fail() {
     let diff = max_abs_diff(&sample, &tract_scores(&path, &sample));
     assert!(diff > 1e-3, "{diff}");
 }
+
+#[test]
+fn tasks_that_do_not_fit_the_model_are_refused() {
+    let (_, backbone) = backbones(Activation::Relu).remove(0);
+    let model = random_model(backbone, Activation::Relu, &schema(), 2, 1);
+    let e = export(
+        &model,
+        &task_names(3),
+        &dense_names(),
+        ExportOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("the model has 2 tasks"), "{e}");
+    let clash = ["click".to_string(), "dense".to_string()];
+    let e = export(&model, &clash, &dense_names(), ExportOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`dense` is used twice"), "{e}");
+    let e = export(&model, &task_names(2), &[], ExportOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("3 dense features"), "{e}");
+}
