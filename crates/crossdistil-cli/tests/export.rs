@@ -106,10 +106,10 @@ fn read_parquet(path: &Path) -> Columns {
                 c.ints.entry(name).or_default().extend(a.values().iter());
             } else if let Some(a) = any.downcast_ref::<Float32Array>() {
                 c.floats.entry(name).or_default().extend(a.values().iter());
-            } else if let Some(a) = any.downcast_ref::<UInt64Array>() {
-                if name == "row_id" {
-                    c.row_ids.extend(a.values().iter());
-                }
+            } else if let Some(a) = any.downcast_ref::<UInt64Array>()
+                && name == "row_id"
+            {
+                c.row_ids.extend(a.values().iter());
             }
         }
     }
