@@ -153,7 +153,7 @@ impl OnnxModel<'_> {
     /// Writes the model to `path` (atomically), and, when it uses external data, the tables
     /// first to `path` + `.data` (the ONNX external data format: each tensor's
     /// little-endian bytes at a page-aligned `offset`, its `length`, the file's name as
-    /// `location`). Returns the data file when one was written.
+    /// `location`). Returns the data file when one was written; on an error, neither is left.
     pub fn write(&self, path: &Path) -> Result<Option<PathBuf>> {
         let mut data = path.as_os_str().to_os_string();
         data.push(".data");
@@ -168,12 +168,16 @@ impl OnnxModel<'_> {
         } else {
             None
         };
-        let bytes = self
+        let result = self
             .to_proto(&location)
             .write_to_bytes()
-            .map_err(|e| ExportError::file(path, format!("cannot encode the model: {e}")))?;
-        write_bytes(path, &bytes)?;
-        Ok(written)
+            .map_err(|e| ExportError::file(path, format!("cannot encode the model: {e}")))
+            .and_then(|bytes| write_bytes(path, &bytes));
+        if let (Err(_), Some(data)) = (&result, &written) {
+            // The data file belongs to a model that was not written.
+            let _ = std::fs::remove_file(data);
+        }
+        result.map(|()| written)
     }
 
     /// Writes the external initializers to `data`, streamed from the model's buffers.

@@ -20,7 +20,8 @@ pub struct Written {
 /// Writes the export to `paths`: the encoders, the sample, the external data when the model
 /// uses it, and the model last, each atomically (a temporary file renamed into place).
 /// Existing files are refused unless `overwrite` ([`ExportPaths::check`]); with it, an
-/// external data file that the new model does not use is removed.
+/// external data file that the new model does not use is removed. On an error, the files
+/// written so far are removed.
 pub fn write_files(
     paths: &ExportPaths,
     model: &OnnxModel<'_>,
@@ -30,6 +31,28 @@ pub fn write_files(
 ) -> Result<Written> {
     paths.check(overwrite)?;
     let mut files = Vec::new();
+    let result = write_each(paths, model, sample, encoders, &mut files);
+    if result.is_err() {
+        // No half-written export: the files this call wrote go again.
+        for f in &files {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+    result?;
+    Ok(Written {
+        files,
+        sample_rows: sample.rows(),
+    })
+}
+
+/// Writes the files in order, recording each one written in `files`.
+fn write_each(
+    paths: &ExportPaths,
+    model: &OnnxModel<'_>,
+    sample: &Sample,
+    encoders: &EncodersFile,
+    files: &mut Vec<PathBuf>,
+) -> Result<()> {
     encoders.write(&paths.encoders)?;
     files.push(paths.encoders.clone());
     sample.write(&paths.sample)?;
@@ -42,8 +65,5 @@ pub fn write_files(
         files.push(data);
     }
     files.push(paths.onnx.clone());
-    Ok(Written {
-        files,
-        sample_rows: sample.rows(),
-    })
+    Ok(())
 }
