@@ -119,6 +119,34 @@ enum Command {
         #[command(flatten)]
         threads: Threads,
     },
+    /// Export a trained run's best model to ONNX (the served students: gathers, backbone,
+    /// towers, sigmoid; one output per task), with OUT.sample.parquet (test rows as the
+    /// model's inputs with crossdistil's scores, `score_<task>`) and OUT.encoders.json (how raw
+    /// values become inputs) beside it, and OUT.onnx.data when the tables go to external data.
+    Export {
+        /// A run folder written by `crossdistil train`.
+        #[arg(long)]
+        run: PathBuf,
+        /// The model file to write, OUT.onnx.
+        #[arg(long)]
+        onnx: PathBuf,
+        /// The prepared data set of the sample's test rows (default: the folder the run
+        /// trained on, as RUN/report.json names it); its features are matched by name.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The sample's rows: the first rows of the test split.
+        #[arg(long, default_value_t = crossdistil_onnx::SAMPLE_ROWS)]
+        sample_rows: usize,
+        /// Write the tables to OUT.onnx.data (ONNX external data) when the model's
+        /// parameters add up to more than this many bytes (one ONNX file holds at most 2 GiB).
+        #[arg(long, default_value_t = crossdistil_onnx::DEFAULT_EXTERNAL_DATA_ABOVE)]
+        external_data_above: u64,
+        /// Replace the files of an earlier export.
+        #[arg(long)]
+        overwrite: bool,
+        #[command(flatten)]
+        threads: Threads,
+    },
     /// Run a grid of configurations x variants x seeds, each run a `crossdistil train` child
     /// process (resumable: finished runs are kept), and write OUT/results.json, OUT/results.md
     /// (mean ± std of every metric, paired t-tests against the baseline) and PNG plots.
@@ -236,7 +264,8 @@ fn main() -> ExitCode {
     let threads = match &cli.command {
         Command::Train { threads, .. }
         | Command::Eval { threads, .. }
-        | Command::Predict { threads, .. } => threads.threads,
+        | Command::Predict { threads, .. }
+        | Command::Export { threads, .. } => threads.threads,
         Command::Experiment { .. } | Command::Inspect { .. } => 0,
     };
     if threads > 0 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
@@ -388,6 +417,22 @@ fn run(command: Command, ranks: &Ranks) -> anyhow::Result<()> {
                 out.display()
             );
         }
+        Command::Export {
+            run,
+            onnx,
+            data,
+            sample_rows,
+            external_data_above,
+            overwrite,
+            ..
+        } => export(
+            &run,
+            &onnx,
+            data,
+            sample_rows,
+            external_data_above,
+            overwrite,
+        )?,
         Command::Experiment {
             data,
             grid,
@@ -440,6 +485,84 @@ fn run(command: Command, ranks: &Ranks) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `crossdistil export`: the run opened as `predict` opens it, its model, sample and encoders
+/// written by the ONNX crate.
+fn export(
+    run: &std::path::Path,
+    onnx: &std::path::Path,
+    data: Option<PathBuf>,
+    sample_rows: usize,
+    external_data_above: u64,
+    overwrite: bool,
+) -> anyhow::Result<()> {
+    let paths = crossdistil_onnx::ExportPaths::beside(onnx);
+    paths.check(overwrite)?;
+    let data = match data {
+        Some(d) => d,
+        None => trained_on(run)?,
+    };
+    let opened = crossdistil_train::open_run(run, &data)?;
+    let trained = &opened.trained;
+    let encoders = opened.data.encoders();
+    let options = crossdistil_onnx::ExportOptions {
+        external_data_above,
+    };
+    let model = crossdistil_onnx::export(
+        &trained.model,
+        &trained.task_names,
+        &encoders.names.dense,
+        options,
+    )?;
+    let batch = opened.config.train.eval_batch_size;
+    let batches = match &opened.data {
+        crossdistil_train::RunData::Loaded { ds, rows } => {
+            let test = &rows[Split::Test as usize];
+            crossdistil_onnx::dataset_batches(ds, &test[..test.len().min(sample_rows)], batch)
+        }
+        crossdistil_train::RunData::Streamed { source, .. } => {
+            crossdistil_onnx::source_batches(source, encoders, Split::Test, sample_rows, batch)?
+        }
+    };
+    let sample = crossdistil_onnx::Sample::of_batches(
+        &trained.model,
+        model.inputs(),
+        &trained.task_names,
+        batches,
+    )?;
+    let encoders = crossdistil_onnx::EncodersFile::new(encoders, model.inputs())?;
+    let written = crossdistil_onnx::write_files(&paths, &model, &sample, &encoders, overwrite)?;
+    let inputs: Vec<&str> = model.inputs().iter().map(|i| i.name.as_str()).collect();
+    println!(
+        "inputs: {}; outputs: {}; sample: {} test rows",
+        inputs.join(", "),
+        model.outputs().join(", "),
+        written.sample_rows
+    );
+    for f in &written.files {
+        println!("written: {}", f.display());
+    }
+    Ok(())
+}
+
+/// The data folder `run` trained on, from its report.
+fn trained_on(run: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let report = run.join("report.json");
+    let text = std::fs::read(&report).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: cannot read ({e}); name the run folder of a finished run, or pass --data DIR",
+            report.display()
+        )
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| anyhow::anyhow!("{}: {e}", report.display()))?;
+    value["data"].as_str().map(PathBuf::from).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: names no data folder; pass --data DIR",
+            report.display()
+        )
+    })
 }
 
 /// `fit`, on the ranks of an MPI job when there is one (the report on rank 0 only).
