@@ -49,13 +49,15 @@ pub fn run(mpi: Option<bool>) -> anyhow::Result<()> {
         eprintln!("SKIPPED: the MPI tests (no MPI library here; {INSTALL} to run them)");
         return Ok(());
     }
+    // The workspace's feature resolution, as in the run above (only the `mpi` feature added):
+    // `-p crossdistil-cli` alone would resolve the shared crates' features differently and
+    // rebuild them, tract's included. This also runs xtask's `tests/mpi.rs` a second time.
     cargo(&[
         "test",
+        "--workspace",
         "--release",
-        "-p",
-        "crossdistil-cli",
         "--features",
-        "mpi",
+        "crossdistil-cli/mpi",
         "--test",
         "mpi",
     ])
