@@ -198,47 +198,7 @@ enum Command {
     /// rate x the tasks' correlation x training rows, each cell a grid of seeds with paired
     /// tests. Writes OUT/regime-map.json, OUT/regime-map.md and OUT/heatmap-like-*.png;
     /// finished cells and runs are kept, so it resumes.
-    RegimeMap {
-        /// The output folder (data sets, runs, results).
-        #[arg(long, default_value = "runs/regime-map")]
-        out: PathBuf,
-        /// The positive rates of the swept task, `like`.
-        #[arg(long, value_delimiter = ',', default_value = "0.01,0.05,0.2,0.5")]
-        rates: Vec<f64>,
-        /// The correlations of the two tasks' utilities.
-        #[arg(long, value_delimiter = ',', default_value = "0.2,0.5,0.8")]
-        correlations: Vec<f64>,
-        /// Training rows of each set (validation and test add 10% of all rows each).
-        #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
-        train_rows: Vec<usize>,
-        /// Training seeds of every cell: a count, a range (101-110) or a list.
-        #[arg(long, default_value = "101-110")]
-        seeds: String,
-        /// The positive rate of the dense task, `finish`.
-        #[arg(long, default_value_t = 0.4)]
-        dense_rate: f64,
-        /// The label noise of the simulator.
-        #[arg(long, default_value_t = 0.7)]
-        noise: f64,
-        /// Users of the simulator.
-        #[arg(long, default_value_t = 1000)]
-        users: usize,
-        /// Items of the simulator.
-        #[arg(long, default_value_t = 1000)]
-        items: usize,
-        /// Seed of the simulated data (the same for every cell).
-        #[arg(long, default_value_t = 7)]
-        data_seed: u64,
-        /// The experiment grid run on each cell.
-        #[arg(long, default_value = "experiments/regime-map.toml")]
-        grid: PathBuf,
-        /// Runs at a time.
-        #[arg(long, default_value_t = 2)]
-        jobs: usize,
-        /// List the cells and stop.
-        #[arg(long)]
-        dry_run: bool,
-    },
+    RegimeMap(regime::MapOptions),
     /// Measure training and evaluation speed and peak memory at a fixed CTR shape (synthetic
     /// data, Shared-Bottom, MMoE and PLE, with and without CrossDistil); with --peer, side by
     /// side with the same models in PyTorch. Writes OUT/bench.json and OUT/bench.md.
@@ -486,38 +446,11 @@ fn run(command: Command) -> anyhow::Result<()> {
             (_, true) => Some(false),
             _ => None,
         })?,
-        Command::RegimeMap {
-            out,
-            rates,
-            correlations,
-            train_rows,
-            seeds,
-            dense_rate,
-            noise,
-            users,
-            items,
-            data_seed,
-            grid,
-            jobs,
-            dry_run,
-        } => regime::run(
-            &regime::MapOptions {
-                out: under_root(&out),
-                rates,
-                correlations,
-                train_rows,
-                seeds,
-                dense_rate,
-                noise,
-                users,
-                items,
-                data_seed,
-                grid: under_root(&grid),
-                jobs,
-                dry_run,
-            },
-            cli_exe,
-        )?,
+        Command::RegimeMap(mut o) => {
+            o.out = under_root(&o.out);
+            o.grid = under_root(&o.grid);
+            regime::run(&o, cli_exe)?
+        }
         Command::Experiment { args } => {
             // An alias: the CLI reports its own errors, and its exit status is ours.
             let status = std::process::Command::new(cli_exe()?)

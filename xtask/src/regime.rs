@@ -15,21 +15,47 @@ use crossdistil_data::prepare::simulate::{self, SimulateOptions, SimulationSumma
 use crossdistil_experiment::{CellResult, Paired, Panel, draw_heatmaps, parse_seeds};
 use serde::Serialize;
 
-/// The settings of a regime map.
-#[derive(Debug, Clone)]
+/// The settings of a regime map (`cargo xtask regime-map`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct MapOptions {
+    /// The output folder (data sets, runs, results).
+    #[arg(long, default_value = "runs/regime-map")]
     pub out: PathBuf,
+    /// The positive rates of the swept task, `like`.
+    #[arg(long, value_delimiter = ',', default_value = "0.01,0.05,0.2,0.5")]
     pub rates: Vec<f64>,
+    /// The correlations of the two tasks' utilities.
+    #[arg(long, value_delimiter = ',', default_value = "0.2,0.5,0.8")]
     pub correlations: Vec<f64>,
+    /// Training rows of each set (validation and test add 10% of all rows each).
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
     pub train_rows: Vec<usize>,
+    /// Training seeds of every cell: a count, a range (101-110) or a list.
+    #[arg(long, default_value = "101-110")]
     pub seeds: String,
+    /// The positive rate of the dense task, `finish`.
+    #[arg(long, default_value_t = 0.4)]
     pub dense_rate: f64,
+    /// The label noise of the simulator.
+    #[arg(long, default_value_t = 0.7)]
     pub noise: f64,
+    /// Users of the simulator.
+    #[arg(long, default_value_t = 1000)]
     pub users: usize,
+    /// Items of the simulator.
+    #[arg(long, default_value_t = 1000)]
     pub items: usize,
+    /// Seed of the simulated data (the same for every cell).
+    #[arg(long, default_value_t = 7)]
     pub data_seed: u64,
+    /// The experiment grid run on each cell.
+    #[arg(long, default_value = "experiments/regime-map.toml")]
     pub grid: PathBuf,
+    /// Runs at a time.
+    #[arg(long, default_value_t = 2)]
     pub jobs: usize,
+    /// List the cells and stop.
+    #[arg(long)]
     pub dry_run: bool,
 }
 
