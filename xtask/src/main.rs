@@ -122,6 +122,11 @@ struct SimulateArgs {
     /// Simulate: each task implies the one before it (strictly decreasing rates).
     #[arg(long)]
     nested: bool,
+    /// Simulate: also write each task's dense feature `hint_<task>`, its utility plus normal
+    /// noise of this standard deviation (> 0): privileged information for a teacher
+    /// (`model.teacher.inputs`). Off by default.
+    #[arg(long)]
+    hint_noise: Option<f64>,
 }
 
 impl SimulateArgs {
@@ -339,7 +344,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 }
                 _ if simulate.any() => {
                     bail!(
-                        "--users, --items, --latent, --user-zipf, --item-zipf, --bias, --positive-rates, --correlation, --noise and --nested are options of `prepare simulate` only"
+                        "--users, --items, --latent, --user-zipf, --item-zipf, --bias, --positive-rates, --correlation, --noise, --nested and --hint-noise are options of `prepare simulate` only"
                     )
                 }
                 _ => Generated::Synthetic(synthetic_options(rows, fields, vocab, tasks, dense)?),
@@ -654,6 +659,7 @@ fn simulate_options(
         nested: a.nested,
         fields: fields.unwrap_or(d.fields),
         vocab: vocab.unwrap_or(d.vocab),
+        hint_noise: a.hint_noise,
     }
 }
 

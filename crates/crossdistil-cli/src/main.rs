@@ -178,6 +178,10 @@ enum Command {
         /// Runs at a time, each a single-threaded process when more than one.
         #[arg(long, default_value_t = 1)]
         jobs: usize,
+        /// List the runs (configuration, variant, seed, folder, done or to run), check every
+        /// merged configuration, and stop: nothing is trained or written.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Show a prepared data set: schema, rows per split, positive rates, label combinations.
     Inspect {
@@ -439,8 +443,9 @@ fn run(command: Command, ranks: &Ranks) -> anyhow::Result<()> {
             seeds,
             out,
             jobs,
+            dry_run,
         } => {
-            let outcome = crossdistil_experiment::run(&crossdistil_experiment::Options {
+            let options = crossdistil_experiment::Options {
                 exe: std::env::current_exe()?,
                 root: grid_folder(&grid),
                 data,
@@ -449,7 +454,12 @@ fn run(command: Command, ranks: &Ranks) -> anyhow::Result<()> {
                 out: out.clone(),
                 jobs,
                 progress: std::io::stderr().is_terminal(),
-            })?;
+            };
+            if dry_run {
+                print_plan(&crossdistil_experiment::plan(&options)?);
+                return Ok(());
+            }
+            let outcome = crossdistil_experiment::run(&options)?;
             print!("{}", outcome.markdown);
             println!(
                 "\n{} runs trained now; results: {}",
@@ -485,6 +495,28 @@ fn run(command: Command, ranks: &Ranks) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `experiment --dry-run`: one line per run, then the counts.
+fn print_plan(runs: &[crossdistil_experiment::PlannedRun]) {
+    println!("| config | variant | seed | status | folder |");
+    println!("|---|---|---|---|---|");
+    for r in runs {
+        let status = if r.done { "done" } else { "to run" };
+        println!(
+            "| {} | {} | {} | {status} | {} |",
+            r.config,
+            r.variant,
+            r.seed,
+            r.dir.display()
+        );
+    }
+    let todo = runs.iter().filter(|r| !r.done).count();
+    println!(
+        "\n{} runs: {todo} to run, {} done (dry run: nothing was trained or written)",
+        runs.len(),
+        runs.len() - todo
+    );
 }
 
 /// `crossdistil export`: the run opened as `predict` opens it, its model, sample and encoders

@@ -49,6 +49,7 @@ fn help_names_the_options() {
         "--seeds",
         "--out",
         "--jobs",
+        "--dry-run",
         "[variants.",
     ] {
         assert!(text.contains(opt), "{opt} missing from:\n{text}");
@@ -84,6 +85,18 @@ fn grid_runs_and_resumes() {
         "--jobs",
         "2",
     ];
+    // --dry-run lists the four runs and writes nothing.
+    let dry: Vec<&str> = args.iter().copied().chain(["--dry-run"]).collect();
+    let out = crossdistil(&dry, tmp.path());
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("| small | crossdistil | 2 | to run |"),
+        "{text}"
+    );
+    assert!(text.contains("4 runs: 4 to run, 0 done"), "{text}");
+    assert!(!tmp.path().join("exp").exists(), "a dry run writes nothing");
+
     let out = crossdistil(&args, tmp.path());
     assert!(
         out.status.success(),
@@ -123,6 +136,9 @@ fn grid_runs_and_resumes() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("0 runs trained now"), "{text}");
+    let text = String::from_utf8(crossdistil(&dry, tmp.path()).stdout).unwrap();
+    assert!(text.contains("| small | off | 1 | done |"), "{text}");
+    assert!(text.contains("4 runs: 0 to run, 4 done"), "{text}");
     assert_eq!(std::fs::read_to_string(exp.join("results.md")).unwrap(), md);
 }
 

@@ -330,6 +330,38 @@ fn every_backbone_exports_and_scores_alike() {
     matches_predict(&run, &d, &onnx);
     models.push(onnx);
 
+    // A teacher-only feature (`model.teacher.inputs`): the served graph reads the other one.
+    let backbone = format!("{}\n[model.teacher]\ninputs = [\"d1\"]", BACKBONES[2].1);
+    let run = train(tmp.path(), &d, "privileged", &backbone, "");
+    let onnx = tmp.path().join("privileged.onnx");
+    ok(&crossdistil(&[
+        "export",
+        "--run",
+        run.to_str().unwrap(),
+        "--onnx",
+        onnx.to_str().unwrap(),
+    ]));
+    let enc: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(tmp.path().join("privileged.encoders.json")).unwrap(),
+    )
+    .unwrap();
+    let dense = enc["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["kind"] == "dense")
+        .unwrap();
+    assert_eq!(dense["features"], serde_json::json!(["d0"]), "{enc}");
+    assert_eq!(enc["dense"].as_array().unwrap().len(), 1, "{enc}");
+    assert_eq!(enc["dense"][0]["feature"], "d0", "{enc}");
+    let sample = read_parquet(&tmp.path().join("privileged.sample.parquet"));
+    assert!(sample.floats.contains_key("dense_0") && !sample.floats.contains_key("dense_1"));
+    let diff = tract_diff(&onnx);
+    println!("mmoe, a teacher-only feature: max |tract - crossdistil| = {diff:e}");
+    assert!(diff <= TOLERANCE, "{diff}");
+    matches_predict(&run, &d, &onnx);
+    models.push(onnx);
+
     match onnxruntime_python() {
         Err(why) => println!("SKIPPED: onnxruntime check: {why}"),
         Ok(python) => {

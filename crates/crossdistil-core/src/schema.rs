@@ -14,4 +14,8 @@ pub struct InputSchema {
     pub multi: Vec<(String, usize)>,
     /// The number of dense features (columns of `Batch::dense`).
     pub n_dense: usize,
+    /// The dense features' names, in column order: `n_dense` of them, or none where they are not
+    /// known (a model then cannot name teacher-only inputs, `model.teacher.inputs`).
+    #[serde(default)]
+    pub dense_names: Vec<String>,
 }

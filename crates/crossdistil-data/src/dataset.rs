@@ -139,6 +139,7 @@ impl Dataset {
                 .map(|c| (c.name.clone(), c.vocab_size))
                 .collect(),
             n_dense: self.dense.len(),
+            dense_names: self.dense.iter().map(|c| c.name.clone()).collect(),
         }
     }
 

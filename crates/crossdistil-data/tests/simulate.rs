@@ -313,6 +313,57 @@ fn same_seed_same_files() {
     assert_eq!(ds_a.splits, ds_p.splits);
 }
 
+/// `--hint-noise`: each task's `hint_<task>` is a dense feature, its rows are those of the set
+/// without hints (the hints draw from a stream of their own), and a hint with less noise ranks
+/// its task better: a hint of noise `τ` has the AUC of `s + τ η`, which falls towards 0.5 as `τ`
+/// grows.
+#[test]
+fn hints_are_noisy_views_of_the_utility_beside_unchanged_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = SimulateOptions {
+        rows: 20_000,
+        ..small(&[0.3, 0.1])
+    };
+    let plain = tmp.path().join("plain");
+    let (_, rows) = simulate(&plain, &o, 3);
+    let auc_of_hint = |tau: f64| {
+        let dir = tmp.path().join(format!("hint-{tau}"));
+        let (_, hinted) = simulate(
+            &dir,
+            &SimulateOptions {
+                hint_noise: Some(tau),
+                ..o.clone()
+            },
+            3,
+        );
+        assert_eq!(hinted.y, rows.y, "the labels do not depend on the hints");
+        assert_eq!(hinted.item, rows.item);
+        assert_eq!(hinted.split, rows.split);
+        let ds = Dataset::load(&dir).unwrap();
+        let names: Vec<&str> = ds.dense.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["hint_task0", "hint_task1"]);
+        let y = &ds.labels[1].values;
+        crossdistil_metrics::auc(&ds.dense[1].values, y)
+            .unwrap()
+            .unwrap()
+    };
+    let (sharp, blurred) = (auc_of_hint(0.2), auc_of_hint(3.0));
+    assert!(
+        sharp > 0.85,
+        "a sharp hint ranks its task well: AUC {sharp}"
+    );
+    assert!(
+        blurred < sharp - 0.1 && blurred > 0.5,
+        "a noisy hint ranks worse: {blurred} against {sharp}"
+    );
+    let bad = SimulateOptions {
+        hint_noise: Some(0.0),
+        ..o.clone()
+    };
+    let err = simulate::prepare(&bad, &opts(&tmp.path().join("bad"), 3), &|_| {}).unwrap_err();
+    assert!(err.to_string().contains("--hint-noise"), "{err}");
+}
+
 /// Bad options are refused before anything is written, with a message naming the option.
 #[test]
 fn invalid_options_are_refused() {

@@ -128,6 +128,20 @@ impl Grid {
     /// (relative paths against `root`), writes the merged configuration of each variant to
     /// `out/<config>/<variant>/config.toml` and checks it as a run configuration.
     pub fn write_cells(&self, root: &Path, out: &Path) -> Result<Vec<Cell>> {
+        let planned = self.plan_cells(root, out)?;
+        let mut cells = Vec::with_capacity(planned.len());
+        for (cell, text) in planned {
+            std::fs::create_dir_all(&cell.dir).map_err(io("create", &cell.dir))?;
+            crossdistil_data::write_atomic(&cell.config_file(), text.as_bytes())?;
+            cells.push(cell);
+        }
+        Ok(cells)
+    }
+
+    /// [`Grid::write_cells`] without writing anything: every cell with the text of its merged
+    /// configuration, each checked as a run configuration (the error names the config file and
+    /// the variant).
+    pub fn plan_cells(&self, root: &Path, out: &Path) -> Result<Vec<(Cell, String)>> {
         let mut cells = Vec::new();
         for c in &self.configs {
             let path = if c.is_absolute() {
@@ -145,24 +159,17 @@ impl Grid {
                     variant: v.clone(),
                     dir: out.join(stem(&path)).join(v),
                 };
-                std::fs::create_dir_all(&cell.dir).map_err(io("create", &cell.dir))?;
-                let cfg_path = cell.config_file();
-                crossdistil_data::write_atomic(
-                    &cfg_path,
-                    toml::to_string(&merged)
-                        .map_err(|e| {
-                            ExperimentError::Invalid(format!("{}: {e}", cfg_path.display()))
-                        })?
-                        .as_bytes(),
-                )?;
-                crossdistil_train::RunConfig::from_file(&cfg_path).map_err(|error| {
+                let text = toml::to_string(&merged).map_err(|e| {
+                    ExperimentError::Invalid(format!("{}: {e}", cell.config_file().display()))
+                })?;
+                crossdistil_train::RunConfig::from_toml(&text).map_err(|error| {
                     ExperimentError::Config {
                         config: path.clone(),
                         variant: v.clone(),
                         error: Box::new(error),
                     }
                 })?;
-                cells.push(cell);
+                cells.push((cell, text));
             }
         }
         Ok(cells)
@@ -230,7 +237,7 @@ mod tests {
     }
 
     #[test]
-    fn cells_write_checked_configs() {
+    fn cells_are_checked_before_anything_is_written() {
         let dir = tempfile::tempdir().unwrap();
         let grid = Grid::parse(
             "name = \"g\"\nconfigs = [\"bad.toml\"]\n[variants.v]\nno_such_key = 1\n",
@@ -242,6 +249,7 @@ mod tests {
             .write_cells(dir.path(), &dir.path().join("out"))
             .unwrap_err();
         assert!(format!("{e:#}").contains("variant `v`"), "{e:#}");
-        assert!(dir.path().join("out/bad/v/config.toml").is_file());
+        // A grid with a bad cell writes nothing: no folder is left behind.
+        assert!(!dir.path().join("out").exists());
     }
 }

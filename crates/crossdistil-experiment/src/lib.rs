@@ -27,8 +27,8 @@ pub use error::{ExperimentError, Result};
 pub use grid::{BASE_VARIANT, Cell, Grid, merge_tables};
 pub use heatmap::{Panel, draw_heatmaps};
 pub use markdown::markdown;
-pub use plots::{auc_curve, draw_plots};
-pub use runner::{Options, Outcome, run};
+pub use plots::{auc_curve, column_curve, draw_plots, teacher_gap_table};
+pub use runner::{Options, Outcome, PlannedRun, plan, run};
 pub use seeds::{MAX_SEEDS, parse_seeds};
 pub use stats::{Paired, Stat, paired};
 pub use summary::{

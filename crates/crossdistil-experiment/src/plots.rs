@@ -13,13 +13,19 @@ use crate::grid::Cell;
 /// Mean validation AUC per epoch over seeds, from each run's `metrics.csv` (runs or rows that
 /// cannot be read are skipped).
 pub fn auc_curve(cell: &Cell, seeds: &[u64]) -> Vec<(f64, f64)> {
+    column_curve(cell, seeds, "valid_mean_auc")
+}
+
+/// The mean over seeds of the `metrics.csv` column `column`, per epoch: `(epoch, mean)` for
+/// every epoch that some seed has (runs, rows or values that cannot be read are skipped).
+pub fn column_curve(cell: &Cell, seeds: &[u64], column: &str) -> Vec<(f64, f64)> {
     let mut by_epoch: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
     for &s in seeds {
         let Ok(text) = std::fs::read_to_string(cell.run_dir(s).join("metrics.csv")) else {
             continue;
         };
-        for (e, auc) in epoch_aucs(&text) {
-            by_epoch.entry(e).or_default().push(auc);
+        for (e, v) in epoch_values(&text, column) {
+            by_epoch.entry(e).or_default().push(v);
         }
     }
     by_epoch
@@ -28,8 +34,8 @@ pub fn auc_curve(cell: &Cell, seeds: &[u64]) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// `(epoch, valid_mean_auc)` of every row of a `metrics.csv` that has both.
-fn epoch_aucs(text: &str) -> Vec<(usize, f64)> {
+/// `(epoch, value of column)` of every row of a `metrics.csv` that has both.
+fn epoch_values(text: &str, column: &str) -> Vec<(usize, f64)> {
     let mut lines = text.lines();
     let Some(header) = lines.next() else {
         return Vec::new();
@@ -37,7 +43,7 @@ fn epoch_aucs(text: &str) -> Vec<(usize, f64)> {
     let cols: Vec<&str> = header.split(',').collect();
     let (Some(e), Some(v)) = (
         cols.iter().position(|c| *c == "epoch"),
-        cols.iter().position(|c| *c == "valid_mean_auc"),
+        cols.iter().position(|c| *c == column),
     ) else {
         return Vec::new();
     };
@@ -47,6 +53,70 @@ fn epoch_aucs(text: &str) -> Vec<(usize, f64)> {
             Some((f.get(e)?.parse().ok()?, f.get(v)?.parse().ok()?))
         })
         .collect()
+}
+
+/// The tasks whose teachers a cell's first readable `metrics.csv` records
+/// (`valid_<task>_teacher_auc`), in column order.
+fn teacher_tasks(cell: &Cell, seeds: &[u64]) -> Vec<String> {
+    let header = seeds.iter().find_map(|&s| {
+        let text = std::fs::read_to_string(cell.run_dir(s).join("metrics.csv")).ok()?;
+        Some(text.lines().next()?.to_string())
+    });
+    header
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|c| c.strip_prefix("valid_")?.strip_suffix("_teacher_auc"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A Markdown table of each teacher against its student over training: for every cell with
+/// teachers and every task, the validation AUC of the teacher head minus the student's at each
+/// epoch (mean over seeds), then both at the last epoch. Empty when no cell has teachers.
+pub fn teacher_gap_table(cells: &[Cell], seeds: &[u64]) -> String {
+    let mut rows = Vec::new();
+    let mut epochs = 0;
+    for c in cells {
+        for task in teacher_tasks(c, seeds) {
+            let student = column_curve(c, seeds, &format!("valid_{task}_auc"));
+            let teacher = column_curve(c, seeds, &format!("valid_{task}_teacher_auc"));
+            let gaps: Vec<f64> = student
+                .iter()
+                .zip(&teacher)
+                .map(|((_, s), (_, t))| t - s)
+                .collect();
+            let (Some(s), Some(t)) = (student.last(), teacher.last()) else {
+                continue;
+            };
+            epochs = epochs.max(gaps.len());
+            rows.push((c.config_name(), c.variant.clone(), task, gaps, s.1, t.1));
+        }
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from(
+        "\nTeachers against their students over training: validation AUC of the teacher head \
+         minus the student's, per epoch (mean over seeds; later epochs average the seeds that \
+         reached them), and both at the last epoch.\n\n| config | variant | task |",
+    );
+    for e in 1..=epochs {
+        md.push_str(&format!(" epoch {e} |"));
+    }
+    md.push_str(" student | teacher |\n|---|---|---|");
+    md.push_str(&"---|".repeat(epochs + 2));
+    md.push('\n');
+    for (config, variant, task, gaps, s, t) in rows {
+        md.push_str(&format!("| {config} | {variant} | {task} |"));
+        for e in 0..epochs {
+            match gaps.get(e) {
+                Some(g) => md.push_str(&format!(" {g:+.4} |")),
+                None => md.push_str(" - |"),
+            }
+        }
+        md.push_str(&format!(" {s:.4} | {t:.4} |\n"));
+    }
+    md
 }
 
 /// Draws the plots of an experiment named `name` into `out`: `<config>-valid-auc.png` for
@@ -133,6 +203,42 @@ mod tests {
         assert_eq!(c[0].0, 1.0);
         assert!((c[0].1 - 0.55).abs() < 1e-12);
         assert_eq!(c[1], (2.0, 0.7));
-        assert!(epoch_aucs("step,loss\n1,2\n").is_empty());
+        assert!(epoch_values("step,loss\n1,2\n", "valid_mean_auc").is_empty());
+    }
+
+    /// The gap table by hand: two seeds, two epochs (one seed stops after the first).
+    #[test]
+    fn teacher_gaps_are_means_over_seeds_per_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let cell = Cell {
+            config: "c.toml".into(),
+            variant: "v".into(),
+            dir: dir.path().to_path_buf(),
+        };
+        let header = "epoch,valid_mean_auc,valid_a_auc,valid_a_teacher_auc";
+        for (s, rows) in [
+            (1, "1,0,0.70,0.72\n2,0,0.74,0.73\n"),
+            (2, "1,0,0.60,0.66\n"),
+        ] {
+            std::fs::create_dir_all(cell.run_dir(s)).unwrap();
+            std::fs::write(
+                cell.run_dir(s).join("metrics.csv"),
+                format!("{header}\n{rows}"),
+            )
+            .unwrap();
+        }
+        let md = teacher_gap_table(std::slice::from_ref(&cell), &[1, 2]);
+        // Epoch 1: teachers 0.69, students 0.65; epoch 2: seed 1 alone.
+        assert!(
+            md.contains("| c | v | a | +0.0400 | -0.0100 | 0.7400 | 0.7300 |"),
+            "{md}"
+        );
+        assert!(md.contains("epoch 2 | student | teacher |"), "{md}");
+        // No teachers, no table.
+        let plain = Cell {
+            dir: dir.path().join("none"),
+            ..cell
+        };
+        assert_eq!(teacher_gap_table(&[plain], &[1]), "");
     }
 }

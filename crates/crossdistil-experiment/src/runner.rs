@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::grid::{Cell, Grid};
 use crate::markdown::markdown;
-use crate::plots::draw_plots;
+use crate::plots::{draw_plots, teacher_gap_table};
 use crate::summary::{CellResult, add_paired, summarise_cell};
 
 /// What [`run`] runs and where.
@@ -48,6 +48,44 @@ pub struct Outcome {
     pub trained: usize,
     /// The plots written; empty when they could not be drawn (for example without a font).
     pub plots: Vec<String>,
+}
+
+/// One run of an experiment, as [`plan`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedRun {
+    /// The configuration's name (its file stem).
+    pub config: String,
+    /// The variant.
+    pub variant: String,
+    /// The seed.
+    pub seed: u64,
+    /// The run folder, `out/<config>/<variant>/seed-<s>`.
+    pub dir: PathBuf,
+    /// It has its `report.json` already, so [`run`] keeps it and trains nothing.
+    pub done: bool,
+}
+
+/// What [`run`] would do, without doing or writing anything: every run of the grid in the
+/// order it would start them (configs in grid order, variants in name order, then seeds),
+/// each merged configuration checked as a run configuration.
+pub fn plan(o: &Options) -> Result<Vec<PlannedRun>> {
+    if o.seeds.is_empty() {
+        return Err(ExperimentError::Invalid("no seeds to run".into()));
+    }
+    let grid = Grid::read(&o.grid)?;
+    let cells = grid.plan_cells(&o.root, &o.out)?;
+    Ok(cells
+        .iter()
+        .flat_map(|(c, _)| {
+            o.seeds.iter().map(move |&seed| PlannedRun {
+                config: c.config_name(),
+                variant: c.variant.clone(),
+                seed,
+                dir: c.run_dir(seed),
+                done: c.run_dir(seed).join("report.json").is_file(),
+            })
+        })
+        .collect())
 }
 
 /// Runs an experiment: reads the grid, writes and checks every cell's configuration, trains
@@ -103,6 +141,7 @@ pub fn run(o: &Options) -> Result<Outcome> {
         grid.baseline.as_deref(),
         &results,
     );
+    md.push_str(&teacher_gap_table(&cells, &seeds));
     let plots = match draw_plots(&grid.name, &cells, &seeds, &o.out) {
         Ok(files) => files,
         Err(e) => {

@@ -83,6 +83,13 @@ pub struct DistillConfig {
     pub ramp_steps: u64,
     /// Softens teacher and student logits by this temperature (1: none).
     pub temperature: f64,
+    /// One factor per task, in the run's task order, on the distillation weight: task `k`'s
+    /// term is `task_alpha[k] alpha(step) KD_k`. Empty (the default): 1 for every task.
+    pub task_alpha: Vec<f64>,
+    /// Distil a row only where the calibrated teacher is this confident, `max(q, 1 - q) >=
+    /// min_confidence` for its probability `q` (before error correction); the other rows'
+    /// terms are 0. 0 (the default): every row. In `[0, 1)`.
+    pub min_confidence: f64,
     /// The auxiliary ranking loss.
     pub ranking: RankingConfig,
 }
@@ -102,6 +109,8 @@ impl Default for DistillConfig {
             warmup_steps: 0,
             ramp_steps: 0,
             temperature: 1.0,
+            task_alpha: Vec::new(),
+            min_confidence: 0.0,
             ranking: RankingConfig::default(),
         }
     }
@@ -150,6 +159,26 @@ impl DistillConfig {
                 return Err(ConfigError::new(key, format!("must be > 0 (got {v})")));
             }
         }
+        if let Some((i, v)) = self
+            .task_alpha
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
+        {
+            return Err(ConfigError::new(
+                format!("task_alpha[{i}]"),
+                format!("must be >= 0 (got {v})"),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.min_confidence) {
+            return Err(ConfigError::new(
+                "min_confidence",
+                format!(
+                    "must lie in [0, 1) (got {}); 0 distils every row",
+                    self.min_confidence
+                ),
+            ));
+        }
         self.ranking.validate().map_err(|e| e.within("ranking"))?;
         self.error_correction
             .validate()
@@ -189,6 +218,9 @@ mod tests {
             "calibrator_lr"
         );
         assert_eq!(bad(|c| c.ranking.margin = -1.0).key, "ranking.margin");
+        assert_eq!(bad(|c| c.task_alpha = vec![1.0, -0.5]).key, "task_alpha[1]");
+        assert_eq!(bad(|c| c.min_confidence = 1.0).key, "min_confidence");
+        assert_eq!(bad(|c| c.min_confidence = f64::NAN).key, "min_confidence");
         let e = bad(|c| c.error_correction = ErrorCorrection::Blend(7.0)).within("distill");
         assert_eq!(e.key, "distill.error_correction.blend");
     }

@@ -1,7 +1,7 @@
 //! The CrossDistil objective of one batch, from the model's outputs as tensors:
 //!
 //! ```text
-//! L = sum_k [ w_k BCE(z_k, y_k) + alpha(step) KD_k + beta L_rank(k) + gamma L_cal(k) ]
+//! L = sum_k [ w_k BCE(z_k, y_k) + a_k alpha(step) KD_k + beta L_rank(k) + gamma L_cal(k) ]
 //! ```
 //!
 //! with the terms each [`DistillMode`] uses. For task `k`, `z_k` is the student logit, `r_k` the
@@ -16,7 +16,10 @@
 //! - `KD_k`: `T^2 BCE(z_k / T, t_k)` against the detached target `t_k`, the calibrated teacher
 //!   probability `sigmoid((P_k r_k + Q_k) / T)` corrected against the label and the student's
 //!   own `sigmoid(z_k / T)` (`crossdistil`), or the mean of the other tasks' student
-//!   probabilities (`direct`).
+//!   probabilities (`direct`); `a_k` is `task_alpha[k]` (1 by default). With
+//!   `min_confidence = c > 0` (`crossdistil`), row `i`'s term is kept only where the calibrated
+//!   teacher probability `q_ik` has `max(q_ik, 1 - q_ik) >= c`, and is 0 elsewhere (the mean
+//!   is still over all rows, so the parts of a batch add up to the whole).
 //!
 //! Gradient flow: BCE and KD reach the student logits (and whatever computed them); the ranking
 //! loss (and the teacher's own BCE) reaches the teacher scores; the calibration loss reaches only
@@ -353,18 +356,57 @@ fn add_distillation(
         };
         out.kd_gap
             .push(scalar(&p.sub(&target)?.abs()?.mean_all()?)?);
+        let gate = confidence_gate(input, cfg, k)?;
+        let weights = match (input.row_weights, &gate) {
+            (None, None) => None,
+            (Some(w), None) => Some(w.clone()),
+            (None, Some(g)) => Some(g.clone()),
+            (Some(w), Some(g)) => Some(w.mul(&g.to_dtype(w.dtype())?)?),
+        };
         let kd = weighted_tempered_distill_loss(
             &column(input.logits, k)?,
             &target,
             temp,
-            input.row_weights,
+            weights.as_ref(),
         )?;
         out.kd += scalar(&kd)?;
-        if alpha > 0.0 {
-            total = total.add(&kd.affine(alpha, 0.0)?)?;
+        let a_k = cfg.task_alpha.get(k).copied().unwrap_or(1.0);
+        if alpha * a_k > 0.0 {
+            total = total.add(&kd.affine(alpha * a_k, 0.0)?)?;
         }
     }
     Ok(total)
+}
+
+/// `[b]`: 1 where task `k`'s calibrated teacher is confident enough to distil
+/// (`max(q, 1 - q) >= min_confidence`, `q = sigmoid(P r + Q)` or `sigmoid(r)` without the
+/// calibrator), 0 elsewhere; `None` when every row is distilled (`min_confidence = 0`, or no
+/// teacher to be confident).
+fn confidence_gate(
+    input: &ObjectiveInput<'_>,
+    cfg: &DistillConfig,
+    k: usize,
+) -> Result<Option<Tensor>> {
+    let (Some(scores), true) = (input.teacher_scores, cfg.min_confidence > 0.0) else {
+        return Ok(None);
+    };
+    if cfg.mode != DistillMode::Crossdistil {
+        return Ok(None);
+    }
+    let r = column(scores, k)?.detach();
+    let logit = if cfg.calibration {
+        let c = &input.calibrators[k];
+        calibrated_logit(&r, &c.rho.detach(), &c.q.detach())?
+    } else {
+        r
+    };
+    // max(q, 1 - q) >= c  <=>  |logit| >= ln(c / (1 - c)).
+    let bound = (cfg.min_confidence / (1.0 - cfg.min_confidence)).ln();
+    logit
+        .abs()?
+        .ge(bound)?
+        .to_dtype(input.logits.dtype())
+        .map(Some)
 }
 
 /// Task `k`'s distillation target `[b]`, or `None` where it has none: the mean of the other
@@ -582,13 +624,14 @@ mod tests {
         (scalar(&loss.total).unwrap(), grads)
     }
 
-    #[test]
-    fn the_teachers_own_bce_reaches_the_teacher_scores() {
+    /// Calls `f` with the whole batch of [`data`] as an objective's input (calibrators
+    /// `rho = 0.3`, `Q = -0.2`), its student logits and its teacher scores as leaves.
+    fn with_batch<R>(f: impl FnOnce(&ObjectiveInput<'_>, &Var, &Var) -> R) -> R {
         let dev = Device::Cpu;
         let (logits, scores, labels) = data();
         let z = Var::from_vec(logits, (B, T), &dev).unwrap();
-        let r = Var::from_vec(scores.clone(), (B, T), &dev).unwrap();
-        let y = Tensor::from_vec(labels.clone(), (B, T), &dev).unwrap();
+        let r = Var::from_vec(scores, (B, T), &dev).unwrap();
+        let y = Tensor::from_vec(labels, (B, T), &dev).unwrap();
         let rho = Var::from_vec(vec![0.3f32], 1, &dev).unwrap();
         let q = Var::from_vec(vec![-0.2f32], 1, &dev).unwrap();
         let cal = vec![
@@ -606,32 +649,112 @@ mod tests {
             task_log_vars: None,
             row_weights: None,
         };
-        // Without the ranking term, only the teacher's own BCE reaches r: d/dr = delta (sigmoid(r) - y) / B.
-        let delta = 0.5;
-        let c = DistillConfig {
-            teacher_bce: delta,
-            ..cfg()
-        };
-        let loss = objective_without_ranking(&input, &[1.0, 0.5], &c, 3).unwrap();
-        assert!(loss.teacher_bce > 0.0);
-        let g: Vec<f32> = loss
-            .total
-            .backward()
-            .unwrap()
-            .get(r.as_tensor())
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        for i in 0..B * T {
-            let want = delta as f32 * (1.0 / (1.0 + (-scores[i]).exp()) - labels[i]) / B as f32;
-            assert!((g[i] - want).abs() < 1e-6, "{i}: {} against {want}", g[i]);
+        f(&input, &z, &r)
+    }
+
+    /// The gradient of `loss` with respect to `leaf`, flat (zeros where none reaches it).
+    fn grad_of(loss: &ObjectiveLoss, leaf: &Var) -> Vec<f32> {
+        match loss.total.backward().unwrap().get(leaf.as_tensor()) {
+            Some(g) => g.flatten_all().unwrap().to_vec1().unwrap(),
+            None => vec![0.0; leaf.as_tensor().elem_count()],
         }
-        // Off by default: no gradient reaches r.
-        let loss = objective_without_ranking(&input, &[1.0, 0.5], &cfg(), 3).unwrap();
-        assert_eq!(loss.teacher_bce, 0.0);
-        assert!(loss.total.backward().unwrap().get(r.as_tensor()).is_none());
+    }
+
+    #[test]
+    fn the_teachers_own_bce_reaches_the_teacher_scores() {
+        let (_, scores, labels) = data();
+        with_batch(|input, _, r| {
+            // Without the ranking term, only the teacher's own BCE reaches r: d/dr = delta
+            // (sigmoid(r) - y) / B.
+            let delta = 0.5;
+            let c = DistillConfig {
+                teacher_bce: delta,
+                ..cfg()
+            };
+            let loss = objective_without_ranking(input, &[1.0, 0.5], &c, 3).unwrap();
+            assert!(loss.teacher_bce > 0.0);
+            let g = grad_of(&loss, r);
+            for i in 0..B * T {
+                let want = delta as f32 * (1.0 / (1.0 + (-scores[i]).exp()) - labels[i]) / B as f32;
+                assert!((g[i] - want).abs() < 1e-6, "{i}: {} against {want}", g[i]);
+            }
+            // Off by default: no gradient reaches r.
+            let loss = objective_without_ranking(input, &[1.0, 0.5], &cfg(), 3).unwrap();
+            assert_eq!(loss.teacher_bce, 0.0);
+            assert!(loss.total.backward().unwrap().get(r.as_tensor()).is_none());
+        });
+    }
+
+    /// `task_alpha` scales each task's distillation term: with `[0, 2]` task 0's logits get
+    /// the gradient of the objective without distillation, and task 1's distillation part of
+    /// the gradient doubles.
+    #[test]
+    fn task_alpha_scales_each_tasks_distillation() {
+        with_batch(|input, z, _| {
+            let run = |alpha: f64, task_alpha: Vec<f64>| {
+                let c = DistillConfig {
+                    alpha,
+                    task_alpha,
+                    ..cfg()
+                };
+                grad_of(
+                    &objective_without_ranking(input, &[1.0, 0.5], &c, 3).unwrap(),
+                    z,
+                )
+            };
+            let none = run(0.0, vec![]);
+            let one = run(0.5, vec![1.0, 1.0]);
+            let scaled = run(0.5, vec![0.0, 2.0]);
+            assert_eq!(run(0.5, vec![]), one, "empty means 1 for every task");
+            for i in 0..B {
+                let (t0, t1) = (i * T, i * T + 1);
+                assert!((scaled[t0] - none[t0]).abs() < 1e-7, "row {i}, task 0");
+                let want = none[t1] + 2.0 * (one[t1] - none[t1]);
+                assert!((scaled[t1] - want).abs() < 1e-6, "row {i}, task 1");
+            }
+            assert!(one.iter().zip(&none).any(|(a, b)| (a - b).abs() > 1e-4));
+        });
+    }
+
+    /// `min_confidence = c` keeps a row's distillation term only where the calibrated teacher
+    /// has `max(q, 1 - q) >= c`: its gradient on the student logits is that of the plain
+    /// objective on those rows and the distillation-free one elsewhere, by brute force over
+    /// the rows.
+    #[test]
+    fn only_confident_rows_are_distilled() {
+        let (_, scores, _) = data();
+        let p = (1.0f64 + 0.3f64.exp()).ln(); // softplus(rho)
+        let c = 0.8;
+        let confident: Vec<bool> = scores
+            .iter()
+            .map(|&r| {
+                let q = 1.0 / (1.0 + (-(p * f64::from(r) - 0.2)).exp());
+                q.max(1.0 - q) >= c
+            })
+            .collect();
+        assert!(confident.iter().any(|&x| x) && confident.iter().any(|&x| !x));
+        with_batch(|input, z, _| {
+            let run = |alpha: f64, min_confidence: f64| {
+                let c = DistillConfig {
+                    alpha,
+                    min_confidence,
+                    ..cfg()
+                };
+                grad_of(
+                    &objective_without_ranking(input, &[1.0, 0.5], &c, 3).unwrap(),
+                    z,
+                )
+            };
+            let (all, none, gated) = (run(0.5, 0.0), run(0.0, 0.0), run(0.5, c));
+            for i in 0..B * T {
+                let want = if confident[i] { all[i] } else { none[i] };
+                assert!(
+                    (gated[i] - want).abs() < 1e-7,
+                    "{i}: {} against {want}",
+                    gated[i]
+                );
+            }
+        });
     }
 
     #[test]

@@ -71,6 +71,7 @@ fn main() -> Result<()> {
         sparse: (0..FIELDS).map(|f| (format!("f{f}"), VOCAB)).collect(),
         multi: vec![],
         n_dense: DENSE,
+        dense_names: vec![],
     };
     let mut model = MultiTaskModel::new(&cfg, &schema, TASKS, 0)?;
     let vars = model.params().vars().into_iter().map(|(_, v)| v).collect();

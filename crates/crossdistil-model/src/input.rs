@@ -28,6 +28,9 @@ pub struct Gathered {
     pub leaf: Var,
     /// Which table rows each field used, to route the leaf's gradient back to them.
     pub plan: GatherPlan,
+    /// `[b, m]`: the teacher-only dense features ([`FeatureInput::with_teacher_dense`]), kept out
+    /// of `x`; `None` when there are none.
+    pub teacher_x: Option<Tensor>,
 }
 
 /// One embedding table per single-valued field, then one per multi-valued field, and the number
@@ -36,7 +39,10 @@ pub struct Gathered {
 pub struct FeatureInput {
     tables: Vec<EmbeddingTable>,
     n_sparse: usize,
+    /// The dense columns of a batch.
     n_dense: usize,
+    /// The columns of a batch's dense values that only the teachers read, ascending.
+    teacher_dense: Vec<usize>,
     width: usize,
 }
 
@@ -97,13 +103,70 @@ impl FeatureInput {
             tables,
             n_sparse: schema.sparse.len(),
             n_dense: schema.n_dense,
+            teacher_dense: Vec::new(),
             width,
         })
     }
 
-    /// `width + n_dense`: the columns of `x`.
+    /// Holds the dense features named `names` out of the students' input `x`: [`Gathered`]
+    /// carries them apart, as `teacher_x` (`[b, names.len()]`, in the order of `names`), for
+    /// the teacher heads alone (privileged information, known when training but not when
+    /// serving). `schema` must be the one the input was built from, with its dense features'
+    /// names. Errors name an unknown or repeated feature.
+    pub fn with_teacher_dense(mut self, schema: &InputSchema, names: &[String]) -> Result<Self> {
+        if names.is_empty() {
+            return Ok(self);
+        }
+        if schema.dense_names.len() != self.n_dense {
+            candle_core::bail!(
+                "model.teacher.inputs: the schema names {} of its {} dense features",
+                schema.dense_names.len(),
+                self.n_dense
+            );
+        }
+        let mut cols = Vec::with_capacity(names.len());
+        for name in names {
+            let Some(j) = schema.dense_names.iter().position(|d| d == name) else {
+                candle_core::bail!(
+                    "model.teacher.inputs: the data set has no dense feature {name:?} (its dense \
+                     features: {:?})",
+                    schema.dense_names
+                );
+            };
+            if cols.contains(&j) {
+                candle_core::bail!("model.teacher.inputs: {name:?} is named twice");
+            }
+            cols.push(j);
+        }
+        if self.width + self.n_dense - cols.len() == 0 {
+            candle_core::bail!("model.teacher.inputs: the students would have no features left");
+        }
+        self.teacher_dense = cols;
+        Ok(self)
+    }
+
+    /// `width + n_dense()`: the columns of `x`.
     pub fn in_dim(&self) -> usize {
-        self.width + self.n_dense
+        self.width + self.n_dense()
+    }
+
+    /// The columns of `teacher_x`: the teacher-only dense features.
+    pub fn teacher_dim(&self) -> usize {
+        self.teacher_dense.len()
+    }
+
+    /// The columns of a batch's dense values that only the teachers read, in `teacher_x`'s
+    /// order (empty by default).
+    pub fn teacher_dense(&self) -> &[usize] {
+        &self.teacher_dense
+    }
+
+    /// The dense columns of a batch that the students read, ascending: every column but the
+    /// teacher-only ones.
+    pub fn student_dense(&self) -> Vec<usize> {
+        (0..self.n_dense)
+            .filter(|j| !self.teacher_dense.contains(j))
+            .collect()
     }
 
     /// The columns of the embedding matrix (sum of the fields' dimensions).
@@ -116,9 +179,10 @@ impl FeatureInput {
         self.n_sparse
     }
 
-    /// The number of dense features, the last columns of `x`.
+    /// The number of dense features the students read, the last columns of `x` (a batch
+    /// carries [`FeatureInput::teacher_dim`] more, for the teachers).
     pub fn n_dense(&self) -> usize {
-        self.n_dense
+        self.n_dense - self.teacher_dense.len()
     }
 
     /// The tables: single-valued fields, then multi-valued fields.
@@ -181,11 +245,20 @@ impl FeatureInput {
             plan.fill(table, &mut emb, width);
         }
         let leaf = Var::from_vec(emb, (b, width), device)?;
-        let x = match (width, self.n_dense) {
+        let (student, teacher_x) = match self.teacher_dense.is_empty() {
+            true => (std::borrow::Cow::Borrowed(&batch.dense[..]), None),
+            false => {
+                let t = dense_columns(&batch.dense, self.n_dense, &self.teacher_dense);
+                let t = Tensor::from_vec(t, (b, self.teacher_dense.len()), device)?;
+                let s = dense_columns(&batch.dense, self.n_dense, &self.student_dense());
+                (std::borrow::Cow::Owned(s), Some(t))
+            }
+        };
+        let x = match (width, self.n_dense()) {
             (_, 0) => leaf.as_tensor().clone(),
-            (0, nd) => Tensor::from_slice(&batch.dense, (b, nd), device)?,
+            (0, nd) => Tensor::from_slice(&student, (b, nd), device)?,
             (_, nd) => {
-                let dense = Tensor::from_slice(&batch.dense, (b, nd), device)?;
+                let dense = Tensor::from_slice(&student, (b, nd), device)?;
                 Tensor::cat(&[leaf.as_tensor(), &dense], 1)?
             }
         };
@@ -197,6 +270,7 @@ impl FeatureInput {
                 width,
                 fields,
             },
+            teacher_x,
         })
     }
 
@@ -398,4 +472,12 @@ impl FeatureInput {
         }
         Ok(())
     }
+}
+
+/// Columns `cols` of the row-major `[rows, n]` matrix `values`, row-major `[rows, cols.len()]`.
+fn dense_columns(values: &[f32], n: usize, cols: &[usize]) -> Vec<f32> {
+    values
+        .chunks_exact(n)
+        .flat_map(|row| cols.iter().map(move |&j| row[j]))
+        .collect()
 }

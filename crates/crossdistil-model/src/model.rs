@@ -165,7 +165,8 @@ impl MultiTaskModel {
             &mut rng,
             rank,
             ranks,
-        )?;
+        )?
+        .with_teacher_dense(schema, &cfg.teacher.inputs)?;
         rng.set_stream(2);
         let mut params = ParamStore::new(device.clone())?;
         let backbone = Backbone::new(
@@ -202,7 +203,14 @@ impl MultiTaskModel {
             .map_err(|e| to_candle(e.within("model.teacher")))?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(3);
-        let d = self.backbone.out_dim();
+        if cfg.inputs != self.config.teacher.inputs {
+            candle_core::bail!(
+                "model.teacher.inputs: the model was built with {:?}, the teachers ask for {:?}",
+                self.config.teacher.inputs,
+                cfg.inputs
+            );
+        }
+        let d = self.backbone.out_dim() + self.input.teacher_dim();
         for t in 0..self.towers.len() {
             self.teachers.push(TeacherHead::new(
                 cfg,
@@ -289,7 +297,7 @@ impl MultiTaskModel {
                 .teachers
                 .iter()
                 .zip(&reprs)
-                .map(|(t, r)| t.forward(r, &mut mode))
+                .map(|(t, r)| t.forward(r, gathered.teacher_x.as_ref(), &mut mode))
                 .collect::<Result<Vec<_>>>()?;
             Some(Tensor::cat(&scores, 1)?)
         };

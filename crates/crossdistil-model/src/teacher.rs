@@ -9,7 +9,9 @@
 //!
 //! The teacher is a linear head on `h_t` by default, or a small tower of its own (`hidden`).
 //! With `detach_repr` the teacher reads `h_t.detach()`, so its ranking loss trains the teacher
-//! head only and never reaches the backbone. Calibrator parameters `rho_t` and `Q_t` are scalars
+//! head only and never reaches the backbone. With teacher-only inputs (`inputs`, dense features
+//! the students never see: privileged information), it reads `[h_t | u]`, `u [b, m]` those
+//! features. Calibrator parameters `rho_t` and `Q_t` are scalars
 //! (`[1]`) in the parameter store under `calibrator<t>.rho` and `calibrator<t>.q`, initialised so
 //! that `P = softplus(rho) = 1` and `Q = 0`.
 
@@ -36,6 +38,11 @@ pub struct TeacherConfig {
     pub activation: Activation,
     /// The teacher reads a detached representation: the ranking loss stops at the teacher.
     pub detach_repr: bool,
+    /// Dense features, by name, that only the teachers read, beside the representation: they
+    /// are held out of the students' input in every mode (with or without teachers), so a
+    /// backbone alone and CrossDistil see the same features. Privileged information: known
+    /// in the training logs, absent when serving. Empty by default.
+    pub inputs: Vec<String>,
 }
 
 impl TeacherConfig {
@@ -43,6 +50,12 @@ impl TeacherConfig {
     pub fn validate(&self) -> std::result::Result<(), ConfigError> {
         for (i, &h) in self.hidden.iter().enumerate() {
             positive(&format!("hidden[{i}]"), h)?;
+        }
+        if let Some(i) = self.inputs.iter().position(|n| n.is_empty()) {
+            return Err(ConfigError::new(
+                format!("inputs[{i}]"),
+                "must name a dense feature",
+            ));
         }
         Ok(())
     }
@@ -94,12 +107,22 @@ impl TeacherHead {
         })
     }
 
-    /// `repr [b, h]` -> scores `[b, 1]`.
-    pub fn forward(&self, repr: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
+    /// `repr [b, h]` (and the teacher-only inputs `extra [b, m]`, when the head was built with
+    /// `in_dim = h + m`) -> scores `[b, 1]`.
+    pub fn forward(
+        &self,
+        repr: &Tensor,
+        extra: Option<&Tensor>,
+        mode: &mut Mode<'_>,
+    ) -> Result<Tensor> {
         let x = if self.detach {
             repr.detach()
         } else {
             repr.clone()
+        };
+        let x = match extra {
+            Some(u) => Tensor::cat(&[&x, u], 1)?,
+            None => x,
         };
         let x = match &self.mlp {
             Some(m) => m.forward(&x, mode)?,

@@ -23,6 +23,7 @@ fn mean_pooling_through_gather_and_accumulation() {
         sparse: vec![("a".into(), 6)],
         multi: vec![("tags".into(), 7)],
         n_dense: 1,
+        dense_names: vec![],
     };
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let input = FeatureInput::new(&schema, 3, &BTreeMap::new(), 0.5, &mut rng).unwrap();

@@ -85,6 +85,7 @@ fn dense_only_and_embedding_only_inputs() {
         sparse: vec![],
         multi: vec![],
         n_dense: 2,
+        dense_names: vec![],
     };
     let inp = FeatureInput::new(&dense_only, 4, &BTreeMap::new(), 0.1, &mut rng).unwrap();
     let b = crossdistil_data::Batch {
@@ -101,6 +102,7 @@ fn dense_only_and_embedding_only_inputs() {
         sparse: vec![("a".into(), 3)],
         multi: vec![],
         n_dense: 0,
+        dense_names: vec![],
     };
     let inp = FeatureInput::new(&emb_only, 2, &BTreeMap::new(), 0.1, &mut rng).unwrap();
     let b = crossdistil_data::Batch {
@@ -114,6 +116,7 @@ fn dense_only_and_embedding_only_inputs() {
         sparse: vec![],
         multi: vec![],
         n_dense: 0,
+        dense_names: vec![],
     };
     assert!(FeatureInput::new(&empty, 2, &BTreeMap::new(), 0.1, &mut rng).is_err());
 }

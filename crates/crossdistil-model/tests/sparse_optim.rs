@@ -18,6 +18,7 @@ fn input() -> FeatureInput {
         sparse: vec![("a".into(), 10)],
         multi: vec![("m".into(), 8)],
         n_dense: 0,
+        dense_names: vec![],
     };
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     FeatureInput::new(&schema, DIM, &BTreeMap::new(), 0.1, &mut rng).unwrap()

@@ -94,3 +94,76 @@ fn calibrator_set_gives_the_asked_slope_and_offset() {
     assert!((p - 2.5).abs() < 1e-5, "{p}");
     assert_eq!(to_vec(c.q.as_tensor())[0], -0.75);
 }
+
+/// `model.teacher.inputs`: the named dense features reach the teachers and never the students.
+/// Changing them moves every teacher score and no student logit; the students' input loses
+/// their columns; a model without teachers holds them out all the same.
+#[test]
+fn teacher_only_inputs_reach_the_teachers_alone() {
+    for (name, backbone) in backbones() {
+        let mut cfg = config(backbone);
+        cfg.teacher.inputs = vec!["hint".into()];
+        let teacher = TeacherConfig {
+            inputs: cfg.teacher.inputs.clone(),
+            ..Default::default()
+        };
+        let model = MultiTaskModel::new(&cfg, &schema(), 2, 5)
+            .unwrap()
+            .with_teachers(&teacher, 5)
+            .unwrap();
+        assert_eq!(model.input().n_dense(), 2, "{name}");
+        assert_eq!(model.input().teacher_dense(), &[2]);
+        assert_eq!(model.input().student_dense(), vec![0, 1]);
+        let b = batch(2);
+        let mut changed = b.clone();
+        for row in changed.dense.chunks_exact_mut(3) {
+            row[2] += 1.5;
+        }
+        let (f0, f1) = (
+            model.forward(&b, Mode::Eval).unwrap(),
+            model.forward(&changed, Mode::Eval).unwrap(),
+        );
+        assert_eq!(to_vec(&f0.logits), to_vec(&f1.logits), "{name}: students");
+        let (t0, t1) = (
+            to_vec(f0.teacher_scores.as_ref().unwrap()),
+            to_vec(f1.teacher_scores.as_ref().unwrap()),
+        );
+        assert!(
+            t0.iter().zip(&t1).all(|(a, b)| a != b),
+            "{name}: every teacher score moves with its input"
+        );
+        // The students' input is the same as a model's whose data set lacks the column.
+        let plain = MultiTaskModel::new(&cfg, &schema(), 2, 5).unwrap();
+        assert_eq!(plain.input().in_dim(), model.input().in_dim());
+        let p = plain.forward(&changed, Mode::Eval).unwrap();
+        assert_eq!(to_vec(&p.logits), to_vec(&f0.logits), "{name}: no teachers");
+    }
+}
+
+#[test]
+fn teacher_inputs_are_checked() {
+    let cases: [(&[&str], &str); 3] = [
+        (&["nope"], "no dense feature \"nope\""),
+        (&["hint", "hint"], "named twice"),
+        (&[""], "inputs[0]"),
+    ];
+    for (names, expected) in cases {
+        let mut cfg = config(backbones()[0].1.clone());
+        cfg.teacher.inputs = names.iter().map(|n| n.to_string()).collect();
+        let err = MultiTaskModel::new(&cfg, &schema(), 2, 5).unwrap_err();
+        assert!(err.to_string().contains(expected), "{names:?}: {err}");
+    }
+    // Without the dense features' names, the model cannot tell which to hold out.
+    let mut cfg = config(backbones()[0].1.clone());
+    cfg.teacher.inputs = vec!["hint".into()];
+    let mut unnamed = schema();
+    unnamed.dense_names.clear();
+    let err = MultiTaskModel::new(&cfg, &unnamed, 2, 5).unwrap_err();
+    assert!(err.to_string().contains("names 0 of its 3"), "{err}");
+    // The teachers must ask for the inputs the model was built with.
+    let model = MultiTaskModel::new(&cfg, &schema(), 2, 5).unwrap();
+    let err = model
+        .with_teachers(&TeacherConfig::default(), 5)
+        .unwrap_err();
+    assert!(err.to_string().contains("model.teacher.inputs"), "{err}");
+}

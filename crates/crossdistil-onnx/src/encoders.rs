@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::error::{ExportError, Result};
 use crate::files::write_bytes;
-use crate::input::{DENSE_INPUT, InputSpec, MULTI_PREFIX, PAD_ID, SPARSE_INPUT};
+use crate::input::{DENSE_INPUT, InputKind, InputSpec, MULTI_PREFIX, PAD_ID, SPARSE_INPUT};
 
 /// The version of the form, the file's `format`.
 pub const ENCODERS_FORMAT: &str = "crossdistil-encoders/1";
@@ -191,12 +191,23 @@ impl EncodersFile {
                 vocabulary: vocabulary(v),
             })
             .collect();
+        // The graph's `dense` columns: the features the served students read (teacher-only
+        // features are not among them).
+        let served: &[String] = inputs
+            .iter()
+            .find_map(|i| match &i.kind {
+                InputKind::Dense { features } => Some(&features[..]),
+                _ => None,
+            })
+            .unwrap_or(&[]);
         let dense = names
             .dense
             .iter()
             .zip(&encoders.dense)
-            .enumerate()
-            .map(|(j, (name, s))| dense(name, j, s))
+            .filter_map(|(name, s)| {
+                let j = served.iter().position(|f| f == name)?;
+                Some(dense(name, j, s))
+            })
             .collect();
         Ok(EncodersFile {
             format: ENCODERS_FORMAT,
@@ -241,7 +252,17 @@ mod tests {
                 dense: vec!["d".into()],
             },
         };
-        let v = serde_json::to_value(EncodersFile::new(&enc, &[]).unwrap()).unwrap();
+        let dense_input = InputSpec {
+            name: DENSE_INPUT.into(),
+            kind: InputKind::Dense {
+                features: vec!["d".into()],
+            },
+            columns: Some(1),
+        };
+        let v = serde_json::to_value(
+            EncodersFile::new(&enc, std::slice::from_ref(&dense_input)).unwrap(),
+        )
+        .unwrap();
         let s0 = &v["sparse"][0];
         assert_eq!(s0["column"], 0);
         assert_eq!(s0["size"], 4);
@@ -263,5 +284,8 @@ mod tests {
         assert_eq!(d["norm"], "log-standard");
         assert_eq!(d["mean"], 1.5);
         assert_eq!(d["formula"], "(sign(x) ln(1 + |x|) - mean) / std");
+        // A dense feature the graph does not read (a teacher's own) is left out.
+        let v = serde_json::to_value(EncodersFile::new(&enc, &[]).unwrap()).unwrap();
+        assert_eq!(v["dense"].as_array().unwrap().len(), 0);
     }
 }

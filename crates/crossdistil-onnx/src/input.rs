@@ -59,13 +59,19 @@ pub struct InputSpec {
 /// (when there are single-valued fields), one `multi_<field>` per multi-valued field, `dense`
 /// (when there are dense features).
 pub(crate) fn input_specs(input: &FeatureInput, dense: &[String]) -> Result<Vec<InputSpec>> {
-    if dense.len() != input.n_dense() {
+    let batch_dense = input.n_dense() + input.teacher_dim();
+    if dense.len() != batch_dense {
         return Err(ExportError::Model(format!(
-            "the model has {} dense features, {} names were given",
-            input.n_dense(),
+            "the model reads {batch_dense} dense features, {} names were given",
             dense.len()
         )));
     }
+    // The served students read every dense feature but the teachers' own.
+    let dense: Vec<String> = input
+        .student_dense()
+        .into_iter()
+        .map(|j| dense[j].clone())
+        .collect();
     let ns = input.n_sparse();
     let field = |key: &str, kind: &str| -> String {
         key.strip_prefix(&format!("input.{kind}."))
@@ -102,7 +108,7 @@ pub(crate) fn input_specs(input: &FeatureInput, dense: &[String]) -> Result<Vec<
         specs.push(InputSpec {
             name: DENSE_INPUT.to_string(),
             kind: InputKind::Dense {
-                features: dense.to_vec(),
+                features: dense.clone(),
             },
             columns: Some(dense.len()),
         });

@@ -109,6 +109,10 @@ impl Sample {
             .filter(|i| matches!(i.kind, InputKind::Multi { .. }))
             .count();
         let mut lists: Vec<Vec<Vec<i64>>> = vec![Vec::new(); n_multi];
+        // The graph's `dense` holds the students' columns, without the teacher-only ones.
+        let teacher_dim = model.input().teacher_dim();
+        let student_dense = model.input().student_dense();
+        let n_batch_dense = model.input().n_dense() + teacher_dim;
         for (batch, ids) in batches {
             if ids.len() != batch.size() {
                 return Err(ExportError::Sample(format!(
@@ -123,7 +127,13 @@ impl Sample {
             }
             row_ids.extend(ids);
             sparse.extend(batch.sparse.iter().map(|&v| v as i64));
-            dense.extend(&batch.dense);
+            if teacher_dim == 0 {
+                dense.extend(&batch.dense);
+            } else {
+                for row in batch.dense.chunks_exact(n_batch_dense) {
+                    dense.extend(student_dense.iter().map(|&j| row[j]));
+                }
+            }
             for (m, mb) in batch.multi.iter().enumerate().take(n_multi) {
                 for w in mb.offsets.windows(2) {
                     let items = &mb.ids[w[0] as usize..w[1] as usize];

@@ -401,31 +401,41 @@ impl RunConfig {
     /// The data set's label indices of the configured tasks, in order.
     pub fn task_indices(&self, spec: &DatasetSpec) -> Result<Vec<usize>> {
         let names = spec.task_names();
-        if self.tasks.is_empty() {
-            return Ok((0..names.len()).collect());
-        }
-        let idx: Vec<usize> = self
-            .tasks
-            .iter()
-            .map(|t| {
-                names.iter().position(|n| n == t).ok_or_else(|| {
-                    bad(
-                        "tasks",
-                        format!(
-                            "names `{t}`, which data set `{}` lacks (its tasks: {})",
-                            spec.name,
-                            names.join(", ")
-                        ),
-                    )
+        let idx: Vec<usize> = if self.tasks.is_empty() {
+            (0..names.len()).collect()
+        } else {
+            self.tasks
+                .iter()
+                .map(|t| {
+                    names.iter().position(|n| n == t).ok_or_else(|| {
+                        bad(
+                            "tasks",
+                            format!(
+                                "names `{t}`, which data set `{}` lacks (its tasks: {})",
+                                spec.name,
+                                names.join(", ")
+                            ),
+                        )
+                    })
                 })
-            })
-            .collect::<Result<_>>()?;
+                .collect::<Result<_>>()?
+        };
         if !self.train.task_weights.is_empty() && self.train.task_weights.len() != idx.len() {
             return Err(bad(
                 "train.task_weights",
                 format!(
                     "has {} weights for {} tasks",
                     self.train.task_weights.len(),
+                    idx.len()
+                ),
+            ));
+        }
+        if !self.distill.task_alpha.is_empty() && self.distill.task_alpha.len() != idx.len() {
+            return Err(bad(
+                "distill.task_alpha",
+                format!(
+                    "has {} factors for {} tasks (one per task, in task order)",
+                    self.distill.task_alpha.len(),
                     idx.len()
                 ),
             ));

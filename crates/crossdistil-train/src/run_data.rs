@@ -129,6 +129,7 @@ impl RunData {
                         .map(|(m, v)| (m.name.clone(), v.size()))
                         .collect(),
                     n_dense: spec.dense.len(),
+                    dense_names: spec.dense.iter().map(|d| d.name.clone()).collect(),
                 }
             }
         }

@@ -98,6 +98,9 @@ fn distill_weights_that_would_turn_distillation_off_are_refused_naming_the_key()
             "distill.error_correction",
         ),
         ("ranking = { margin = -1.0 }", "distill.ranking.margin"),
+        ("task_alpha = [1.0, -1.0]", "distill.task_alpha[1]"),
+        ("min_confidence = 1.0", "distill.min_confidence"),
+        ("min_confidence = -0.1", "distill.min_confidence"),
     ] {
         let msg = load_error(&with("distill", line));
         assert!(msg.contains(key), "{line}: {msg}");
@@ -258,4 +261,40 @@ fn every_shipped_configuration_validates() {
         }
     }
     assert!(n >= 20, "only {n} configurations in {}", dir.display());
+}
+
+/// Settings that depend on the data: one distillation factor per task, and teacher-only
+/// inputs that name the data set's dense features.
+#[test]
+fn per_task_settings_and_teacher_inputs_are_checked_against_the_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    synthetic_set(&data, 500);
+    let ds = Dataset::load(&data).unwrap();
+    let cfg: RunConfig = toml::from_str(&with("distill", "task_alpha = [1.0, 0.0, 2.0]")).unwrap();
+    let msg = cfg.task_indices(&ds.spec).unwrap_err().to_string();
+    assert!(
+        msg.contains("distill.task_alpha") && msg.contains("3 factors for 2 tasks"),
+        "{msg}"
+    );
+    // Also when the configuration lists no tasks (every task of the data, in its order).
+    let cfg: RunConfig = toml::from_str(&with("train", "task_weights = [1.0]")).unwrap();
+    let msg = cfg.task_indices(&ds.spec).unwrap_err().to_string();
+    assert!(msg.contains("train.task_weights"), "{msg}");
+    let cfg: RunConfig = toml::from_str(&with("distill", "task_alpha = [1.0, 0.0]")).unwrap();
+    assert_eq!(cfg.task_indices(&ds.spec).unwrap(), vec![0, 1]);
+    let bad = format!("{SMALL}[model.teacher]\ninputs = [\"d9\"]\n");
+    let cfg: RunConfig = toml::from_str(&bad).unwrap();
+    let Err(e) = build_model(&cfg, &ds) else {
+        panic!("an unknown teacher input was accepted");
+    };
+    let msg = e.to_string();
+    assert!(
+        msg.contains("no dense feature \"d9\"") && msg.contains("d0"),
+        "{msg}"
+    );
+    let good = format!("{SMALL}[model.teacher]\ninputs = [\"d2\"]\n");
+    let cfg: RunConfig = toml::from_str(&good).unwrap();
+    let built = build_model(&cfg, &ds).unwrap();
+    assert_eq!(built.model.input().n_dense(), 2);
 }

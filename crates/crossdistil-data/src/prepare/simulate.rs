@@ -68,7 +68,10 @@
 //!
 //! `user`, `item` (sparse, `user` is the data set's user), `f0 .. f{F-1}` (sparse noise fields,
 //! each value Zipf(1.05) over `vocab` values, independent of everything: they carry no signal),
-//! then per task its label and `p_<task>`. [`SUMMARY_FILE`] beside `dataset.toml` holds the
+//! then per task its label and `p_<task>`, and with `--hint-noise τ` per task the dense feature
+//! `hint_<task> = s_k + τ η`: a view of the utility that a teacher can be given as privileged
+//! information (`model.teacher.inputs`; a model that reads it as an ordinary feature sees
+//! more than the user and the item, and `p_<task>` is no longer its ceiling). [`SUMMARY_FILE`] beside `dataset.toml` holds the
 //! realised rates, the label and utility correlations and the Bayes-optimal test AUCs
 //! ([`SimulationSummary`]).
 //!
@@ -93,7 +96,7 @@ use super::generate::{chunk_rng, hashed_normal, in_chunks, scatter};
 use super::stream::Sink;
 use super::{PrepareOptions, Prepared};
 use crate::error::{DataError, Result};
-use crate::spec::{DatasetSpec, LabelSpec, SparseSpec};
+use crate::spec::{DatasetSpec, DenseSpec, LabelSpec, Norm, SparseSpec};
 use crate::table::{ColumnData, Table};
 
 /// Impressions drawn to solve the thresholds `t_k`.
@@ -113,6 +116,8 @@ const LATENT_KEY: u64 = 1 << 32;
 
 /// Salt of the stream of the threshold draws.
 const THRESHOLD_SALT: u64 = 0x5EED_7A5C_0DE5_1A7E;
+/// Salt of the hints' streams, apart from the rows' own.
+const HINT_SALT: u64 = 0x0417_5EED_0000_0001;
 
 /// The options of a simulated set (see the module documentation for the model).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -146,6 +151,11 @@ pub struct SimulateOptions {
     pub fields: usize,
     /// Values per noise field, at least 1 when there are fields.
     pub vocab: usize,
+    /// `τ > 0`: also write, per task, the dense feature `hint_<task> = s_k + τ η` (η standard
+    /// normal, from a stream of its own, so the labels are those of the same set without
+    /// hints): a noisy view of the task's utility, the privileged information of a teacher
+    /// (`model.teacher.inputs`). `None`: no hints.
+    pub hint_noise: Option<f64>,
 }
 
 impl Default for SimulateOptions {
@@ -165,6 +175,7 @@ impl Default for SimulateOptions {
             nested: false,
             fields: 0,
             vocab: 1000,
+            hint_noise: None,
         }
     }
 }
@@ -258,6 +269,13 @@ impl SimulateOptions {
                 w[0], w[1]
             ));
         }
+        if let Some(h) = self.hint_noise
+            && !(h.is_finite() && h > 0.0)
+        {
+            return Err(format!(
+                "--hint-noise must be a finite number > 0 (got {h})"
+            ));
+        }
         if self.fields > 0 && self.vocab == 0 {
             return Err("--vocab must be at least 1 when there are --fields".into());
         }
@@ -289,6 +307,7 @@ fn columns(o: &SimulateOptions) -> Vec<String> {
     let mut c = vec![spec.row_id, spec.split];
     c.extend(spec.sparse.into_iter().map(|s| s.name));
     c.extend(spec.labels.into_iter().map(|l| l.name));
+    c.extend(spec.dense.into_iter().map(|d| d.name));
     c.extend(spec.extra);
     c
 }
@@ -327,7 +346,16 @@ pub fn spec(o: &SimulateOptions) -> DatasetSpec {
             .map(sparse)
             .collect(),
         multi: vec![],
-        dense: vec![],
+        dense: match o.hint_noise {
+            Some(_) => names
+                .iter()
+                .map(|n| DenseSpec {
+                    name: format!("hint_{n}"),
+                    norm: Norm::default(),
+                })
+                .collect(),
+            None => vec![],
+        },
         extra: names.iter().map(|n| format!("p_{n}")).collect(),
         weight: None,
         footer_crc32: None,
@@ -471,6 +499,11 @@ impl<'a> World<'a> {
         let mut fields: Vec<Vec<i64>> = vec![Vec::with_capacity(len); self.fields.len()];
         let mut labels: Vec<Vec<u8>> = vec![Vec::with_capacity(len); k];
         let mut probs: Vec<Vec<f32>> = vec![Vec::with_capacity(len); k];
+        let mut hint_rng = chunk_rng(self.seed ^ HINT_SALT, index);
+        let mut hints: Vec<Vec<f32>> = match self.o.hint_noise {
+            Some(_) => vec![Vec::with_capacity(len); k],
+            None => vec![],
+        };
         let mut moments = Moments::new(k);
         let (mut s, mut p) = (vec![0.0; k], vec![0.0; k]);
         for _ in 0..len {
@@ -490,6 +523,12 @@ impl<'a> World<'a> {
                 labels[t].push(u8::from(y));
                 probs[t].push(p[t] as f32);
             }
+            if let Some(tau) = self.o.hint_noise {
+                for (h, &s) in hints.iter_mut().zip(&s) {
+                    let eta: f64 = hint_rng.sample(StandardNormal);
+                    h.push((s + tau * eta) as f32);
+                }
+            }
             user.push(u as i64);
             item.push(i as i64);
         }
@@ -507,6 +546,9 @@ impl<'a> World<'a> {
         {
             table.push(format!("p_{name}"), ColumnData::Float(p));
             table.push(name, ColumnData::Label(y));
+        }
+        for (name, h) in self.o.task_names().into_iter().zip(hints) {
+            table.push(format!("hint_{name}"), ColumnData::Float(h));
         }
         (table, moments)
     }

@@ -13,6 +13,7 @@ pub fn schema() -> InputSchema {
         sparse: vec![("user".into(), 20), ("item".into(), 30), ("cat".into(), 5)],
         multi: vec![("tags".into(), 12)],
         n_dense: 3,
+        dense_names: vec!["age".into(), "price".into(), "hint".into()],
     }
 }
 

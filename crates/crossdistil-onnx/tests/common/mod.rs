@@ -60,6 +60,7 @@ pub fn schema() -> InputSchema {
         sparse: vec![("user".into(), 30), ("item".into(), 20)],
         multi: vec![("tags".into(), 12)],
         n_dense: 3,
+        dense_names: vec![],
     }
 }
 
