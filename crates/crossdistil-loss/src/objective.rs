@@ -351,12 +351,17 @@ fn add_distillation(
     let student_probs = candle_nn::ops::sigmoid(&input.logits.affine(1.0 / temp, 0.0)?)?.detach();
     for k in 0..input.logits.dim(1)? {
         let p = column(&student_probs, k)?;
-        let Some(target) = kd_target(input, cfg, &student_probs, &p, k)? else {
+        // The calibrated teacher logit, once: the target and the confidence gate both read it.
+        let teacher = teacher_logit(input, cfg, k)?;
+        let Some(target) = kd_target(input, cfg, &student_probs, &p, k, teacher.as_ref())? else {
             continue;
         };
         out.kd_gap
             .push(scalar(&p.sub(&target)?.abs()?.mean_all()?)?);
-        let gate = confidence_gate(input, cfg, k)?;
+        let gate = match (&teacher, cfg.min_confidence > 0.0) {
+            (Some(logit), true) => Some(confidence_gate(logit, cfg.min_confidence)?),
+            _ => None,
+        };
         let weights = match (input.row_weights, &gate) {
             (None, None) => None,
             (Some(w), None) => Some(w.clone()),
@@ -378,47 +383,43 @@ fn add_distillation(
     Ok(total)
 }
 
-/// `[b]`: 1 where task `k`'s calibrated teacher is confident enough to distil
-/// (`max(q, 1 - q) >= min_confidence`, `q = sigmoid(P r + Q)` or `sigmoid(r)` without the
-/// calibrator), 0 elsewhere; `None` when every row is distilled (`min_confidence = 0`, or no
-/// teacher to be confident).
-fn confidence_gate(
+/// Task `k`'s detached teacher logit `[b]` in `crossdistil` mode with teacher scores: the
+/// calibrated `P r + Q`, or `r` itself without the calibrator; `None` otherwise.
+fn teacher_logit(
     input: &ObjectiveInput<'_>,
     cfg: &DistillConfig,
     k: usize,
 ) -> Result<Option<Tensor>> {
-    let (Some(scores), true) = (input.teacher_scores, cfg.min_confidence > 0.0) else {
+    let (Some(scores), DistillMode::Crossdistil) = (input.teacher_scores, cfg.mode) else {
         return Ok(None);
     };
-    if cfg.mode != DistillMode::Crossdistil {
-        return Ok(None);
-    }
     let r = column(scores, k)?.detach();
-    let logit = if cfg.calibration {
-        let c = &input.calibrators[k];
-        calibrated_logit(&r, &c.rho.detach(), &c.q.detach())?
-    } else {
-        r
-    };
+    if !cfg.calibration {
+        return Ok(Some(r));
+    }
+    let c = &input.calibrators[k];
+    calibrated_logit(&r, &c.rho.detach(), &c.q.detach()).map(Some)
+}
+
+/// `[b]`, in the logit's dtype: 1 where the teacher with logit `logit` is confident enough to
+/// distil, `max(q, 1 - q) >= min_confidence` for `q = sigmoid(logit)`, and 0 elsewhere.
+fn confidence_gate(logit: &Tensor, min_confidence: f64) -> Result<Tensor> {
     // max(q, 1 - q) >= c  <=>  |logit| >= ln(c / (1 - c)).
-    let bound = (cfg.min_confidence / (1.0 - cfg.min_confidence)).ln();
-    logit
-        .abs()?
-        .ge(bound)?
-        .to_dtype(input.logits.dtype())
-        .map(Some)
+    let bound = (min_confidence / (1.0 - min_confidence)).ln();
+    logit.abs()?.ge(bound)?.to_dtype(logit.dtype())
 }
 
 /// Task `k`'s distillation target `[b]`, or `None` where it has none: the mean of the other
 /// tasks' student probabilities (`direct`, two tasks or more), or the calibrated, corrected
-/// teacher probability (`crossdistil`, with teacher scores). `p`: task `k`'s column of
-/// `student_probs`, `sigmoid(z / T)` detached.
+/// teacher probability (`crossdistil`, from `teacher`, its [`teacher_logit`]). `p`: task `k`'s
+/// column of `student_probs`, `sigmoid(z / T)` detached.
 fn kd_target(
     input: &ObjectiveInput<'_>,
     cfg: &DistillConfig,
     student_probs: &Tensor,
     p: &Tensor,
     k: usize,
+    teacher: Option<&Tensor>,
 ) -> Result<Option<Tensor>> {
     let n_tasks = student_probs.dim(1)?;
     if cfg.mode == DistillMode::Direct {
@@ -431,15 +432,8 @@ fn kd_target(
             .collect::<Result<_>>()?;
         return Ok(Some(Tensor::stack(&others, 1)?.mean(D::Minus1)?));
     }
-    let Some(scores) = input.teacher_scores else {
+    let Some(logit) = teacher else {
         return Ok(None);
-    };
-    let r = column(scores, k)?.detach();
-    let logit = if cfg.calibration {
-        let c = &input.calibrators[k];
-        calibrated_logit(&r, &c.rho.detach(), &c.q.detach())?
-    } else {
-        r
     };
     let q = candle_nn::ops::sigmoid(&logit.affine(1.0 / cfg.temperature, 0.0)?)?;
     let y = column(input.labels, k)?;

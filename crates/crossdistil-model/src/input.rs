@@ -41,8 +41,10 @@ pub struct FeatureInput {
     n_sparse: usize,
     /// The dense columns of a batch.
     n_dense: usize,
-    /// The columns of a batch's dense values that only the teachers read, ascending.
+    /// The columns of a batch's dense values that only the teachers read, in `teacher_x`'s order.
     teacher_dense: Vec<usize>,
+    /// The other columns, which the students read, ascending.
+    student_dense: Vec<usize>,
     width: usize,
 }
 
@@ -104,6 +106,7 @@ impl FeatureInput {
             n_sparse: schema.sparse.len(),
             n_dense: schema.n_dense,
             teacher_dense: Vec::new(),
+            student_dense: (0..schema.n_dense).collect(),
             width,
         })
     }
@@ -141,6 +144,7 @@ impl FeatureInput {
         if self.width + self.n_dense - cols.len() == 0 {
             candle_core::bail!("model.teacher.inputs: the students would have no features left");
         }
+        self.student_dense = (0..self.n_dense).filter(|j| !cols.contains(j)).collect();
         self.teacher_dense = cols;
         Ok(self)
     }
@@ -163,10 +167,8 @@ impl FeatureInput {
 
     /// The dense columns of a batch that the students read, ascending: every column but the
     /// teacher-only ones.
-    pub fn student_dense(&self) -> Vec<usize> {
-        (0..self.n_dense)
-            .filter(|j| !self.teacher_dense.contains(j))
-            .collect()
+    pub fn student_dense(&self) -> &[usize] {
+        &self.student_dense
     }
 
     /// The columns of the embedding matrix (sum of the fields' dimensions).
@@ -182,7 +184,7 @@ impl FeatureInput {
     /// The number of dense features the students read, the last columns of `x` (a batch
     /// carries [`FeatureInput::teacher_dim`] more, for the teachers).
     pub fn n_dense(&self) -> usize {
-        self.n_dense - self.teacher_dense.len()
+        self.student_dense.len()
     }
 
     /// The tables: single-valued fields, then multi-valued fields.
@@ -250,7 +252,7 @@ impl FeatureInput {
             false => {
                 let t = dense_columns(&batch.dense, self.n_dense, &self.teacher_dense);
                 let t = Tensor::from_vec(t, (b, self.teacher_dense.len()), device)?;
-                let s = dense_columns(&batch.dense, self.n_dense, &self.student_dense());
+                let s = dense_columns(&batch.dense, self.n_dense, &self.student_dense);
                 (std::borrow::Cow::Owned(s), Some(t))
             }
         };

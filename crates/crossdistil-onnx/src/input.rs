@@ -69,8 +69,8 @@ pub(crate) fn input_specs(input: &FeatureInput, dense: &[String]) -> Result<Vec<
     // The served students read every dense feature but the teachers' own.
     let dense: Vec<String> = input
         .student_dense()
-        .into_iter()
-        .map(|j| dense[j].clone())
+        .iter()
+        .map(|&j| dense[j].clone())
         .collect();
     let ns = input.n_sparse();
     let field = |key: &str, kind: &str| -> String {

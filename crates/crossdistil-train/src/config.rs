@@ -337,6 +337,18 @@ impl TrainSettings {
     }
 }
 
+/// A list of one value per task, `key` (`len` of them, empty meaning the default for every
+/// task), checked against the `tasks` of the run.
+fn per_task(key: &str, what: &str, len: usize, tasks: usize) -> Result<()> {
+    if len == 0 || len == tasks {
+        return Ok(());
+    }
+    Err(bad(
+        key,
+        format!("has {len} {what} for {tasks} tasks (one per task, in task order)"),
+    ))
+}
+
 impl RunConfig {
     /// Reads and checks a TOML file; unknown keys, unknown backbones and bad values are refused
     /// with a message naming the key.
@@ -420,26 +432,18 @@ impl RunConfig {
                 })
                 .collect::<Result<_>>()?
         };
-        if !self.train.task_weights.is_empty() && self.train.task_weights.len() != idx.len() {
-            return Err(bad(
-                "train.task_weights",
-                format!(
-                    "has {} weights for {} tasks",
-                    self.train.task_weights.len(),
-                    idx.len()
-                ),
-            ));
-        }
-        if !self.distill.task_alpha.is_empty() && self.distill.task_alpha.len() != idx.len() {
-            return Err(bad(
-                "distill.task_alpha",
-                format!(
-                    "has {} factors for {} tasks (one per task, in task order)",
-                    self.distill.task_alpha.len(),
-                    idx.len()
-                ),
-            ));
-        }
+        per_task(
+            "train.task_weights",
+            "weights",
+            self.train.task_weights.len(),
+            idx.len(),
+        )?;
+        per_task(
+            "distill.task_alpha",
+            "factors",
+            self.distill.task_alpha.len(),
+            idx.len(),
+        )?;
         Ok(idx)
     }
 
