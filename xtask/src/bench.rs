@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: the glue around `crossdistil-bench`. It prepares the data, launches
 //! every measurement in a fresh child process (`xtask bench-run`, so peak RSS is the model's
-//! own; with `--peer` also `bench/peer/peer.py` in its virtual environment), runs them round by
-//! round and writes `bench.json` and `bench.md`.
+//! own; with `--peer` also `bench/peer/peer.py` in its virtual environment, once per variant),
+//! runs them round by round and writes `bench.json` and `bench.md`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,7 +9,8 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 use crossdistil_bench::{
-    BenchModel, ChildArgs, Measurement, Parity, Report, Row, Shape, bench_data, markdown,
+    BenchModel, ChildArgs, Measurement, PARITY_TOLERANCE, Parity, ParityCheck, PeerVariant, Report,
+    Row, Shape, bench_data, markdown,
 };
 use serde::Deserialize;
 
@@ -19,6 +20,9 @@ pub struct Args {
     pub out: PathBuf,
     pub quick: bool,
     pub peer: bool,
+    /// The peer's variants to run; empty: every variant, less `compiled` where its parity run
+    /// fails (no working `torch.compile` on the machine).
+    pub peer_variants: Vec<PeerVariant>,
     pub workers: Vec<usize>,
     /// The xtask binary that runs the measurements (another build, e.g. with mimalloc).
     pub child_exe: Option<PathBuf>,
@@ -56,15 +60,36 @@ fn ours(exe: &Path, a: &ChildArgs) -> Command {
     c
 }
 
-/// The PyTorch side of a measurement, starting from the initial weights `init`.
-fn peer(python: &Path, root: &Path, a: &ChildArgs, init: &Path) -> Command {
-    let mut c = Command::new(python);
-    c.arg(root.join("bench/peer/peer.py"))
-        .arg("bench")
-        .args(a.to_args())
-        .arg("--init")
-        .arg(init);
-    c
+/// The PyTorch side: its Python and the repository root, where `bench/peer/peer.py` is.
+#[derive(Clone)]
+struct Peer {
+    python: PathBuf,
+    root: PathBuf,
+}
+
+impl Peer {
+    /// `peer.py <mode>` of `a` as `variant`.
+    fn command(&self, mode: &str, a: &ChildArgs, variant: PeerVariant) -> Command {
+        let mut c = Command::new(&self.python);
+        c.arg(self.root.join("bench/peer/peer.py"))
+            .arg(mode)
+            .args(a.to_peer_args(variant));
+        c
+    }
+
+    /// A measurement of `a` as `variant`, starting from the initial weights `init`.
+    fn bench(&self, a: &ChildArgs, variant: PeerVariant, init: &Path) -> Command {
+        let mut c = self.command("bench", a, variant);
+        c.arg("--init").arg(init);
+        c
+    }
+
+    /// The parity step of `a` as `variant` on what our side exported to `dir`.
+    fn parity(&self, a: &ChildArgs, variant: PeerVariant, dir: &Path) -> Command {
+        let mut c = self.command("parity", a, variant);
+        c.arg("--dir").arg(dir);
+        c
+    }
 }
 
 /// The Python of the peer's virtual environment, created (with torch) on first use.
@@ -96,46 +121,108 @@ fn peer_python(root: &Path) -> anyhow::Result<PathBuf> {
     Ok(python)
 }
 
-/// The parity check of Shared-Bottom and MMoE: both sides from the same weights and batch (in
-/// `out/parity-<model>`), one step each; fails unless their losses match.
+/// `-cd` with CrossDistil: the suffix of the files of a configuration.
+fn cd_suffix(cd: bool) -> &'static str {
+    if cd { "-cd" } else { "" }
+}
+
+/// The line that reports one parity check.
+fn parity_line(c: &ParityCheck) -> String {
+    let adam = c
+        .theirs
+        .peer
+        .as_ref()
+        .map_or(String::new(), |p| format!(" ({} Adam)", p.dense_adam));
+    format!(
+        "parity {}{} vs {}{adam}: loss before {:.7} vs {:.7}, after one step {:.7} vs {:.7}: {}",
+        c.model.name(),
+        if c.crossdistil {
+            " with CrossDistil"
+        } else {
+            ""
+        },
+        c.variant.name(),
+        c.ours.loss_before,
+        c.theirs.loss_before,
+        c.ours.loss_after,
+        c.theirs.loss_after,
+        if c.matches() {
+            format!("match (< {PARITY_TOLERANCE:e})")
+        } else {
+            "MISMATCH".into()
+        }
+    )
+}
+
+/// Our side of the parity check of `a`: exports the initial weights and the first batch to
+/// `dir` and returns the losses before and after one step.
+fn our_parity(exe: &Path, a: &ChildArgs, dir: &Path) -> anyhow::Result<Parity> {
+    let mut c = Command::new(exe);
+    c.arg("bench-parity")
+        .args(a.to_args())
+        .arg("--dir")
+        .arg(dir);
+    measure(c, "parity (crossdistil)")
+}
+
+/// Prints the line of `check` and returns it; fails unless both sides match.
+fn verified(check: ParityCheck) -> anyhow::Result<ParityCheck> {
+    println!("{}", parity_line(&check));
+    if !check.matches() {
+        bail!(
+            "the PyTorch peer ({}) does not compute the same model as crossdistil",
+            check.variant.name()
+        );
+    }
+    Ok(check)
+}
+
+/// The parity check of every model, with and without CrossDistil, against every variant of
+/// `variants` (empty: every variant, `compiled` left out with a message where its run fails):
+/// both sides from the same weights and batch (in `out/parity-<model>[-cd]`), one step each;
+/// fails unless their losses match. Returns the checks and the variants that passed them.
 fn check_parity(
     exe: &Path,
-    python: &Path,
-    root: &Path,
+    peer: &Peer,
     out: &Path,
     data: &Path,
     shape: &Shape,
-) -> anyhow::Result<Vec<(BenchModel, Parity, Parity)>> {
-    let mut parity = Vec::new();
-    for model in [BenchModel::SharedBottom, BenchModel::Mmoe] {
-        let dir = out.join(format!("parity-{}", model.name()));
-        let a = ChildArgs::new(data, shape, model, false, 1, None).to_args();
-        let mut c = Command::new(exe);
-        c.arg("bench-parity").args(&a).arg("--dir").arg(&dir);
-        let ours: Parity = measure(c, "parity (crossdistil)")?;
-        let mut c = Command::new(python);
-        c.arg(root.join("bench/peer/peer.py"))
-            .arg("parity")
-            .args(&a)
-            .arg("--dir")
-            .arg(&dir);
-        let theirs: Parity = measure(c, "parity (PyTorch)")?;
-        let ok = ours.matches(&theirs);
-        println!(
-            "parity {}: loss before {:.7} vs {:.7}, after one step {:.7} vs {:.7}: {}",
-            model.name(),
-            ours.loss_before,
-            theirs.loss_before,
-            ours.loss_after,
-            theirs.loss_after,
-            if ok { "match (< 1e-5)" } else { "MISMATCH" }
-        );
-        if !ok {
-            bail!("the PyTorch peer does not compute the same model as crossdistil");
+    variants: &[PeerVariant],
+) -> anyhow::Result<(Vec<ParityCheck>, Vec<PeerVariant>)> {
+    let optional = variants.is_empty();
+    let mut variants = match optional {
+        true => PeerVariant::ALL.to_vec(),
+        false => variants.to_vec(),
+    };
+    let mut checks = Vec::new();
+    for model in BenchModel::ALL {
+        for crossdistil in [false, true] {
+            let dir = out.join(format!("parity-{}{}", model.name(), cd_suffix(crossdistil)));
+            let a = ChildArgs::new(data, shape, model, crossdistil, 1, None);
+            let ours = our_parity(exe, &a, &dir)?;
+            for variant in variants.clone() {
+                let what = format!("parity (PyTorch, {})", variant.name());
+                let theirs: Parity = match measure(peer.parity(&a, variant, &dir), &what) {
+                    Ok(p) => p,
+                    Err(e) if optional && variant == PeerVariant::Compiled => {
+                        println!("the compiled peer does not run here; left out: {e:#}");
+                        variants.retain(|&v| v != variant);
+                        checks.retain(|c: &ParityCheck| c.variant != variant);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                checks.push(verified(ParityCheck {
+                    model,
+                    crossdistil,
+                    variant,
+                    ours: ours.clone(),
+                    theirs,
+                })?);
+            }
         }
-        parity.push((model, ours, theirs));
     }
-    Ok(parity)
+    Ok((checks, variants))
 }
 
 /// One configuration of the plan: its label, whether it belongs to the table-size sweep, and
@@ -156,34 +243,35 @@ fn our_job(exe: &Path, key: String, sweep: bool, a: ChildArgs) -> Job {
     }
 }
 
-/// The PyTorch job of `model` without CrossDistil on one worker: its first run has our side
-/// export the initial weights to `out/init-<model>.safetensors`.
-fn peer_job(
-    args: &Args,
-    exe: &Path,
-    py: &Path,
-    data: &Path,
-    shape: &Shape,
-    model: BenchModel,
-) -> Job {
-    let a = ChildArgs::new(data, shape, model, false, 1, None);
-    let init = args.out.join(format!("init-{}.safetensors", model.name()));
-    let no_steps = Shape {
+/// The PyTorch job of `model` with or without CrossDistil on one worker as `variant`: the
+/// first run of any variant has our side export the initial weights to
+/// `out/init-<model>[-cd].safetensors`.
+fn peer_job(out: &Path, exe: &Path, peer: &Peer, a: ChildArgs, variant: PeerVariant) -> Job {
+    let init = out.join(format!(
+        "init-{}{}.safetensors",
+        a.model.name(),
+        cd_suffix(a.crossdistil)
+    ));
+    let export = ChildArgs {
         warmup_steps: 0,
         windows: 0,
-        ..*shape
+        export_init: Some(init.clone()),
+        ..a.clone()
     };
-    let mut export = ChildArgs::new(data, &no_steps, model, false, 1, None);
-    export.export_init = Some(init.clone());
-    let (py, root, exe) = (py.to_path_buf(), args.root.clone(), exe.to_path_buf());
+    let (peer, exe) = (peer.clone(), exe.to_path_buf());
     Job {
-        key: format!("pytorch {} cd=false workers=1", model.name()),
+        key: format!(
+            "pytorch {} {} cd={} workers=1",
+            variant.name(),
+            a.model.name(),
+            a.crossdistil
+        ),
         sweep: false,
         cmd: Box::new(move || {
             if !init.exists() {
                 let _: Measurement = measure(ours(&exe, &export), "exporting the initial weights")?;
             }
-            Ok(peer(&py, &root, &a, &init))
+            Ok(peer.bench(&a, variant, &init))
         }),
     }
 }
@@ -201,23 +289,25 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     let data = bench_data(&args.root.join("target/bench-data"), &shape)?;
     std::fs::create_dir_all(&args.out)?;
-    let python = if args.peer {
-        Some(peer_python(&args.root)?)
-    } else {
-        None
+    let peer = match args.peer {
+        true => Some(Peer {
+            python: peer_python(&args.root)?,
+            root: args.root.clone(),
+        }),
+        false => None,
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let exe = match &args.child_exe {
         Some(p) => p.clone(),
         None => std::env::current_exe()?,
     };
-    let parity = match &python {
-        Some(py) => check_parity(&exe, py, &args.root, &args.out, &data, &shape)?,
-        None => Vec::new(),
+    let (parity, variants) = match &peer {
+        Some(p) => check_parity(&exe, p, &args.out, &data, &shape, &args.peer_variants)?,
+        None => (Vec::new(), Vec::new()),
     };
 
-    // The plan, run round by round so that the two sides interleave and drift on the machine
-    // hits both alike.
+    // The plan, run round by round so that the two sides (every variant of the peer a job of
+    // its own) interleave and drift on the machine hits them alike.
     let mut jobs: Vec<Job> = Vec::new();
     for model in BenchModel::ALL {
         for cd in [false, true] {
@@ -226,8 +316,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 let key = format!("crossdistil {} cd={cd} workers={w}", model.name());
                 jobs.push(our_job(&exe, key, false, a));
             }
-            if let (Some(py), false) = (&python, cd) {
-                jobs.push(peer_job(args, &exe, py, &data, &shape, model));
+            if let Some(p) = &peer {
+                for &v in &variants {
+                    let a = ChildArgs::new(&data, &shape, model, cd, 1, None);
+                    jobs.push(peer_job(&args.out, &exe, p, a, v));
+                }
             }
         }
     }

@@ -6,12 +6,15 @@
 //!   installed.
 //! - `cargo xtask experiment ...`: `crossdistil experiment ...` (a grid of runs), built first.
 //! - `cargo xtask load-speed --data DIR`: how fast a prepared set loads.
-//! - `cargo xtask bench [--quick] [--peer]`: training speed, memory, and the PyTorch peer (the
-//!   harness is the crate `crossdistil-bench`).
+//! - `cargo xtask bench [--quick] [--peer [--peer-variants plain,tuned,compiled]]`: training
+//!   speed, memory, and the PyTorch peer in its variants (the harness is the crate
+//!   `crossdistil-bench`).
 //! - `cargo xtask bench --scale [--sizes 1e6,1e7,1e8]`: the same model trained and scored on
 //!   data of growing size, with each child's time and peak memory.
 //! - `cargo xtask bench --mpi [--ranks 1,2] [--rows 2e6] [--rounds 1] [--quick]`: data-parallel
 //!   training on `mpirun` ranks.
+//! - `cargo xtask bench --gemm-limit [--quick] [--bench-json PATH]`: the models' matrix products
+//!   timed alone with the `gemm` crate, the GEMM-limited ceilings, and a `bench.json` against them.
 //!
 //! # The MPI benchmark
 //!
@@ -32,6 +35,7 @@
 //! missing; `--quick` (20,000 rows, tables of 4,096 rows) is the smoke run its test does.
 
 mod bench;
+mod gemm_limit;
 mod mpi;
 mod regime;
 mod scale;
@@ -210,13 +214,18 @@ enum Command {
     #[command(group(ArgGroup::new("table_bench").args(["scale", "mpi"]).multiple(true)))]
     Bench {
         /// A small shape and few steps: a smoke run of the whole harness (under two minutes).
-        /// With --mpi: 20,000 rows and tables of 4,096 buckets.
+        /// With --mpi: 20,000 rows and tables of 4,096 buckets. With --gemm-limit: three short
+        /// repetitions of each product.
         #[arg(long)]
         quick: bool,
         /// Also run the PyTorch peer (bench/peer/, installed into target/peer-venv on first
         /// use) and check that both sides compute the same loss.
         #[arg(long)]
         peer: bool,
+        /// The PyTorch peer's variants to run, comma-separated (plain, tuned, compiled; default:
+        /// all three, less `compiled` where `torch.compile` does not work on the machine).
+        #[arg(long, requires = "peer", value_delimiter = ',', value_enum)]
+        peer_variants: Vec<crossdistil_bench::PeerVariant>,
         /// The output folder.
         #[arg(long, default_value = "runs/bench")]
         out: PathBuf,
@@ -268,6 +277,15 @@ enum Command {
         /// Rank counts to measure, comma-separated: `mpirun -np N` for each.
         #[arg(long, requires = "mpi", value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=1024), default_values_t = [1u64, 2], help_heading = "MPI benchmark")]
         ranks: Vec<u64>,
+        /// Instead: the GEMM limit. Count the FLOPs of the matrix products of one training step
+        /// of every model, time each product alone with the `gemm` crate on 1 and 2 threads,
+        /// and write the GEMM-limited ceilings to OUT/gemm.json and OUT/gemm.md (--quick: few,
+        /// short repetitions).
+        #[arg(long, conflicts_with_all = ["scale", "mpi", "peer", "workers", "child_exe", "rounds"], help_heading = "GEMM limit")]
+        gemm_limit: bool,
+        /// A `bench.json` whose training speeds to compare with the GEMM rate (at its batch).
+        #[arg(long, requires = "gemm_limit", help_heading = "GEMM limit")]
+        bench_json: Option<PathBuf>,
     },
     /// One measurement of `bench` (run by it in a child process).
     #[command(hide = true)]
@@ -374,6 +392,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Bench {
             quick,
             peer,
+            peer_variants,
             out,
             workers,
             child_exe,
@@ -387,7 +406,16 @@ fn run(command: Command) -> anyhow::Result<()> {
             mpi,
             rows,
             ranks,
+            gemm_limit,
+            bench_json,
         } => {
+            if gemm_limit {
+                return gemm_limit::run(&gemm_limit::Args {
+                    out: under_root(&out),
+                    quick,
+                    bench_json: bench_json.map(|p| under_root(&p)),
+                });
+            }
             if mpi {
                 return mpi::run(&mpi_args(
                     quick,
@@ -429,6 +457,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 },
                 quick,
                 peer,
+                peer_variants,
                 workers,
                 child_exe,
                 rounds,
@@ -777,6 +806,29 @@ mod tests {
         };
         assert_eq!(rows_per_file, None);
         assert!(parse(&["--rows-per-file", "0"]).is_err());
+    }
+
+    /// `bench --peer-variants` takes the peer's variants by name, comma-separated; empty by
+    /// default (every variant that works), and only with `--peer`.
+    #[test]
+    fn bench_takes_the_peer_variants() {
+        use crossdistil_bench::PeerVariant::{Compiled, Tuned};
+        let parse = |extra: &[&str]| {
+            Cli::try_parse_from(["xtask", "bench"].into_iter().chain(extra.iter().copied()))
+        };
+        let variants = |extra: &[&str]| match parse(extra) {
+            Ok(Cli {
+                command: Command::Bench { peer_variants, .. },
+            }) => peer_variants,
+            _ => panic!("`bench {extra:?}` did not parse"),
+        };
+        assert_eq!(
+            variants(&["--peer", "--peer-variants", "tuned,compiled"]),
+            [Tuned, Compiled]
+        );
+        assert!(variants(&["--peer"]).is_empty());
+        assert!(parse(&["--peer-variants", "tuned"]).is_err());
+        assert!(parse(&["--peer", "--peer-variants", "fast"]).is_err());
     }
 
     /// `experiment` keeps every argument for the CLI, `--help` and unknown options included.

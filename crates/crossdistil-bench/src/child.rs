@@ -3,8 +3,42 @@
 
 use std::path::{Path, PathBuf};
 
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
 use crate::model::BenchModel;
 use crate::shape::Shape;
+
+/// The variants of the PyTorch peer (`bench/peer/peer.py --variant`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeerVariant {
+    /// One sparse table per field, Adam's CPU default, one matrix product per expert.
+    Plain,
+    /// One sparse table for all fields, fused Adam, the experts, towers and teacher heads of
+    /// each layer as one batched matrix product, the gates as one linear layer.
+    Tuned,
+    /// `Tuned` with its dense part compiled by `torch.compile` (inductor, CPU).
+    Compiled,
+}
+
+impl PeerVariant {
+    /// Every variant, in the report's order.
+    pub const ALL: [PeerVariant; 3] = [
+        PeerVariant::Plain,
+        PeerVariant::Tuned,
+        PeerVariant::Compiled,
+    ];
+
+    /// The name on the peer's command line and in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            PeerVariant::Plain => "plain",
+            PeerVariant::Tuned => "tuned",
+            PeerVariant::Compiled => "compiled",
+        }
+    }
+}
 
 /// The arguments of one child run: the data, the model and the timing. A `clap::Args`, so that
 /// a binary can take it as a subcommand's arguments; [`ChildArgs::to_args`] writes it back.
@@ -111,6 +145,15 @@ impl ChildArgs {
         }
         v
     }
+
+    /// The command-line arguments of the PyTorch peer's run of `self` as `variant`: those of
+    /// [`ChildArgs::to_args`] and `--variant`.
+    pub fn to_peer_args(&self, variant: PeerVariant) -> Vec<String> {
+        let mut v = self.to_args();
+        v.push("--variant".into());
+        v.push(variant.name().into());
+        v
+    }
 }
 
 #[cfg(test)]
@@ -144,5 +187,28 @@ mod tests {
             (BenchModel::Ple, true, 2)
         );
         assert_eq!(b.first_table_rows, Some(100_000));
+    }
+
+    /// The peer's arguments end with its variant, named as on its command line and in JSON.
+    #[test]
+    fn the_peer_gets_its_variant() {
+        let a = ChildArgs::new(
+            Path::new("data/bench"),
+            &Shape::QUICK,
+            BenchModel::Mmoe,
+            false,
+            1,
+            None,
+        );
+        for v in PeerVariant::ALL {
+            let args = a.to_peer_args(v);
+            assert_eq!(args[..args.len() - 2], a.to_args()[..]);
+            assert_eq!(args[args.len() - 2..], ["--variant", v.name()]);
+            assert_eq!(
+                serde_json::to_string(&v).unwrap(),
+                format!("\"{}\"", v.name())
+            );
+            assert_eq!(PeerVariant::from_str(v.name(), false), Ok(v));
+        }
     }
 }

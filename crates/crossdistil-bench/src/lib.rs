@@ -5,6 +5,7 @@ mod batches;
 mod child;
 mod data;
 mod export;
+pub mod gemm_limit;
 mod markdown;
 mod measurement;
 mod median;
@@ -18,14 +19,14 @@ mod shape;
 mod windows;
 
 pub use batches::BenchBatches;
-pub use child::ChildArgs;
+pub use child::{ChildArgs, PeerVariant};
 pub use data::bench_data;
 pub use export::export_weights;
 pub use markdown::markdown;
-pub use measurement::{Measurement, run_child};
+pub use measurement::{Measurement, PeerSetup, run_child};
 pub use model::{BenchModel, bench_config};
 pub use mpi::{MpiLayout, MpiReport, MpiRow, MpiRun, mpi_config, mpi_markdown, mpi_shape};
-pub use parity::{PARITY_TOLERANCE, Parity, parity_child};
+pub use parity::{PARITY_TOLERANCE, Parity, ParityCheck, parity_child};
 pub use report::{Report, Row};
 pub use scale::{
     DiskEstimate, Phase, ScaleReport, ScaleRow, ScaleShape, SplitRows, best_checkpoint,

@@ -9,12 +9,24 @@ use crossdistil_train::predict_all_on;
 use serde::{Deserialize, Serialize};
 
 use crate::batches::BenchBatches;
-use crate::child::ChildArgs;
+use crate::child::{ChildArgs, PeerVariant};
 use crate::export::export_weights;
 use crate::median::median;
 use crate::model::BenchModel;
 use crate::setup::build;
 use crate::windows::Windows;
+
+/// How a run of the PyTorch peer was set up, as the peer reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerSetup {
+    /// The peer's variant.
+    pub variant: PeerVariant,
+    /// The implementation of the dense parameters' Adam: `for-loop` (the CPU's default),
+    /// `fused` or `foreach`.
+    pub dense_adam: String,
+    /// The version of torch.
+    pub torch: String,
+}
 
 /// One measured child run (the JSON line a child prints).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,6 +51,9 @@ pub struct Measurement {
     pub eval_rows_per_s: f64,
     /// Peak resident memory of the child (`VmHWM`), MiB.
     pub peak_rss_mib: f64,
+    /// The PyTorch peer's setup; absent from crossdistil's runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<PeerSetup>,
 }
 
 impl Measurement {
@@ -55,6 +70,7 @@ impl Measurement {
             step_ms: 0.0,
             eval_rows_per_s: 0.0,
             peak_rss_mib: 0.0,
+            peer: None,
         }
     }
 }

@@ -66,3 +66,68 @@ pub fn bench_config(
         .expect("the benchmark configuration is valid");
     cfg
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    /// The settings that `bench/peer/peer.py` implements (its constants and the terms of its
+    /// objective), with and without CrossDistil: a change here needs the same change there.
+    #[test]
+    fn the_peer_implements_these_settings() {
+        for model in BenchModel::ALL {
+            for cd in [false, true] {
+                let cfg = serde_json::to_value(bench_config(model, cd, 1, 1024)).unwrap();
+                let at = |path: &str| cfg.pointer(path).cloned().unwrap_or(Value::Null);
+                let want = [
+                    ("/model/dropout", json!(0.0)),
+                    ("/model/backbone/dropout", json!(0.0)),
+                    ("/model/tower/dropout", json!(0.0)),
+                    (
+                        "/model/teacher",
+                        json!({"hidden": [], "activation": "relu", "detach_repr": false, "inputs": []}),
+                    ),
+                    ("/train/lr", json!(0.001)),
+                    ("/train/embedding_lr", Value::Null),
+                    ("/train/optimizer", json!("adam")),
+                    ("/train/weight_decay", json!(0.0)),
+                    ("/train/beta1", json!(0.9)),
+                    ("/train/beta2", json!(0.999)),
+                    ("/train/eps", json!(1e-8)),
+                    (
+                        "/train/sparse_optimizer",
+                        json!({"type": "adam", "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}),
+                    ),
+                    ("/train/grad_clip", json!(0.0)),
+                    ("/train/task_weights", json!([])),
+                    ("/train/task_weighting", json!("fixed")),
+                    (
+                        "/distill/mode",
+                        json!(if cd { "crossdistil" } else { "off" }),
+                    ),
+                    ("/distill/alpha", json!(0.5)),
+                    ("/distill/beta", json!(0.1)),
+                    ("/distill/gamma", json!(1.0)),
+                    ("/distill/teacher_bce", json!(0.0)),
+                    ("/distill/calibration", json!(true)),
+                    ("/distill/calibrator", json!("online")),
+                    ("/distill/calibrator_lr", json!(0.05)),
+                    ("/distill/error_correction", json!("clamp-student")),
+                    ("/distill/warmup_steps", json!(0)),
+                    ("/distill/ramp_steps", json!(0)),
+                    ("/distill/temperature", json!(1.0)),
+                    ("/distill/task_alpha", json!([])),
+                    ("/distill/min_confidence", json!(0.0)),
+                    (
+                        "/distill/ranking",
+                        json!({"pairs": "adjacent", "kind": "bpr", "margin": 1.0, "max_pairs": 0}),
+                    ),
+                ];
+                for (path, value) in want {
+                    assert_eq!(at(path), value, "{} cd={cd}: {path}", model.name());
+                }
+            }
+        }
+    }
+}

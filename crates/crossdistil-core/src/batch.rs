@@ -33,6 +33,41 @@ impl Batch {
         self.rows.len()
     }
 
+    /// Appends the rows of `other` (a batch of the same fields and tasks) after this batch's.
+    /// When one of the two has sample weights and the other not, the other's rows weigh 1.
+    pub fn append(&mut self, other: &Batch) {
+        let (n, m) = (self.size(), other.size());
+        if !self.weights.is_empty() || !other.weights.is_empty() {
+            self.weights.resize(n, 1.0);
+            match other.weights.is_empty() {
+                true => self.weights.extend(std::iter::repeat_n(1.0, m)),
+                false => self.weights.extend_from_slice(&other.weights),
+            }
+        }
+        self.rows.extend_from_slice(&other.rows);
+        self.sparse.extend_from_slice(&other.sparse);
+        self.dense.extend_from_slice(&other.dense);
+        self.labels.extend_from_slice(&other.labels);
+        if self.multi.is_empty() && n == 0 {
+            self.multi = vec![
+                MultiBatch {
+                    offsets: vec![0],
+                    ids: Vec::new()
+                };
+                other.multi.len()
+            ];
+        }
+        for (mine, theirs) in self.multi.iter_mut().zip(&other.multi) {
+            if mine.offsets.is_empty() {
+                mine.offsets.push(0);
+            }
+            let base = mine.ids.len() as u32;
+            mine.offsets
+                .extend(theirs.offsets.iter().skip(1).map(|o| base + o));
+            mine.ids.extend_from_slice(&theirs.ids);
+        }
+    }
+
     /// The batch cut into `parts` contiguous shards of rows `[i * n / parts, (i + 1) * n / parts)`
     /// (empty shards are left out), for data-parallel workers.
     pub fn split(&self, parts: usize) -> Vec<Batch> {
@@ -108,5 +143,48 @@ mod tests {
         assert_eq!(parts[1].multi[0].ids, [6]);
         assert_eq!(b.split(1), vec![b.clone()]);
         assert_eq!(b.split(5).len(), 3);
+    }
+
+    #[test]
+    fn append_then_split_gives_back_both_batches() {
+        let a = Batch {
+            rows: vec![1, 2],
+            sparse: vec![10, 20],
+            multi: vec![MultiBatch {
+                offsets: vec![0, 1, 3],
+                ids: vec![4, 5, 6],
+            }],
+            dense: vec![0.1, 0.2],
+            labels: vec![0.0, 1.0],
+            weights: Vec::new(),
+        };
+        let b = Batch {
+            rows: vec![9],
+            sparse: vec![90],
+            multi: vec![MultiBatch {
+                offsets: vec![0, 2],
+                ids: vec![7, 8],
+            }],
+            dense: vec![0.9],
+            labels: vec![1.0],
+            weights: vec![0.0],
+        };
+        let mut ab = a.clone();
+        ab.append(&b);
+        assert_eq!(ab.size(), 3);
+        // The first batch had no weights: its rows weigh 1.
+        assert_eq!(ab.weights, [1.0, 1.0, 0.0]);
+        assert_eq!(ab.multi[0].offsets, [0, 1, 3, 5]);
+        assert_eq!(ab.multi[0].ids, [4, 5, 6, 7, 8]);
+        let back = ab.split(3);
+        assert_eq!(back[2].rows, b.rows);
+        assert_eq!(back[2].multi, b.multi);
+        assert_eq!(back[2].weights, b.weights);
+        // Without weights on either side, none appear.
+        let mut aa = a.clone();
+        aa.append(&a);
+        assert!(aa.weights.is_empty());
+        assert_eq!(aa.part(1, 2).multi, a.multi);
+        assert_eq!(aa.part(1, 2).labels, a.labels);
     }
 }

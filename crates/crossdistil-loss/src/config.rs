@@ -90,6 +90,13 @@ pub struct DistillConfig {
     /// min_confidence` for its probability `q` (before error correction); the other rows'
     /// terms are 0. 0 (the default): every row. In `[0, 1)`.
     pub min_confidence: f64,
+    /// One count per task, in the run's task order: every training batch gets this many extra
+    /// rows drawn (with replacement) from the positives of that task in the train split, which
+    /// only the ranking loss sees (their weight is 0 in every other term, and the batch's own
+    /// rows are re-weighted so that those terms keep their values). Keeps a rare task's levels
+    /// present in every batch. Read by the trainer's batch source, not by the objective. Empty
+    /// (the default): none.
+    pub extra_positives: Vec<usize>,
     /// The auxiliary ranking loss.
     pub ranking: RankingConfig,
 }
@@ -111,6 +118,7 @@ impl Default for DistillConfig {
             temperature: 1.0,
             task_alpha: Vec::new(),
             min_confidence: 0.0,
+            extra_positives: Vec::new(),
             ranking: RankingConfig::default(),
         }
     }
@@ -179,6 +187,12 @@ impl DistillConfig {
                 ),
             ));
         }
+        if self.extra_positives.iter().any(|&n| n > 0) && !self.needs_teachers() {
+            return Err(ConfigError::new(
+                "extra_positives",
+                "only the ranking loss reads the extra rows, and this mode has none: set mode = \"crossdistil\" or \"aux-only\", or remove extra_positives",
+            ));
+        }
         self.ranking.validate().map_err(|e| e.within("ranking"))?;
         self.error_correction
             .validate()
@@ -221,6 +235,10 @@ mod tests {
         assert_eq!(bad(|c| c.task_alpha = vec![1.0, -0.5]).key, "task_alpha[1]");
         assert_eq!(bad(|c| c.min_confidence = 1.0).key, "min_confidence");
         assert_eq!(bad(|c| c.min_confidence = f64::NAN).key, "min_confidence");
+        assert_eq!(
+            bad(|c| c.extra_positives = vec![8, 0]).key,
+            "extra_positives"
+        );
         let e = bad(|c| c.error_correction = ErrorCorrection::Blend(7.0)).within("distill");
         assert_eq!(e.key, "distill.error_correction.blend");
     }

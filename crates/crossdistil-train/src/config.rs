@@ -391,7 +391,14 @@ impl RunConfig {
                 return Err(ConfigError::new("tasks", format!("names `{name}` twice")));
             }
         }
-        self.distill.validate().map_err(|e| e.within("distill"))
+        self.distill.validate().map_err(|e| e.within("distill"))?;
+        if self.train.stream && self.distill.extra_positives.iter().any(|&n| n > 0) {
+            return Err(ConfigError::new(
+                "distill.extra_positives",
+                "draws from the positives of the whole train split, which a streamed run does not hold: set train.stream = false, or remove extra_positives",
+            ));
+        }
+        Ok(())
     }
 
     /// The keys whose values differ between this (a run's saved, resolved configuration) and
@@ -442,6 +449,12 @@ impl RunConfig {
             "distill.task_alpha",
             "factors",
             self.distill.task_alpha.len(),
+            idx.len(),
+        )?;
+        per_task(
+            "distill.extra_positives",
+            "counts",
+            self.distill.extra_positives.len(),
             idx.len(),
         )?;
         Ok(idx)

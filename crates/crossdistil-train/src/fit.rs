@@ -181,7 +181,7 @@ fn follow(data_dir: &Path, out: &Path, comm: Arc<dyn Comm>) -> Result<()> {
     let BuiltModel { model, tasks, .. } =
         build_model_for_rank(&cfg, data.spec(), &data.input_schema(), rank, ranks)?;
     let n_labels = data.spec().labels.len();
-    let mut trainer = Trainer::new(model, &cfg, tasks, n_labels).with_comm(comm.clone());
+    let mut trainer = Trainer::new(model, &cfg, tasks.clone(), n_labels).with_comm(comm.clone());
     let state = m.state.clone();
     let targets = Target::of(trainer.model().input().tables());
     if let Some(tensors) = load_last_for(&run, &m, (rank, ranks), sharded, &targets)? {
@@ -197,7 +197,13 @@ fn follow(data_dir: &Path, out: &Path, comm: Arc<dyn Comm>) -> Result<()> {
         trainer.resume_within_epoch(w.position.clone());
     }
     let t = &cfg.train;
-    let source = data.train_batches_of_rank(t, comm.rank(), comm.size())?;
+    let source = data.train_batches_with_extra(
+        t,
+        &tasks,
+        &cfg.distill.extra_positives,
+        comm.rank(),
+        comm.size(),
+    )?;
     if !state.stopped_early {
         let first = state.epochs_done;
         trainer.fit(source.as_ref(), first..t.epochs.max(first), &mut ())?;
@@ -315,7 +321,8 @@ fn fit_on(
         seconds_before: state.train_seconds,
         events: std::cell::RefCell::new(EventWriter::create(&out.join(EVENTS))?),
     };
-    let source = data.train_batches_of_rank(t, rank, ranks)?;
+    let source =
+        data.train_batches_with_extra(t, &tasks, &cfg.distill.extra_positives, rank, ranks)?;
     let mut hooks = RunHooks {
         guard: DivergenceGuard::new(t.divergence_factor, state.early_loss),
         folder,

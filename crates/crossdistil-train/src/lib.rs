@@ -3,7 +3,8 @@
 //!
 //! # Items
 //!
-//! - The loop: [`Trainer`] with [`BatchSource`] ([`ShuffledRows`], `Vec<Batch>`), [`Hooks`] and
+//! - The loop: [`Trainer`] with [`BatchSource`] ([`ShuffledRows`], `Vec<Batch>`, and
+//!   [`ExtraPositives`] around another source, [`with_extra_rows`]), [`Hooks`] and
 //!   [`Control`]; [`Optimizer`] ([`OptimizerSettings`], the dense [`Adam`]); [`LossParts`] and
 //!   [`Gradients`] of one step; [`stream_seed`] and [`worker_rngs`], the seeded random streams.
 //! - A run: [`RunConfig`] ([`TrainSettings`]), [`fit`] ([`FitOptions`]) into a run folder
@@ -23,6 +24,7 @@ pub mod dist;
 mod divergence;
 mod error;
 mod evaluate;
+mod extra_rows;
 mod fit;
 mod gradnorm;
 mod lock;
@@ -54,6 +56,7 @@ pub use error::{Result, TrainError};
 pub use evaluate::{
     ECE_BINS, SplitMetrics, TaskMetrics, evaluate, evaluate_model, metrics_of, metrics_table,
 };
+pub use extra_rows::{ExtraPositives, with_extra_rows};
 pub use fit::{
     BuiltModel, FitOptions, build_model, build_model_for, build_model_for_rank, fit,
     fit_distributed, load_weights, set_weights,

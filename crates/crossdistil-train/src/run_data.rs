@@ -11,8 +11,9 @@ use crossdistil_data::{
 use crossdistil_model::MultiTaskModel;
 
 use crate::config::TrainSettings;
-use crate::error::Result;
+use crate::error::{Result, TrainError};
 use crate::evaluate::{SplitMetrics, metrics_of};
+use crate::extra_rows::ExtraPositives;
 use crate::predict::{Predictions, predict_all_on};
 use crate::stream::{StreamedRows, read_ahead};
 use crate::trainer::{BatchSource, ShuffledRows};
@@ -194,6 +195,46 @@ impl RunData {
                 t.shuffle_buffer,
                 *readers,
             )?),
+        })
+    }
+
+    /// [`RunData::train_batches_of_rank`] with `counts[k]` extra positives of label column
+    /// `labels[k]` after every global batch ([`ExtraPositives`], `distill.extra_positives`),
+    /// drawn before the batch is cut into the ranks' parts. Needs the data loaded; with every
+    /// count 0 it is [`RunData::train_batches_of_rank`].
+    pub fn train_batches_with_extra(
+        &self,
+        t: &TrainSettings,
+        labels: &[usize],
+        counts: &[usize],
+        rank: usize,
+        ranks: usize,
+    ) -> Result<Box<dyn BatchSource + '_>> {
+        if counts.iter().all(|&n| n == 0) {
+            return self.train_batches_of_rank(t, rank, ranks);
+        }
+        let RunData::Loaded { ds, rows } = self else {
+            return Err(TrainError::Config(
+                "distill.extra_positives needs the data set in memory: set train.stream = false"
+                    .into(),
+            ));
+        };
+        let train = &rows[Split::Train as usize];
+        let extra: Box<dyn BatchSource + '_> = Box::new(ExtraPositives::new(
+            self.train_batches_of_rank(t, 0, 1)?,
+            ds,
+            train,
+            labels,
+            counts,
+            t.seed,
+        ));
+        Ok(match ranks.max(1) {
+            1 => extra,
+            ranks => Box::new(RankPart {
+                inner: extra,
+                rank,
+                ranks,
+            }),
         })
     }
 
