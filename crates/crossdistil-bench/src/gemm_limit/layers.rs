@@ -103,8 +103,8 @@ pub fn step_flops(layers: &[Layer], rows: usize) -> u64 {
 }
 
 /// The linear layers of `model` (with CrossDistil's teacher heads when `crossdistil`) as its
-/// products run: the [`parameter_layers`] of the model the trainer builds for the benchmark
-/// data, with the first layers of its group of experts stacked into one ([`stack_first_layers`]).
+/// products run: the `parameter_layers` of the model the trainer builds for the benchmark
+/// data, with the first layers of its group of experts stacked into one (`stack_first_layers`).
 pub fn bench_layers(model: BenchModel, crossdistil: bool) -> anyhow::Result<Vec<Layer>> {
     let layers = parameter_layers(model, crossdistil)?;
     Ok(match expert_group(model) {
