@@ -78,6 +78,7 @@ def args():
     p.add_argument("--window-steps", type=int, default=20)
     p.add_argument("--windows", type=int, default=7)
     p.add_argument("--eval-rows", type=int, default=40000)
+    p.add_argument("--eval-batch", type=int, default=1024)
     p.add_argument("--init")
     p.add_argument("--dir")
     p.add_argument("--threads", type=int, default=os.cpu_count())
@@ -537,8 +538,8 @@ def bench(a):
     with torch.no_grad():
         for _ in range(3):
             t0 = time.perf_counter()
-            for s in range(0, len(held), 8192):
-                idx = held[s : s + 8192]
+            for s in range(0, len(held), a.eval_batch):
+                idx = held[s : s + a.eval_batch]
                 torch.sigmoid(model(torch.from_numpy(ids[idx]), torch.from_numpy(dense[idx]))[0])
             evals.append(len(held) / (time.perf_counter() - t0))
     train_rate = statistics.median(windows)

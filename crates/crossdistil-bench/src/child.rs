@@ -77,6 +77,9 @@ pub struct ChildArgs {
     /// Held-out rows of each evaluation pass.
     #[arg(long)]
     pub eval_rows: usize,
+    /// Rows per evaluation batch.
+    #[arg(long, default_value_t = 1024)]
+    pub eval_batch: usize,
     /// Write the initial weights here (safetensors) for the peer to start from.
     #[arg(long)]
     pub export_init: Option<PathBuf>,
@@ -105,6 +108,7 @@ impl ChildArgs {
             window_steps: shape.window_steps,
             windows: shape.windows,
             eval_rows: shape.eval_rows,
+            eval_batch: shape.eval_batch,
             export_init: None,
         }
     }
@@ -131,6 +135,8 @@ impl ChildArgs {
             self.windows.to_string(),
             "--eval-rows".into(),
             self.eval_rows.to_string(),
+            "--eval-batch".into(),
+            self.eval_batch.to_string(),
         ];
         if self.crossdistil {
             v.push("--crossdistil".into());

@@ -114,7 +114,7 @@ pub fn run_child(a: &ChildArgs) -> anyhow::Result<Measurement> {
     let mut eval = Vec::new();
     for _ in 0..if eval_rows.is_empty() { 0 } else { 3 } {
         let started = Instant::now();
-        predict_all_on(&model, &ds, &eval_rows, 8192, a.workers)?;
+        predict_all_on(&model, &ds, &eval_rows, a.eval_batch, a.workers)?;
         eval.push(eval_rows.len() as f64 / started.elapsed().as_secs_f64());
     }
     let train = median(&windows);

@@ -22,6 +22,8 @@ pub struct Shape {
     pub windows: usize,
     /// Held-out rows of each of the three evaluation passes.
     pub eval_rows: usize,
+    /// Rows per evaluation batch, on both sides (crossdistil's default `train.eval_batch_size`).
+    pub eval_batch: usize,
     /// Rounds over all configurations; the report takes the median.
     pub rounds: usize,
     /// Rows of the first field's table in the table-size sweep.
@@ -48,6 +50,7 @@ impl Shape {
         window_steps: 20,
         windows: 7,
         eval_rows: 40_000,
+        eval_batch: 1024,
         rounds: 3,
         table_sweep: &[10_000, 1_000_000, 10_000_000],
     };
@@ -61,6 +64,7 @@ impl Shape {
         window_steps: 3,
         windows: 2,
         eval_rows: 4_000,
+        eval_batch: 1024,
         rounds: 1,
         table_sweep: &[10_000, 100_000],
     };

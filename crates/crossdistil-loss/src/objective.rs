@@ -147,28 +147,44 @@ pub fn ranking_gradient(
             label_rows.len()
         );
     }
-    let var = candle_core::Var::from_tensor(&scores.detach())?;
-    let mut value = 0.0;
-    let mut total: Option<Tensor> = None;
-    for k in 0..n_tasks {
+    let scores = scores.detach();
+    let one_task = |k: usize, rng: &mut ChaCha8Rng| -> Result<Option<(f64, Tensor)>> {
+        let col = candle_core::Var::from_tensor(&column(&scores, k)?)?;
         let levels = graded_levels(label_rows, n_tasks, k);
-        if let Some(rank) = ranking_loss(&column(var.as_tensor(), k)?, &levels, &cfg.ranking, rng)?
-        {
-            value += scalar(&rank)?;
-            let term = rank.affine(cfg.beta, 0.0)?;
-            total = Some(match total {
-                None => term,
-                Some(t) => t.add(&term)?,
-            });
-        }
-    }
-    let grad = match total {
-        Some(t) => t
+        let Some(rank) = ranking_loss(col.as_tensor(), &levels, &cfg.ranking, rng)? else {
+            return Ok(None);
+        };
+        let value = scalar(&rank)?;
+        let grad = match rank
+            .affine(cfg.beta, 0.0)?
             .backward()?
-            .remove(var.as_tensor())
-            .unwrap_or(var.as_tensor().zeros_like()?),
-        None => var.as_tensor().zeros_like()?,
+            .remove(col.as_tensor())
+        {
+            Some(g) => g,
+            None => col.as_tensor().zeros_like()?,
+        };
+        Ok(Some((value, grad)))
     };
+    // Taking every pair (`max_pairs = 0`) draws nothing at random, so the tasks' losses are
+    // independent: they run on helper threads, one per task, with the same values and
+    // gradients as in turn. Sampled pairs are drawn from `rng` task after task.
+    let per_task: Vec<Result<Option<(f64, Tensor)>>> = if cfg.ranking.max_pairs == 0 {
+        crossdistil_core::on_helpers((0..n_tasks).collect(), |k| one_task(k, &mut rng.clone()))
+    } else {
+        (0..n_tasks).map(|k| one_task(k, rng)).collect()
+    };
+    let mut value = 0.0;
+    let mut columns = Vec::with_capacity(n_tasks);
+    for r in per_task {
+        columns.push(match r? {
+            Some((v, g)) => {
+                value += v;
+                g
+            }
+            None => Tensor::zeros(b, scores.dtype(), scores.device())?,
+        });
+    }
+    let grad = Tensor::stack(&columns, 1)?;
     Ok(Some((value, grad)))
 }
 
@@ -558,6 +574,42 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// With every pair taken the tasks run on helper threads; the value and the gradient are,
+    /// bit for bit, those of one graph over the tasks in turn.
+    #[test]
+    fn the_tasks_on_helper_threads_give_the_losses_in_turn_bit_for_bit() {
+        let (_, scores, labels) = data();
+        let all = Tensor::from_vec(scores, (B, T), &Device::Cpu).unwrap();
+        let c = cfg();
+        assert_eq!(c.ranking.max_pairs, 0);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let (value, g) = ranking_gradient(&all, &labels, &c, &mut rng)
+            .unwrap()
+            .unwrap();
+        let var = Var::from_tensor(&all).unwrap();
+        let (mut want, mut total) = (0.0, None);
+        for k in 0..T {
+            let levels = graded_levels(&labels, T, k);
+            let col = column(var.as_tensor(), k).unwrap();
+            if let Some(r) = ranking_loss(&col, &levels, &c.ranking, &mut rng).unwrap() {
+                want += scalar(&r).unwrap();
+                let t = r.affine(c.beta, 0.0).unwrap();
+                total = Some(match total {
+                    None => t,
+                    Some(a) => t.add(&a).unwrap(),
+                });
+            }
+        }
+        let store = total.unwrap().backward().unwrap();
+        let want_g = store.get(var.as_tensor()).unwrap();
+        assert_eq!(value.to_bits(), want.to_bits());
+        let bits = |t: &Tensor| -> Vec<u32> {
+            let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+            v.iter().map(|x| x.to_bits()).collect()
+        };
+        assert_eq!(bits(&g), bits(want_g));
     }
 
     #[test]

@@ -417,18 +417,14 @@ impl FeatureInput {
             return run(&mut self.tables, &g.fields);
         }
         let per = self.tables.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            let handles: Vec<_> = self
-                .tables
-                .chunks_mut(per)
-                .zip(g.fields.chunks(per))
-                .map(|(t, f)| s.spawn(move || run(t, f)))
-                .collect();
-            handles.into_iter().try_for_each(|h| {
-                h.join()
-                    .map_err(|_| candle_core::Error::Msg("a table update thread panicked".into()))?
-            })
-        })
+        let parts: Vec<_> = self
+            .tables
+            .chunks_mut(per)
+            .zip(g.fields.chunks(per))
+            .collect();
+        crossdistil_core::on_helpers(parts, |(t, f)| run(t, f))
+            .into_iter()
+            .collect()
     }
 
     /// Every table and its optimiser state (see [`EmbeddingTable::save_tensors`]).

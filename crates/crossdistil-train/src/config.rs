@@ -56,7 +56,8 @@ pub struct TrainSettings {
     pub epochs: usize,
     /// Rows per training step (cut into `workers` shards).
     pub batch_size: usize,
-    /// Batch size of evaluation passes.
+    /// Batch size of evaluation passes (1024). Larger batches score more slowly on a CPU: their
+    /// hidden activations no longer fit the caches (docs/performance.md).
     pub eval_batch_size: usize,
     /// Learning rate of the dense parameters (and of the embeddings unless `embedding_lr`).
     pub lr: f64,
@@ -164,7 +165,7 @@ impl Default for TrainSettings {
         TrainSettings {
             epochs: 10,
             batch_size: 1024,
-            eval_batch_size: 8192,
+            eval_batch_size: 1024,
             lr: 1e-3,
             embedding_lr: None,
             optimizer: OptimizerKind::Adam,

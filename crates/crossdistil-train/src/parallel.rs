@@ -27,8 +27,9 @@ pub fn balanced_ranges(weights: &[usize], threads: usize) -> Vec<Range<usize>> {
 }
 
 /// Runs `f` on every item, the items cut by [`balanced_ranges`] of `weight` over `threads`
-/// threads, the first range on the calling thread. Returns the first error in item-range
-/// order; a panic in a thread is re-raised here.
+/// threads, the first range on the calling thread and the others on helper threads
+/// ([`crossdistil_core::on_helpers`]). Returns the first error in item-range order; a panic in
+/// a thread is re-raised here.
 pub fn for_each_balanced<T: Send, E: Send>(
     items: &mut [T],
     weight: impl Fn(&T) -> usize,
@@ -48,19 +49,8 @@ pub fn for_each_balanced<T: Send, E: Send>(
         chunks.push(head);
         rest = tail;
     }
-    let mut chunks = chunks.into_iter();
-    let first = chunks.next().expect("at least two ranges");
-    std::thread::scope(|s| {
-        let handles: Vec<_> = chunks.map(|c| s.spawn(|| run(c))).collect();
-        let mut result = run(first);
-        for h in handles {
-            let r = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-            if result.is_ok() {
-                result = r;
-            }
-        }
-        result
-    })
+    let results = crossdistil_core::on_helpers(chunks, run);
+    results.into_iter().collect()
 }
 
 #[cfg(test)]

@@ -15,7 +15,8 @@
 //! labels of every part are gathered (a few bytes a row), the loss and its gradient with respect
 //! to the scores are computed over all of them ([`ranking_gradient`], the same on every rank), and
 //! each worker's backward pass adds the surrogate `sum r g` of its rows. With one part this is
-//! the plain objective.
+//! the plain objective. Without a ranking loss nothing is taken over the whole batch, and each
+//! worker runs its forward and backward passes in one go.
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor};
@@ -233,28 +234,21 @@ fn share(
     Ok(share)
 }
 
-/// Runs `f` on every item, item 0 on this thread and the others on their own, and returns the
-/// results in item order (the first error, or a worker's panic as an error).
+/// Runs `f` on every item, item 0 on this thread and the others on helper threads
+/// ([`crossdistil_core::on_helpers`]), and returns the results in item order (the first error,
+/// or a worker's panic as an error).
 fn on_workers<T: Send, R: Send>(
     items: Vec<T>,
     step: u64,
     f: impl Fn(T) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {
-    let mut items = items.into_iter();
-    let Some(first) = items.next() else {
-        return Ok(Vec::new());
-    };
-    let f = &f;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items.map(|item| s.spawn(move || f(item))).collect();
-        let mut out = vec![f(first)?];
-        for h in handles {
-            out.push(h.join().map_err(|_| {
-                TrainError::Diverged(format!("a worker thread panicked at step {step}"))
-            })??);
-        }
-        Ok(out)
-    })
+    let run = |item| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(item)));
+    crossdistil_core::on_helpers(items, run)
+        .into_iter()
+        .map(|r| {
+            r.map_err(|_| TrainError::Diverged(format!("a worker thread panicked at step {step}")))?
+        })
+        .collect()
 }
 
 /// Where a step's batch sits in the global batch.
@@ -319,6 +313,33 @@ fn shares(
         });
     }
     let n = global as f64;
+    let needs_ranking = setup.cfg.distill.needs_teachers() && model.has_teachers();
+    if !needs_ranking {
+        // Nothing is taken over the whole batch: each worker runs its forward and backward
+        // passes in one go, without waiting for the others in between.
+        let shares = on_workers(
+            shards.iter().zip(rngs.iter_mut()).collect(),
+            step,
+            |(shard, rng)| {
+                let fwd = model.forward(shard, Mode::Train(rng))?;
+                let targets = targets_of(model, shard, setup)?;
+                shard_share(
+                    model,
+                    fwd,
+                    &targets,
+                    None,
+                    shard.size() as f64 / n,
+                    setup,
+                    step,
+                )
+            },
+        )?;
+        return Ok(Shares {
+            shares,
+            global_rank: None,
+            rows: global,
+        });
+    }
     // Phase 1: forward passes.
     let fwds = on_workers(
         shards.iter().zip(rngs.iter_mut()).collect(),
@@ -330,69 +351,88 @@ fn shares(
         },
     )?;
     // The ranking loss over the global batch.
-    let needs_ranking = setup.cfg.distill.needs_teachers() && model.has_teachers();
     let mut global_rank = None;
     let mut grads: Vec<Option<Tensor>> = vec![None; fwds.len()];
-    if needs_ranking {
-        let n_tasks = setup.tasks.len();
-        let mut scores = Vec::with_capacity(local * n_tasks);
-        let mut labels = Vec::with_capacity(local * n_tasks);
-        for (fwd, l) in &fwds {
-            let s = fwd.teacher_scores.as_ref().expect("a model with teachers");
-            scores.extend(s.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?);
-            labels.extend(
-                l.labels
-                    .to_dtype(DType::F32)?
-                    .flatten_all()?
-                    .to_vec1::<f32>()?,
-            );
-        }
-        let (scores, labels) = match place.comm {
-            Some(c) if c.size() > 1 => (
-                all_gather_f32(c, &scores)?.concat(),
-                all_gather_f32(c, &labels)?.concat(),
-            ),
-            _ => (scores, labels),
-        };
-        let device = model.params().device();
-        let all = Tensor::from_vec(scores, (global, n_tasks), device)?;
-        let rng = place.ranking_rng.ok_or_else(|| {
-            TrainError::Distributed("a batch in several parts needs the ranking stream".into())
-        })?;
-        let mut rng = rng.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((value, g)) = ranking_gradient(&all, &labels, &setup.cfg.distill, &mut rng)? {
-            global_rank = Some(value);
-            let mut at = offset;
-            for (k, (fwd, _)) in fwds.iter().enumerate() {
-                let b = fwd.logits.dim(0)?;
-                grads[k] = Some(g.narrow(0, at, b)?);
-                at += b;
-            }
+    let n_tasks = setup.tasks.len();
+    let mut scores = Vec::with_capacity(local * n_tasks);
+    let mut labels = Vec::with_capacity(local * n_tasks);
+    for (fwd, l) in &fwds {
+        let s = fwd.teacher_scores.as_ref().expect("a model with teachers");
+        scores.extend(s.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?);
+        labels.extend(
+            l.labels
+                .to_dtype(DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?,
+        );
+    }
+    let (scores, labels) = match place.comm {
+        Some(c) if c.size() > 1 => (
+            all_gather_f32(c, &scores)?.concat(),
+            all_gather_f32(c, &labels)?.concat(),
+        ),
+        _ => (scores, labels),
+    };
+    let device = model.params().device();
+    let all = Tensor::from_vec(scores, (global, n_tasks), device)?;
+    let rng = place.ranking_rng.ok_or_else(|| {
+        TrainError::Distributed("a batch in several parts needs the ranking stream".into())
+    })?;
+    let mut rng = rng.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((value, g)) = ranking_gradient(&all, &labels, &setup.cfg.distill, &mut rng)? {
+        global_rank = Some(value);
+        let mut at = offset;
+        for (k, (fwd, _)) in fwds.iter().enumerate() {
+            let b = fwd.logits.dim(0)?;
+            grads[k] = Some(g.narrow(0, at, b)?);
+            at += b;
         }
     }
     // Phase 2: backward passes.
     let items: Vec<_> = fwds.into_iter().zip(grads).zip(&shards).collect();
     let shares = on_workers(items, step, |(((fwd, targets), g), shard)| {
-        let scale = shard.size() as f64 / n;
-        let calibrators = calibrators_of(model);
-        let input = objective_input(model, &fwd, &targets, &calibrators);
-        let loss = objective_without_ranking(&input, setup.weights, &setup.cfg.distill, step)?;
-        let total = loss.total.affine(scale, 0.0)?;
-        let value = total.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-        let total = match (&g, &fwd.teacher_scores) {
-            (Some(g), Some(r)) => total.add(&r.mul(&g.to_dtype(r.dtype())?)?.sum_all()?)?,
-            _ => total,
-        };
-        let tasks = task_gradients(model, &fwd, &targets, setup.fixed_weights, scale)?;
-        let mut share = backward(model, &fwd, total, value, &loss, scale, step)?;
-        (share.parts.task_loss, share.parts.task_grad_sq) = tasks;
-        Ok(share)
+        shard_share(
+            model,
+            fwd,
+            &targets,
+            g,
+            shard.size() as f64 / n,
+            setup,
+            step,
+        )
     })?;
     Ok(Shares {
         shares,
         global_rank,
         rows: global,
     })
+}
+
+/// The backward pass of one shard of a batch in several parts: its objective without the
+/// ranking loss at loss scale `scale`, plus, when the ranking loss was taken over the global
+/// batch, the surrogate `sum r g` of the shard's teacher scores `r` and their gradient `g`.
+fn shard_share(
+    model: &MultiTaskModel,
+    fwd: Forward,
+    targets: &Targets,
+    g: Option<Tensor>,
+    scale: f64,
+    setup: &StepSetup<'_>,
+    step: u64,
+) -> Result<Share> {
+    let calibrators = calibrators_of(model);
+    let input = objective_input(model, &fwd, targets, &calibrators);
+    let loss = objective_without_ranking(&input, setup.weights, &setup.cfg.distill, step)?;
+    let total = loss.total.affine(scale, 0.0)?;
+    let value = total.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    let total = match (&g, &fwd.teacher_scores) {
+        (Some(g), Some(r)) => total.add(&r.mul(&g.to_dtype(r.dtype())?)?.sum_all()?)?,
+        _ => total,
+    };
+    let tasks = task_gradients(model, &fwd, targets, setup.fixed_weights, scale)?;
+    let mut share = backward(model, &fwd, total, value, &loss, scale, step)?;
+    (share.parts.task_loss, share.parts.task_grad_sq) = tasks;
+    Ok(share)
 }
 
 /// The gradient of one step: dense parameters, embedding tables, and the loss parts.
