@@ -130,6 +130,31 @@ pub(crate) fn matmul_rows_into(
     product(out.as_mut_ptr(), out.len(), out_rs, a, b, accumulate);
 }
 
+thread_local! {
+    /// Whether this thread's products stay on this thread ([`on_one_thread`]).
+    static ONE_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every matrix product of the model on the calling thread alone, whatever
+/// `RAYON_NUM_THREADS` says. A data-parallel worker has a core of its own: products that asked
+/// for every core too would compete with the other workers for them (two workers then trained
+/// at about half the speed of one, docs/performance.md).
+///
+/// ```
+/// let x = crossdistil_model::on_one_thread(|| 2 + 2);
+/// assert_eq!(x, 4);
+/// ```
+pub fn on_one_thread<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ONE_THREAD.set(self.0);
+        }
+    }
+    let _restore = Restore(ONE_THREAD.replace(true));
+    f()
+}
+
 /// The product into `len` floats at `out` (rows `out_rs` apart), after checking every index
 /// the kernel forms against `len` and the views.
 fn product(out: *mut f32, len: usize, out_rs: usize, a: View<'_>, b: View<'_>, accumulate: bool) {
@@ -146,7 +171,10 @@ fn product(out: *mut f32, len: usize, out_rs: usize, a: View<'_>, b: View<'_>, a
     if m == 0 || n == 0 {
         return;
     }
-    let threads = candle_core::utils::get_num_threads();
+    let threads = match ONE_THREAD.get() {
+        true => 1,
+        false => candle_core::utils::get_num_threads(),
+    };
     let parallelism = if threads > 1 {
         Parallelism::Rayon(threads)
     } else {
@@ -184,6 +212,42 @@ fn product(out: *mut f32, len: usize, out_rs: usize, a: View<'_>, b: View<'_>, a
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The switch holds inside its closure only, also when the closure panics, and the
+    /// products are the same bits on one thread as on the pool.
+    #[test]
+    fn one_thread_holds_for_its_closure_and_gives_the_same_products() {
+        assert!(!ONE_THREAD.get());
+        on_one_thread(|| assert!(ONE_THREAD.get()));
+        assert!(!ONE_THREAD.get());
+        assert!(std::panic::catch_unwind(|| on_one_thread(|| panic!("inside"))).is_err());
+        assert!(!ONE_THREAD.get());
+        let (m, k, n) = (300, 170, 260);
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 53 % 97) as f32 - 48.0) / 9.0)
+            .collect();
+        let product = || {
+            let mut out = vec![0.0; m * n];
+            matmul_into(
+                &mut out,
+                View::row_major(&a, m, k),
+                View::row_major(&b, k, n),
+                false,
+            );
+            out
+        };
+        let pooled = product();
+        let alone = on_one_thread(product);
+        assert!(
+            pooled
+                .iter()
+                .zip(&alone)
+                .all(|(x, y)| x.to_bits() == y.to_bits())
+        );
+    }
 
     /// A hand count, and the transposed views of the same data.
     #[test]

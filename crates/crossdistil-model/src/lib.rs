@@ -54,3 +54,6 @@ pub use gather::{FieldPlan, GatherPlan};
 pub use input::{FeatureInput, Gathered};
 pub use sparse_grads::{FieldGrad, SparseGrads};
 pub use sparse_optim::OptimState;
+
+// Threads.
+pub use gemm::on_one_thread;

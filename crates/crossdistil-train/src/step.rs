@@ -242,7 +242,14 @@ fn on_workers<T: Send, R: Send>(
     step: u64,
     f: impl Fn(T) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {
-    let run = |item| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(item)));
+    // Several workers: each keeps its products on its own thread (`on_one_thread`).
+    let several = items.len() > 1;
+    let run = |item| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match several {
+            true => crossdistil_model::on_one_thread(|| f(item)),
+            false => f(item),
+        }))
+    };
     crossdistil_core::on_helpers(items, run)
         .into_iter()
         .map(|r| {

@@ -216,6 +216,17 @@ impl Trainer {
     /// (`[train]`) of `cfg`. The batches hold `n_labels` label columns, of which `tasks` are the
     /// model's tasks in order. The first epoch's random streams are drawn.
     pub fn new(model: MultiTaskModel, cfg: &RunConfig, tasks: Vec<usize>, n_labels: usize) -> Self {
+        let threads = candle_core::utils::get_num_threads();
+        if cfg.train.workers > 1 && threads > 1 {
+            // Each worker keeps its own products on its thread, but candle's element-wise ops
+            // still use a pool of `threads` that competes with the workers for the cores.
+            tracing::warn!(
+                "{} workers with candle on {threads} threads: set RAYON_NUM_THREADS=1 (as \
+                 `crossdistil train` does), or candle's thread pool competes with the workers \
+                 and several workers can train more slowly than one",
+                cfg.train.workers
+            );
+        }
         let optimizer = Optimizer::new(&model, OptimizerSettings::of(cfg));
         Trainer {
             model,
