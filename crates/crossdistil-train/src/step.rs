@@ -328,8 +328,7 @@ fn shares(
             shards.iter().zip(rngs.iter_mut()).collect(),
             step,
             |(shard, rng)| {
-                let fwd = model.forward(shard, Mode::Train(rng))?;
-                let targets = targets_of(model, shard, setup)?;
+                let (fwd, targets) = forward_of(model, shard, setup, rng)?;
                 shard_share(
                     model,
                     fwd,
@@ -351,11 +350,7 @@ fn shares(
     let fwds = on_workers(
         shards.iter().zip(rngs.iter_mut()).collect(),
         step,
-        |(shard, rng)| {
-            let fwd = model.forward(shard, Mode::Train(rng))?;
-            let targets = targets_of(model, shard, setup)?;
-            Ok((fwd, targets))
-        },
+        |(shard, rng)| forward_of(model, shard, setup, rng),
     )?;
     // The ranking loss over the global batch.
     let mut global_rank = None;
@@ -413,6 +408,17 @@ fn shares(
         global_rank,
         rows: global,
     })
+}
+
+/// A shard's forward pass in training mode and what its objective compares the outputs with.
+fn forward_of(
+    model: &MultiTaskModel,
+    shard: &Batch,
+    setup: &StepSetup<'_>,
+    rng: &mut ChaCha8Rng,
+) -> Result<(Forward, Targets)> {
+    let fwd = model.forward(shard, Mode::Train(rng))?;
+    Ok((fwd, targets_of(model, shard, setup)?))
 }
 
 /// The backward pass of one shard of a batch in several parts: its objective without the

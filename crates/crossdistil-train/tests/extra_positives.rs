@@ -1,9 +1,10 @@
 //! `distill.extra_positives`: extra positives of a rare task after every batch, seen by the
 //! ranking loss alone.
 
+mod common;
+
 use std::path::Path;
 
-use crossdistil_data::prepare::{PrepareOptions, synthetic};
 use crossdistil_data::{Batch, Dataset, GatherBatch, Split};
 use crossdistil_train::{
     BatchSource, ExtraPositives, FitOptions, RunConfig, ShuffledRows, TrainError, Trainer,
@@ -11,15 +12,7 @@ use crossdistil_train::{
 };
 
 fn synthetic_set(dir: &Path, rows: usize) -> Dataset {
-    let o = synthetic::SyntheticOptions {
-        rows,
-        fields: 4,
-        vocab: 200,
-        tasks: 2,
-        dense: 3,
-        ..Default::default()
-    };
-    synthetic::prepare(&o, &PrepareOptions::new(dir, 11), &|_| {}).unwrap();
+    common::synthetic_set(dir, rows);
     Dataset::load(dir).unwrap()
 }
 

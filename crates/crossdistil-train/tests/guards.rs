@@ -2,28 +2,18 @@
 //! validated with its name in the message, `--resume` naming the keys that differ, the
 //! divergence guard, and no non-finite score ever written.
 
+mod common;
+
 use std::path::Path;
 
 use candle_core::Tensor;
 use crossdistil_data::Dataset;
-use crossdistil_data::prepare::{PrepareOptions, synthetic};
 use crossdistil_train::build_model;
 use crossdistil_train::check_parameters;
 use crossdistil_train::predict;
 use crossdistil_train::{FitOptions, RunConfig, TrainError, fit};
 
-fn synthetic_set(dir: &Path, rows: usize) {
-    let o = synthetic::SyntheticOptions {
-        rows,
-        fields: 4,
-        vocab: 200,
-        tasks: 2,
-        dense: 3,
-        ..Default::default()
-    };
-    let opts = PrepareOptions::new(dir, 11);
-    synthetic::prepare(&o, &opts, &|_| {}).unwrap();
-}
+use common::synthetic_set;
 
 const SMALL: &str = r#"
 [model]

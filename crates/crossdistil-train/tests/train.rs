@@ -1,23 +1,13 @@
 //! Training end to end on small generated data with a known signal.
 
+mod common;
+
 use std::path::Path;
 
-use crossdistil_data::prepare::{PrepareOptions, synthetic};
 use crossdistil_data::{Batch, Dataset, GatherBatch, Split};
 use crossdistil_train::{FitOptions, RunConfig, TrainError, fit};
 
-fn synthetic_set(dir: &Path, rows: usize) {
-    let o = synthetic::SyntheticOptions {
-        rows,
-        fields: 4,
-        vocab: 200,
-        tasks: 2,
-        dense: 3,
-        ..Default::default()
-    };
-    let opts = PrepareOptions::new(dir, 11);
-    synthetic::prepare(&o, &opts, &|_| {}).unwrap();
-}
+use common::synthetic_set;
 
 /// The JSON of RUN/manifest.json (after its checksum line).
 fn read_manifest(run: &Path) -> serde_json::Value {
