@@ -14,7 +14,8 @@
 //! - `cargo xtask bench --mpi [--ranks 1,2] [--rows 2e6] [--rounds 1] [--quick]`: data-parallel
 //!   training on `mpirun` ranks.
 //! - `cargo xtask bench --gemm-limit [--quick] [--bench-json PATH]`: the models' matrix products
-//!   timed alone with the `gemm` crate, the GEMM-limited ceilings, and a `bench.json` against them.
+//!   timed with the `gemm` crate (alone, and as data-parallel workers' shards at once), the
+//!   GEMM-limited ceilings, and a `bench.json` against them.
 //!
 //! # The MPI benchmark
 //!
@@ -278,9 +279,10 @@ enum Command {
         #[arg(long, requires = "mpi", value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=1024), default_values_t = [1u64, 2], help_heading = "MPI benchmark")]
         ranks: Vec<u64>,
         /// Instead: the GEMM limit. Count the FLOPs of the matrix products of one training step
-        /// of every model, time each product alone with the `gemm` crate on 1 and 2 threads,
-        /// and write the GEMM-limited ceilings to OUT/gemm.json and OUT/gemm.md (--quick: few,
-        /// short repetitions).
+        /// of every model, time each product with the `gemm` crate (alone on 1 and 2 threads;
+        /// for W workers at the shard's rows, alone and W copies at once), and write the
+        /// GEMM-limited ceilings to OUT/gemm.json and OUT/gemm.md (--quick: few, short
+        /// repetitions).
         #[arg(long, conflicts_with_all = ["scale", "mpi", "peer", "workers", "child_exe", "rounds"], help_heading = "GEMM limit")]
         gemm_limit: bool,
         /// A `bench.json` whose training speeds to compare with the GEMM rate (at its batch).

@@ -66,14 +66,26 @@ fn the_gemm_limit_of_a_quick_run() {
         by_hand + 6 * 1024 * 2 * 128
     );
 
-    // Ceilings: one worker on 1 and 2 threads, then 2 and 3 workers (the report's) on shards.
+    // Ceilings: one worker on 1 and 2 threads, then 2 and 3 workers (the report's) on shards,
+    // their products timed alone and then all the workers' copies at once.
     for m in &report.models {
-        let got: Vec<(usize, usize, usize)> = m
+        let got: Vec<(usize, usize, usize, bool)> = m
             .ceilings
             .iter()
-            .map(|c| (c.workers, c.threads, c.rows))
+            .map(|c| (c.workers, c.threads, c.rows, c.at_once))
             .collect();
-        assert_eq!(got, [(1, 1, 1024), (1, 2, 1024), (2, 1, 512), (3, 1, 342)]);
+        assert_eq!(
+            got,
+            [
+                (1, 1, 1024, false),
+                (1, 2, 1024, false),
+                (2, 1, 512, false),
+                (2, 1, 512, true),
+                (3, 1, 342, false),
+                (3, 1, 342, true)
+            ]
+        );
+        assert!(m.ceiling(3, 1).unwrap().at_once);
         for c in &m.ceilings {
             assert!(c.seconds > 0.0 && c.seconds.is_finite(), "{c:?}");
             assert!((c.rows_per_s * c.seconds / 1024.0 - 1.0).abs() < 1e-9);
@@ -98,10 +110,23 @@ fn the_gemm_limit_of_a_quick_run() {
     assert!((a.flops_per_s - by_hand as f64 * 20_000.0 / 1024.0).abs() < 1e-3);
     let c = sb.ceiling(1, 1).unwrap();
     assert!((a.fraction - 20_000.0 / c.rows_per_s).abs() < 1e-9);
+    // Three workers against their products timed three at once.
+    let mmoe = &report.models[3];
+    let c = mmoe.workers_ceiling(3, true).unwrap();
+    let a = &report.achieved[1];
+    assert!((a.ceiling_rows_per_s - c.rows_per_s).abs() < 1e-9);
+    assert!((a.fraction - 15_000.0 / c.rows_per_s).abs() < 1e-9);
+    let alone = mmoe.workers_ceiling(3, false).unwrap();
+    assert!((a.fraction_alone - 15_000.0 / alone.rows_per_s).abs() < 1e-9);
+    assert_eq!(
+        report.achieved[0].fraction_alone,
+        report.achieved[0].fraction
+    );
 
     let md = std::fs::read_to_string(out.path().join("gemm.md")).unwrap();
     assert!(md.contains("| shared-bottom | no | 0.5670 |"), "{md}");
     assert!(md.contains("| mmoe | yes | 3 | 342 |"), "{md}");
+    assert!(md.contains(" 1 thread, m = 342, 3 at once |"), "{md}");
     assert!(
         md.contains("| 168 -> 256 | weight gradient | 256 x 1024 x 168 |"),
         "{md}"

@@ -10,7 +10,7 @@ use super::unique;
 pub fn gemm_markdown(r: &GemmReport) -> String {
     let t = &r.timing;
     let mut out = format!(
-        "The matrix products of one training step at batch {}, each timed alone with the `gemm` crate (f32, contiguous operands, the layers' transpositions, the output written without being read): \
+        "The matrix products of one training step at batch {}, each timed with the `gemm` crate (f32, contiguous operands, the layers' transpositions, the output written without being read), alone and, for `W` workers, also `W` copies at once: \
          median of {} repetitions of at least {} ms after {} ms of warm-up; {} cores. \
          FLOPs: `6 m i o` per linear layer `W: [o, i]` on `m` rows, its forward `x W^T`, input gradient `dY W` and weight gradient `dY^T x` of `2 m i o` each \
          (every layer's input gradient counts, the first layers' too: the embeddings train); \
@@ -66,22 +66,33 @@ fn one_worker(r: &GemmReport) -> String {
     out
 }
 
-/// The table of more than one data-parallel worker, one thread each.
+/// The table of more than one data-parallel worker, one thread each: the products timed alone,
+/// then with every worker's copy at once.
 fn workers(r: &GemmReport) -> String {
     let mut out = String::from(
         "\nData-parallel workers run their shards' products on one thread each, so `W` workers are held to `W` times the one-thread rate at the shard's rows, `ceil(batch / W)`: \
-         a step takes at least the largest shard's GEMM time. This is the rate the measured training of `W` workers is compared with.\n\n\
-         | model | CrossDistil | workers | shard rows | GEMM ms | GFLOP/s | rows/s ceiling |\n|---|---|---|---|---|---|---|\n",
+         a step takes at least the largest shard's GEMM time. That rate is timed with each product alone, and with `W` copies of it at once, one per thread with operands of its own \
+         (a call as long as the slowest copy): the cores share the last-level cache, the memory bus and the power budget. \
+         The second is the rate the measured training of `W` workers is compared with.\n\n\
+         | model | CrossDistil | workers | shard rows | alone: GEMM ms | GFLOP/s | rows/s ceiling | at once: GEMM ms | GFLOP/s | rows/s ceiling |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for m in &r.models {
-        for c in m.ceilings.iter().filter(|c| c.workers > 1) {
+        let counts = unique(
+            m.ceilings
+                .iter()
+                .filter(|c| c.workers > 1)
+                .map(|c| c.workers),
+        );
+        for w in counts {
+            let alone = m.workers_ceiling(w, false);
+            let at_once = m.workers_ceiling(w, true);
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {w} | {} | {} | {} |\n",
                 m.model.name(),
                 yes_no(m.crossdistil),
-                c.workers,
-                c.rows,
-                cells(Some(c))
+                alone.or(at_once).map_or(0, |c| c.rows),
+                cells(alone),
+                cells(at_once)
             ));
         }
     }
@@ -93,12 +104,19 @@ fn products(r: &GemmReport) -> String {
     let settings = unique(r.products.iter().map(|p| p.setting));
     let shapes = unique(r.products.iter().map(|p| (p.inputs, p.outputs, p.kind)));
     let mut out = format!(
-        "\nGFLOP/s of each product alone; `m x k x n` at the batch ({}):\n\n| layer `i -> o` | product | `m x k x n` |",
+        "\nGFLOP/s of each product (of one copy, where several ran at once); `m x k x n` at the batch ({}):\n\n| layer `i -> o` | product | `m x k x n` |",
         r.batch
     );
     for s in &settings {
         let threads = if s.threads == 1 { "thread" } else { "threads" };
-        out.push_str(&format!(" {} {threads}, m = {} |", s.threads, s.rows));
+        let copies = match s.copies {
+            1 => String::new(),
+            c => format!(", {c} at once"),
+        };
+        out.push_str(&format!(
+            " {} {threads}, m = {}{copies} |",
+            s.threads, s.rows
+        ));
     }
     out.push_str(&format!(
         "\n|---|---|---|{}\n",
@@ -133,12 +151,13 @@ fn achieved(r: &GemmReport) -> String {
     }
     let mut out = String::from(
         "\nMeasured training (`bench.json`, our side, each worker on one thread) against the GEMM rate of its workers: \
-         achieved GFLOP/s = FLOPs per step x steps/s; GEMM GFLOP/s = `W` times the one-thread rate at the shard's rows for `W` workers.\n\n\
-         | model | CrossDistil | workers | train rows/s | rows/s ceiling | achieved GFLOP/s | GEMM GFLOP/s | of GEMM rate |\n|---|---|---|---|---|---|---|---|\n",
+         achieved GFLOP/s = FLOPs per step x steps/s; GEMM GFLOP/s = `W` times the one-thread rate at the shard's rows for `W` workers, their products timed at once. \
+         The last column is the fraction of the rate with each product timed alone, `W` times its one-thread rate with the other cores idle.\n\n\
+         | model | CrossDistil | workers | train rows/s | rows/s ceiling | achieved GFLOP/s | GEMM GFLOP/s | of GEMM rate | of the rate alone |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for a in &r.achieved {
         out.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.1}% |\n",
+            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.1}% | {:.1}% |\n",
             a.model.name(),
             yes_no(a.crossdistil),
             a.workers,
@@ -146,7 +165,8 @@ fn achieved(r: &GemmReport) -> String {
             a.ceiling_rows_per_s,
             a.flops_per_s / 1e9,
             a.gemm_flops_per_s / 1e9,
-            100.0 * a.fraction
+            100.0 * a.fraction,
+            100.0 * a.fraction_alone
         ));
     }
     out

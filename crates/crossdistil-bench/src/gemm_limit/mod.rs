@@ -21,10 +21,14 @@
 //! Data-parallel workers each run their shard's products on a thread of their own (the
 //! benchmark runs with `RAYON_NUM_THREADS=1`), so `W` workers are held to `W` times the
 //! one-thread rate at the shard's rows, `m = ceil(batch / W)`: a step takes at least the
-//! largest shard's GEMM time. A measured training speed (`bench.json`) is compared with that
-//! rate ([`Achieved`]): one worker with the one-thread rate at the batch, two workers with
-//! twice the one-thread rate at half the batch. The two-thread rate at the batch is what one
-//! worker would reach with both threads in its products.
+//! largest shard's GEMM time. That rate is measured twice: with each product alone, and with
+//! `W` copies of it running at once, one per thread with operands of their own, a call taking
+//! as long as the slowest copy ([`Setting::copies`]). The cores share the last-level cache,
+//! the memory bus and the power budget, so the second is the ceiling that `W` workers can
+//! reach, and the one a measured training speed (`bench.json`) is compared with
+//! ([`Achieved`]); one worker is compared with the one-thread rate at the batch. The
+//! two-thread rate at the batch is what one worker would reach with both threads in its
+//! products.
 
 mod layers;
 mod markdown;
@@ -42,7 +46,7 @@ pub use timing::Timing;
 
 use crate::model::BenchModel;
 use crate::shape::Shape;
-use timing::product_seconds;
+use timing::{copies_seconds, product_seconds};
 
 /// The GEMM limit of every benchmark model at the batch of `bench` (the full shape's without
 /// it), timed as `timing` says, with `bench`'s training speeds against it when given.
@@ -62,10 +66,18 @@ pub fn gemm_limit(timing: Timing, bench: Option<&BenchJson>) -> anyhow::Result<G
     let placements = placements(batch, &worker_counts(bench));
     let settings = unique(placements.iter().map(|p| p.1));
     let mut products = Vec::new();
-    for setting in settings {
+    for &setting in &settings {
+        // A shard's products alone are timed together with their copies at once.
+        let paired = settings
+            .iter()
+            .any(|s| s.copies > 1 && Setting::alone(s.threads, s.rows) == setting);
+        if paired {
+            continue;
+        }
         tracing::info!(
             threads = setting.threads,
             rows = setting.rows,
+            copies = setting.copies,
             "timing the products"
         );
         products.extend(time_setting(&shapes, setting, &timing)?);
@@ -117,33 +129,20 @@ pub(crate) fn unique<T: PartialEq>(items: impl Iterator<Item = T>) -> Vec<T> {
 
 /// `(workers, setting)` of every ceiling: one worker on 1 and on 2 threads at the batch, then
 /// each other count `W` of `workers` on 1 thread at the largest shard, `ceil(batch / W)` rows
-/// (the split of `Batch::split`).
+/// (the split of `Batch::split`), its products timed alone and `W` at once.
 fn placements(batch: usize, workers: &BTreeSet<usize>) -> Vec<(usize, Setting)> {
-    let mut p = vec![
-        (
-            1,
-            Setting {
-                threads: 1,
-                rows: batch,
-            },
-        ),
-        (
-            1,
-            Setting {
-                threads: 2,
-                rows: batch,
-            },
-        ),
-    ];
-    p.extend(workers.iter().filter(|&&w| w > 1).map(|&w| {
-        let rows = batch.div_ceil(w);
-        (w, Setting { threads: 1, rows })
-    }));
+    let mut p = vec![(1, Setting::alone(1, batch)), (1, Setting::alone(2, batch))];
+    for &w in workers.iter().filter(|&&w| w > 1) {
+        let alone = Setting::alone(1, batch.div_ceil(w));
+        p.push((w, alone));
+        p.push((w, Setting { copies: w, ..alone }));
+    }
     p
 }
 
-/// Every product of every layer shape `(i, o)` of `shapes` timed at `setting`, in a rayon pool
-/// of the setting's threads.
+/// Every product of every layer shape `(i, o)` of `shapes` timed at `setting`: in a rayon pool
+/// of the setting's threads; with `copies > 1`, one thread each, the product alone and its
+/// copies at once in alternation ([`copies_seconds`]), both settings' timings returned.
 fn time_setting(
     shapes: &[(usize, usize)],
     setting: Setting,
@@ -152,20 +151,27 @@ fn time_setting(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(setting.threads)
         .build()?;
+    let alone = Setting::alone(setting.threads, setting.rows);
     Ok(pool.install(|| {
         shapes
             .iter()
             .flat_map(|&(i, o)| ProductKind::ALL.map(|kind| (kind, i, o)))
-            .map(|(kind, inputs, outputs)| {
+            .flat_map(|(kind, inputs, outputs)| {
                 let p = Product::of(kind, inputs, outputs, setting.rows);
-                let seconds = product_seconds(&p, setting.threads, timing);
-                TimedProduct {
+                let timed = |setting, seconds| TimedProduct {
                     kind,
                     inputs,
                     outputs,
                     setting,
                     seconds,
                     flops_per_s: p.flops() as f64 / seconds,
+                };
+                match setting.copies {
+                    1 => vec![timed(setting, product_seconds(&p, setting.threads, timing))],
+                    copies => {
+                        let (one, all) = copies_seconds(&p, copies, timing);
+                        vec![timed(alone, one), timed(setting, all)]
+                    }
                 }
             })
             .collect()
@@ -202,6 +208,7 @@ fn ceiling(
     Ceiling {
         workers,
         threads: setting.threads,
+        at_once: setting.copies > 1,
         rows: setting.rows,
         seconds,
         flops_per_s: step_flops(layers, batch) as f64 / seconds,
@@ -209,7 +216,8 @@ fn ceiling(
     }
 }
 
-/// `bench`'s rows of our side against the one-thread ceiling of their worker count.
+/// `bench`'s rows of our side against the one-thread ceiling of their worker count (the
+/// products of several workers timed at once, and alone).
 fn achieved(bench: &BenchJson, models: &[ModelLimit]) -> Vec<Achieved> {
     bench
         .ours()
@@ -218,6 +226,10 @@ fn achieved(bench: &BenchJson, models: &[ModelLimit]) -> Vec<Achieved> {
                 .iter()
                 .find(|m| m.model == r.model && m.crossdistil == r.crossdistil)?;
             let c = m.ceiling(r.workers, 1)?;
+            let alone = match r.workers {
+                1 => c,
+                w => m.workers_ceiling(w, false).unwrap_or(c),
+            };
             let flops_per_s = m.flops_per_step as f64 * r.train_rows_per_s / bench.batch as f64;
             Some(Achieved {
                 model: r.model,
@@ -228,6 +240,7 @@ fn achieved(bench: &BenchJson, models: &[ModelLimit]) -> Vec<Achieved> {
                 gemm_flops_per_s: c.flops_per_s,
                 ceiling_rows_per_s: c.rows_per_s,
                 fraction: flops_per_s / c.flops_per_s,
+                fraction_alone: flops_per_s / alone.flops_per_s,
             })
         })
         .collect()

@@ -10,13 +10,34 @@ use super::layers::{Layer, ProductKind};
 use super::timing::Timing;
 use crate::model::BenchModel;
 
-/// Where a step's products run: `threads` GEMM threads on shards of `rows` rows.
+/// Where a step's products run: `threads` GEMM threads on shards of `rows` rows, `copies` of
+/// each product at the same time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Setting {
     /// Threads of every product (`Parallelism::None` for 1, `Parallelism::Rayon` otherwise).
     pub threads: usize,
     /// Rows `m` of the batch or shard.
     pub rows: usize,
+    /// Copies of the product timed at once, each on its own thread with operands of its own,
+    /// as `copies` data-parallel workers run their shards: 1 for a product alone. A call's
+    /// time is the slowest copy's.
+    #[serde(default = "one")]
+    pub copies: usize,
+}
+
+impl Setting {
+    /// One product alone on `threads` threads at `rows` rows.
+    pub fn alone(threads: usize, rows: usize) -> Setting {
+        Setting {
+            threads,
+            rows,
+            copies: 1,
+        }
+    }
+}
+
+fn one() -> usize {
+    1
 }
 
 /// One product of a layer shape timed at one setting.
@@ -43,13 +64,18 @@ pub struct Ceiling {
     pub workers: usize,
     /// GEMM threads of each worker.
     pub threads: usize,
+    /// Whether the products were timed with every worker's copy running at once (otherwise
+    /// alone, and `W` workers are credited with `W` times one product's rate).
+    #[serde(default)]
+    pub at_once: bool,
     /// Rows of the largest shard (the batch for one worker).
     pub rows: usize,
     /// The sum of the times of the products of one shard's step: the least time a step
     /// takes, the workers running their shards at once.
     pub seconds: f64,
     /// The FLOP-weighted rate: the batch's FLOPs per step over `seconds` (for `W` workers,
-    /// `W` times one worker's rate at its shard).
+    /// `W` times one worker's rate at its shard, that rate measured alone or with the other
+    /// workers' products running beside it).
     pub flops_per_s: f64,
     /// `batch / seconds`: the rows/s that no training of this model can pass on this setting.
     pub rows_per_s: f64,
@@ -71,11 +97,23 @@ pub struct ModelLimit {
 }
 
 impl ModelLimit {
-    /// The ceiling of `workers` workers of `threads` GEMM threads each, if measured.
+    /// The ceiling of `workers` workers of `threads` GEMM threads each, if measured: with
+    /// more than one worker, the one whose products were timed at once when there is one.
     pub fn ceiling(&self, workers: usize, threads: usize) -> Option<&Ceiling> {
+        let mut of = self
+            .ceilings
+            .iter()
+            .filter(|c| c.workers == workers && c.threads == threads);
+        let first = of.next()?;
+        Some(of.find(|c| c.at_once).unwrap_or(first))
+    }
+
+    /// The ceiling of `workers > 1` workers on one thread each, their products timed alone
+    /// (`at_once: false`) or at once.
+    pub fn workers_ceiling(&self, workers: usize, at_once: bool) -> Option<&Ceiling> {
         self.ceilings
             .iter()
-            .find(|c| c.workers == workers && c.threads == threads)
+            .find(|c| c.workers == workers && c.threads == 1 && c.at_once == at_once)
     }
 }
 
@@ -93,12 +131,16 @@ pub struct Achieved {
     /// FLOPs per step times steps per second: `flops_per_step * train_rows_per_s / batch`.
     pub flops_per_s: f64,
     /// The GEMM rate of `workers` workers on one thread each: `workers` times the one-thread
-    /// rate at the shard's rows.
+    /// rate at the shard's rows, the workers' products timed at once.
     pub gemm_flops_per_s: f64,
     /// The rows/s ceiling of `workers` workers on one thread each.
     pub ceiling_rows_per_s: f64,
     /// `flops_per_s / gemm_flops_per_s`, which is also the rows/s over the ceiling's.
     pub fraction: f64,
+    /// The fraction of the GEMM rate with the workers' products timed alone (`W` times one
+    /// product's rate with the other cores idle): the same as `fraction` for one worker.
+    #[serde(default)]
+    pub fraction_alone: f64,
 }
 
 /// Everything `gemm.json` holds.

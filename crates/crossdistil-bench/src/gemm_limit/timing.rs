@@ -1,5 +1,7 @@
-//! One product timed alone through the `gemm` crate, as the model's layers call it.
+//! One product timed through the `gemm` crate, as the model's layers call it: alone, or as
+//! several copies at once, one per thread, as data-parallel workers run their shards.
 
+use std::sync::{Barrier, Mutex};
 use std::time::Instant;
 
 use gemm::Parallelism;
@@ -67,6 +69,67 @@ pub(crate) fn product_seconds(p: &Product, threads: usize, timing: &Timing) -> f
         })
         .collect();
     median(&reps)
+}
+
+/// Seconds of one call of `p` alone on one thread and when `copies` copies of it run at once,
+/// each on a thread of its own (`Parallelism::None`) with operands of its own. Timed as
+/// [`Timing`] says, the two in alternation so that both meet the machine in the same state:
+/// after a warm-up of the copies at once, each repetition times the first copy alone (the
+/// others waiting) and then all of them, started together (a barrier), a call lasting as long
+/// as its slowest copy. Returns the medians over the repetitions, `(alone, at once)`.
+pub(crate) fn copies_seconds(p: &Product, copies: usize, timing: &Timing) -> (f64, f64) {
+    let copies = copies.max(1);
+    let start = Barrier::new(copies);
+    // Each copy's estimate of a call from its warm-up, then each repetition's time per call.
+    let estimates = Mutex::new(Vec::with_capacity(copies));
+    let reps = timing.reps.max(1);
+    let alone = Mutex::new(vec![0.0f64; reps]);
+    let at_once = Mutex::new(vec![0.0f64; reps]);
+    std::thread::scope(|scope| {
+        for copy in 0..copies {
+            let (start, estimates, alone, at_once) = (&start, &estimates, &alone, &at_once);
+            scope.spawn(move || {
+                let lhs = values(p.m * p.k);
+                let rhs = values(p.k * p.n);
+                let mut dst = vec![0.0f32; p.m * p.n];
+                let mut call = || multiply(&mut dst, &lhs, &rhs, p, Parallelism::None);
+                let timed = |call: &mut dyn FnMut(), calls: usize| {
+                    let started = Instant::now();
+                    (0..calls).for_each(|_| call());
+                    started.elapsed().as_secs_f64() / calls as f64
+                };
+                start.wait();
+                let started = Instant::now();
+                let mut calls = 0usize;
+                while calls == 0 || started.elapsed().as_secs_f64() < timing.warmup_s {
+                    call();
+                    calls += 1;
+                }
+                lock(estimates).push(started.elapsed().as_secs_f64() / calls as f64);
+                start.wait();
+                let slowest = lock(estimates).iter().copied().fold(0.0, f64::max);
+                let calls = ((timing.rep_s / slowest).ceil() as usize).max(1);
+                for r in 0..reps {
+                    if copy == 0 {
+                        lock(alone)[r] = timed(&mut call, calls);
+                    }
+                    start.wait();
+                    let t = timed(&mut call, calls);
+                    let mut at_once = lock(at_once);
+                    at_once[r] = at_once[r].max(t);
+                    drop(at_once);
+                    start.wait();
+                }
+            });
+        }
+    });
+    let medians = |m: Mutex<Vec<f64>>| median(&m.into_inner().unwrap_or_else(|p| p.into_inner()));
+    (medians(alone), medians(at_once))
+}
+
+/// The lock's value, a panicked holder notwithstanding (the values are plain numbers).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// `len` values in `[-6/7, 6/7]`, none of them subnormal.
@@ -175,6 +238,19 @@ mod tests {
                     (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
                     "{kind:?}: {g} vs {w}"
                 );
+            }
+        }
+    }
+
+    /// Copies at once, one or several (more than the cores here too), give every repetition
+    /// a positive and finite time per call.
+    #[test]
+    fn copies_at_once_take_time() {
+        let p = Product::of(ProductKind::WeightGradient, 16, 8, 32);
+        for copies in [1, 2, 3] {
+            let (alone, at_once) = copies_seconds(&p, copies, &Timing::QUICK);
+            for s in [alone, at_once] {
+                assert!(s > 0.0 && s.is_finite(), "{copies} copies: {s}");
             }
         }
     }
